@@ -1,0 +1,1 @@
+//! Source lines through DWARF (placeholder; being written).
