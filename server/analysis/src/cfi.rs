@@ -1,0 +1,580 @@
+//! CFI stage, part one: the state model and how one stack operation changes it.
+//!
+//! [`CfiState`] mirrors objtool's `struct cfi_state` field by field (CFA rule, where each callee-saved register and the
+//! return address are saved, SP-derived values held in registers, stack depth, DRAP, hint type and flags), because
+//! objtool compares whole states when it checks alternatives. [`Interner`] gives equal states one [`CfiId`], so
+//! comparing states is comparing ids. [`apply_op`] is objtool's `update_cfi_state`. This module does no traversal and
+//! reports problems as [`OpError`] values for the walk to turn into findings.
+
+use crate::decode::{reg, OpDest, OpSrc, StackOp};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Pseudo-base: nothing known.
+pub const UNDEFINED: i32 = -1;
+/// Pseudo-base: relative to the CFA.
+pub const CFA: i32 = -2;
+/// Pseudo-base: the CFA is stored at `(%rsp)`.
+pub const SP_INDIRECT: i32 = -3;
+/// Pseudo-base: the CFA is stored at `disp(%rbp)`.
+pub const BP_INDIRECT: i32 = -4;
+
+/// A location rule: `base + offset`, base being a register number or a pseudo-base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct CfiReg {
+    /// Register number ([`crate::decode::reg`]) or [`UNDEFINED`], [`CFA`], [`SP_INDIRECT`], [`BP_INDIRECT`].
+    pub base: i32,
+    /// Offset from the base.
+    pub offset: i32,
+}
+
+impl CfiReg {
+    /// The undefined rule.
+    pub const UNDEF: CfiReg = CfiReg { base: UNDEFINED, offset: 0 };
+}
+
+/// Unwind hint type, independent of the kernel era's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum HintType {
+    /// A normal call frame.
+    Call,
+    /// Full `pt_regs` at the CFA.
+    Regs,
+    /// Partial `pt_regs` (iret frame).
+    RegsPartial,
+    /// No unwind information (6.4+ `UNWIND_HINT_UNDEFINED`).
+    Undefined,
+    /// Last frame (6.4+ `UNWIND_HINT_END_OF_STACK`).
+    EndOfStack,
+}
+
+/// The stack state on entry to an instruction, as objtool's `struct cfi_state`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct CfiState {
+    /// The CFA rule.
+    pub cfa: CfiReg,
+    /// Where the caller's value of each register is saved (CFA-relative, or BP-relative under DRAP).
+    pub regs: [CfiReg; reg::NUM],
+    /// Registers currently holding SP-derived values.
+    pub vals: [CfiReg; reg::NUM],
+    /// CFA − SP.
+    pub stack_size: i32,
+    /// The DRAP register, or [`UNDEFINED`].
+    pub drap_reg: i32,
+    /// Where the DRAP register was saved, or −1.
+    pub drap_offset: i32,
+    /// Hint type.
+    pub ty: HintType,
+    /// `%rbp` was pushed while the CFA is not BP-based (frame-pointer rules only).
+    pub bp_scratch: bool,
+    /// The stack was realigned through a DRAP register.
+    pub drap: bool,
+    /// The frame is a signal/exception frame.
+    pub signal: bool,
+    /// ≤6.3 `end` flag of hints.
+    pub end: bool,
+    /// Inside an `UNWIND_HINT_UNDEFINED` region (6.5+): stack ops are ignored.
+    pub force_undefined: bool,
+}
+
+impl CfiState {
+    /// objtool's `init_cfi`: everything undefined, with the era's zero hint type.
+    pub fn init(zero_type: HintType) -> Self {
+        CfiState {
+            cfa: CfiReg::UNDEF,
+            regs: [CfiReg::UNDEF; reg::NUM],
+            vals: [CfiReg::UNDEF; reg::NUM],
+            stack_size: 0,
+            drap_reg: UNDEFINED,
+            drap_offset: -1,
+            ty: zero_type,
+            bp_scratch: false,
+            drap: false,
+            signal: false,
+            end: false,
+            force_undefined: false,
+        }
+    }
+
+    /// objtool's state at a function's entry: CFA = rsp+8, return address at CFA−8.
+    pub fn func_entry(zero_type: HintType) -> Self {
+        let mut s = Self::init(zero_type);
+        s.cfa = CfiReg { base: i32::from(reg::SP), offset: 8 };
+        s.regs[reg::RA as usize] = CfiReg { base: CFA, offset: -8 };
+        s.stack_size = 8;
+        s.ty = HintType::Call;
+        s
+    }
+
+    /// The register rules of the initial function state (for `restore_reg`).
+    fn initial_reg(r: usize) -> CfiReg {
+        if r == reg::RA as usize {
+            CfiReg { base: CFA, offset: -8 }
+        } else {
+            CfiReg::UNDEF
+        }
+    }
+
+    /// objtool's `has_modified_stack_frame`.
+    pub fn has_modified_stack_frame(&self) -> bool {
+        if self.cfa != (CfiReg { base: i32::from(reg::SP), offset: 8 }) || self.drap || self.stack_size != 8 {
+            return true;
+        }
+        (0..reg::NUM).any(|i| self.regs[i] != Self::initial_reg(i))
+    }
+
+    /// objtool's `has_valid_stack_frame`.
+    pub fn has_valid_stack_frame(&self) -> bool {
+        let bp = self.regs[reg::BP as usize];
+        let ra = self.regs[reg::RA as usize];
+        if self.cfa.base == i32::from(reg::BP)
+            && bp == (CfiReg { base: CFA, offset: -self.cfa.offset })
+            && ra == (CfiReg { base: CFA, offset: -self.cfa.offset + 8 })
+        {
+            return true;
+        }
+        self.drap && bp.base == i32::from(reg::BP)
+    }
+}
+
+/// Name of a base in words: `rsp`, `rbp`, `(rsp)`, `cfa`, `undef`.
+pub fn base_name(base: i32) -> String {
+    match base {
+        UNDEFINED => "undef".into(),
+        CFA => "cfa".into(),
+        SP_INDIRECT => "(rsp)".into(),
+        BP_INDIRECT => "(rbp)".into(),
+        b if (0..reg::NUM as i32).contains(&b) => reg::name(b as u8).into(),
+        b => format!("?{b}"),
+    }
+}
+
+fn fmt_rule(base: i32, offset: i32) -> String {
+    match base {
+        UNDEFINED => "undefined".into(),
+        SP_INDIRECT => format!("[rsp]{offset:+}"),
+        BP_INDIRECT => format!("[rbp{offset:+}]"),
+        _ => format!("{}{offset:+}", base_name(base)),
+    }
+}
+
+impl fmt::Display for CfiState {
+    /// In words, in the notation of `readelf -wF` where it applies: `CFA=rsp+16, rbx at CFA-16, ra at CFA-8`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CFA={}", fmt_rule(self.cfa.base, self.cfa.offset))?;
+        for (i, r) in self.regs.iter().enumerate() {
+            if r.base == UNDEFINED {
+                continue;
+            }
+            let name = reg::name(i as u8);
+            match r.base {
+                CFA => write!(f, ", {name} at CFA{:+}", r.offset)?,
+                b => write!(f, ", {name} at {}", fmt_rule(b, r.offset))?,
+            }
+        }
+        write!(f, ", stack size {}", self.stack_size)?;
+        if self.ty != HintType::Call {
+            write!(f, ", type {:?}", self.ty)?;
+        }
+        if self.drap {
+            write!(f, ", DRAP in {} (saved at {})", base_name(self.drap_reg), self.drap_offset)?;
+        }
+        if self.signal {
+            write!(f, ", signal frame")?;
+        }
+        if self.force_undefined {
+            write!(f, ", undefined region")?;
+        }
+        if self.bp_scratch {
+            write!(f, ", rbp used as scratch")?;
+        }
+        Ok(())
+    }
+}
+
+/// Index of an interned [`CfiState`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct CfiId(pub u32);
+
+/// Interns states so that equal states share one id.
+#[derive(Debug, Default)]
+pub struct Interner {
+    states: Vec<CfiState>,
+    ids: HashMap<CfiState, CfiId>,
+}
+
+impl Interner {
+    /// The id of `state`, adding it if new.
+    pub fn intern(&mut self, state: &CfiState) -> CfiId {
+        if let Some(&id) = self.ids.get(state) {
+            return id;
+        }
+        let id = CfiId(self.states.len() as u32);
+        self.states.push(state.clone());
+        self.ids.insert(state.clone(), id);
+        id
+    }
+
+    /// The state of an id.
+    pub fn get(&self, id: CfiId) -> &CfiState {
+        &self.states[id.0 as usize]
+    }
+
+    /// Number of distinct states.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// No states yet.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+}
+
+/// A stack operation objtool cannot follow; each carries objtool's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpError {
+    /// A stack op while the CFA is undefined, inside a function.
+    UndefinedStackState,
+    /// A write to the CFA base register objtool does not model.
+    UnsupportedStackRegisterModification,
+    /// `and` on `%rsp` outside the DRAP and frame-pointer patterns.
+    UnsupportedStackPointerRealignment,
+    /// An op combination objtool does not model.
+    UnknownStackRelatedInstruction,
+    /// A memory destination other than pop-to-memory.
+    UnknownStackRelatedMemoryOperation,
+}
+
+impl OpError {
+    /// objtool's wording.
+    pub fn message(self) -> &'static str {
+        match self {
+            OpError::UndefinedStackState => "undefined stack state",
+            OpError::UnsupportedStackRegisterModification => "unsupported stack register modification",
+            OpError::UnsupportedStackPointerRealignment => "unsupported stack pointer realignment",
+            OpError::UnknownStackRelatedInstruction => "unknown stack-related instruction",
+            OpError::UnknownStackRelatedMemoryOperation => "unknown stack-related memory operation",
+        }
+    }
+}
+
+/// Context of one op application.
+#[derive(Debug, Clone, Copy)]
+pub struct OpContext {
+    /// The instruction is inside an `STT_FUNC`.
+    pub in_func: bool,
+    /// The next instruction carries an unwind hint.
+    pub next_has_hint: bool,
+    /// Frame-pointer rules (`--stackval`).
+    pub stackval: bool,
+}
+
+fn callee_saved(r: u8) -> bool {
+    matches!(r, reg::BP | reg::BX | reg::R12 | reg::R13 | reg::R14 | reg::R15)
+}
+
+fn save_reg(s: &mut CfiState, r: u8, base: i32, offset: i32) {
+    let slot = &mut s.regs[r as usize];
+    if callee_saved(r) && slot.base == UNDEFINED {
+        *slot = CfiReg { base, offset };
+    }
+}
+
+fn restore_reg(s: &mut CfiState, r: u8) {
+    s.regs[r as usize] = CfiState::initial_reg(r as usize);
+}
+
+const SP: i32 = reg::SP as i32;
+const BP: i32 = reg::BP as i32;
+
+/// objtool's `update_cfi_state`: applies one stack operation to `s`.
+pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpError> {
+    if s.force_undefined {
+        return Ok(());
+    }
+    if s.cfa.base == UNDEFINED {
+        return if cx.in_func { Err(OpError::UndefinedStackState) } else { Ok(()) };
+    }
+    if matches!(s.ty, HintType::Regs | HintType::RegsPartial) {
+        apply_op_regs(s, op);
+        return Ok(());
+    }
+    // Offsets in stack ops are 32-bit in every form objtool models.
+    let off = |v: i64| v as i32;
+    match op.dest {
+        OpDest::Reg(dreg) => {
+            let d = i32::from(dreg);
+            match op.src {
+                OpSrc::Reg(sreg) => {
+                    let sr = i32::from(sreg);
+                    if sr == SP && d == BP && s.cfa.base == SP && s.regs[reg::BP as usize] == (CfiReg { base: CFA, offset: -s.cfa.offset }) {
+                        // mov %rsp, %rbp
+                        s.cfa.base = d;
+                        s.bp_scratch = false;
+                    } else if sr == SP && d == BP && s.drap {
+                        // drap: mov %rsp, %rbp
+                        s.regs[reg::BP as usize] = CfiReg { base: BP, offset: -s.stack_size };
+                        s.bp_scratch = false;
+                    } else if sr == SP && s.cfa.base == SP {
+                        // mov %rsp, %reg
+                        s.vals[dreg as usize] = CfiReg { base: CFA, offset: -s.stack_size };
+                    } else if sr == BP && d == SP && (s.cfa.base == BP || s.cfa.base == s.drap_reg) {
+                        // mov %rbp, %rsp
+                        s.stack_size = -s.regs[reg::BP as usize].offset;
+                    } else if d == s.cfa.base {
+                        // mov %reg, %rsp
+                        let v = s.vals[sreg as usize];
+                        if s.cfa.base == SP && v.base == CFA {
+                            s.cfa.offset = -v.offset;
+                            s.stack_size = s.cfa.offset;
+                        } else if s.cfa.base == SP && v.base == SP_INDIRECT && v.offset == s.cfa.offset {
+                            // stack swizzle
+                            s.cfa.base = SP_INDIRECT;
+                        } else {
+                            s.cfa = CfiReg { base: UNDEFINED, offset: 0 };
+                        }
+                    } else if d == SP && s.vals[sreg as usize].base == SP_INDIRECT && s.vals[sreg as usize].offset == s.cfa.offset {
+                        // swizzle without a CFA change: pretend to be a push
+                        s.stack_size += 8;
+                    }
+                }
+                OpSrc::Add(sreg, imm) => {
+                    let sr = i32::from(sreg);
+                    let imm = off(imm);
+                    if d == SP && sr == SP {
+                        // add imm, %rsp
+                        s.stack_size -= imm;
+                        if s.cfa.base == SP {
+                            s.cfa.offset -= imm;
+                        }
+                        return Ok(());
+                    }
+                    if d == SP && sr == BP {
+                        if !(s.cfa.base == BP && s.cfa.offset == 0) {
+                            // lea disp(%rbp), %rsp
+                            s.stack_size = -(imm + s.regs[reg::BP as usize].offset);
+                        }
+                        return Ok(());
+                    }
+                    if !s.drap
+                        && sr == SP
+                        && d == BP
+                        && s.cfa.base == SP
+                        && s.regs[reg::BP as usize] == (CfiReg { base: CFA, offset: -s.cfa.offset + imm })
+                    {
+                        // lea disp(%rsp), %rbp
+                        s.cfa.base = BP;
+                        s.cfa.offset -= imm;
+                        s.bp_scratch = false;
+                        return Ok(());
+                    }
+                    if sr == SP && s.cfa.base == SP {
+                        // drap: lea disp(%rsp), %drap
+                        s.drap_reg = d;
+                        s.vals[dreg as usize] = CfiReg { base: CFA, offset: -s.stack_size + imm };
+                        return Ok(());
+                    }
+                    if s.drap && d == SP && sr == s.drap_reg {
+                        // drap: lea disp(%drap), %rsp
+                        s.cfa.base = SP;
+                        s.stack_size = -imm;
+                        s.cfa.offset = -imm;
+                        s.drap_reg = UNDEFINED;
+                        s.drap = false;
+                        return Ok(());
+                    }
+                    if d == s.cfa.base && !cx.next_has_hint {
+                        return Err(OpError::UnsupportedStackRegisterModification);
+                    }
+                }
+                OpSrc::And(_, _) => {
+                    if d != SP || (s.drap_reg != UNDEFINED && s.cfa.base != SP) || (s.drap_reg == UNDEFINED && s.cfa.base != BP) {
+                        return Err(OpError::UnsupportedStackPointerRealignment);
+                    }
+                    if s.drap_reg != UNDEFINED {
+                        // drap: and imm, %rsp
+                        s.cfa = CfiReg { base: s.drap_reg, offset: 0 };
+                        s.stack_size = 0;
+                        s.drap = true;
+                    }
+                }
+                OpSrc::Pop | OpSrc::PopF => {
+                    if d == SP && s.cfa.base == SP_INDIRECT {
+                        // pop %rsp: restore from a stack swizzle
+                        s.cfa.base = SP;
+                        return Ok(());
+                    }
+                    if !s.drap && d == s.cfa.base {
+                        // pop %rbp
+                        s.cfa.base = SP;
+                    }
+                    if s.drap && s.cfa.base == BP_INDIRECT && d == s.drap_reg && s.drap_offset == -s.stack_size {
+                        // drap: pop %drap
+                        s.cfa = CfiReg { base: s.drap_reg, offset: 0 };
+                        s.drap_offset = -1;
+                    } else if s.stack_size == -s.regs[dreg as usize].offset {
+                        // pop %reg
+                        restore_reg(s, dreg);
+                    }
+                    s.stack_size -= 8;
+                    if s.cfa.base == SP {
+                        s.cfa.offset -= 8;
+                    }
+                }
+                OpSrc::RegIndirect(sreg, disp) => {
+                    let sr = i32::from(sreg);
+                    let disp = off(disp);
+                    if !s.drap && d == s.cfa.base && d == BP {
+                        // mov disp(%rsp), %rbp
+                        s.cfa = CfiReg { base: SP, offset: s.stack_size };
+                    }
+                    if s.drap && sr == BP && disp == s.drap_offset {
+                        // drap: mov disp(%rbp), %drap
+                        s.cfa = CfiReg { base: s.drap_reg, offset: 0 };
+                        s.drap_offset = -1;
+                    }
+                    let slot = s.regs[dreg as usize].offset;
+                    if s.drap && sr == BP && disp == slot {
+                        restore_reg(s, dreg);
+                    } else if sr == s.cfa.base && disp == slot + s.cfa.offset {
+                        restore_reg(s, dreg);
+                    } else if sr == SP && disp == slot + s.stack_size {
+                        restore_reg(s, dreg);
+                    }
+                }
+                OpSrc::Const => return Err(OpError::UnknownStackRelatedInstruction),
+            }
+        }
+        OpDest::Push | OpDest::PushF => {
+            s.stack_size += 8;
+            if s.cfa.base == SP {
+                s.cfa.offset += 8;
+            }
+            let OpSrc::Reg(sreg) = op.src else {
+                return Ok(());
+            };
+            let sr = i32::from(sreg);
+            if s.drap {
+                if sr == s.cfa.base && sr == s.drap_reg {
+                    // drap: push %drap
+                    s.cfa = CfiReg { base: BP_INDIRECT, offset: -s.stack_size };
+                    s.drap_offset = -s.stack_size;
+                } else if sr == BP && s.cfa.base == s.drap_reg {
+                    // drap: push %rbp
+                    s.stack_size = 0;
+                } else {
+                    // drap: push %reg
+                    let o = -s.stack_size;
+                    save_reg(s, sreg, BP, o);
+                }
+            } else {
+                let o = -s.stack_size;
+                save_reg(s, sreg, CFA, o);
+            }
+            if cx.stackval && cx.in_func && sr == BP && s.cfa.base != BP {
+                s.bp_scratch = true;
+            }
+        }
+        OpDest::RegIndirect(dreg, disp) => {
+            let d = i32::from(dreg);
+            let disp = off(disp);
+            let OpSrc::Reg(sreg) = op.src else {
+                return Ok(());
+            };
+            let sr = i32::from(sreg);
+            if s.drap {
+                if sr == s.cfa.base && sr == s.drap_reg {
+                    // drap: mov %drap, disp(%rbp)
+                    s.cfa = CfiReg { base: BP_INDIRECT, offset: disp };
+                    s.drap_offset = disp;
+                } else {
+                    save_reg(s, sreg, BP, disp);
+                }
+            } else if d == s.cfa.base {
+                let o = disp - s.cfa.offset;
+                save_reg(s, sreg, CFA, o);
+            } else if d == SP {
+                let o = disp - s.stack_size;
+                save_reg(s, sreg, CFA, o);
+            } else if sr == SP && disp == 0 {
+                // mov %rsp, (%reg): arm a stack swizzle
+                s.vals[dreg as usize] = CfiReg { base: SP_INDIRECT, offset: s.cfa.offset };
+            }
+        }
+        OpDest::Mem => {
+            if !matches!(op.src, OpSrc::Pop | OpSrc::PopF) {
+                return Err(OpError::UnknownStackRelatedMemoryOperation);
+            }
+            s.stack_size -= 8;
+            if s.cfa.base == SP {
+                s.cfa.offset -= 8;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// objtool's `update_cfi_state_regs`: inside `pt_regs` frames only the SP-based CFA offset is tracked.
+fn apply_op_regs(s: &mut CfiState, op: &StackOp) {
+    if s.cfa.base != SP && s.cfa.base != SP_INDIRECT {
+        return;
+    }
+    if matches!(op.dest, OpDest::Push | OpDest::PushF) {
+        s.cfa.offset += 8;
+    }
+    if matches!(op.src, OpSrc::Pop | OpSrc::PopF) {
+        s.cfa.offset -= 8;
+    }
+    if let (OpDest::Reg(reg::SP), OpSrc::Add(reg::SP, imm)) = (op.dest, op.src) {
+        s.cfa.offset -= imm as i32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CX: OpContext = OpContext { in_func: true, next_has_hint: false, stackval: false };
+
+    fn run(ops: &[StackOp]) -> CfiState {
+        let mut s = CfiState::func_entry(HintType::Undefined);
+        for op in ops {
+            apply_op(&mut s, op, CX).expect("op applies");
+        }
+        s
+    }
+
+    #[test]
+    fn frame_setup_and_teardown() {
+        let push_bp = StackOp { dest: OpDest::Push, src: OpSrc::Reg(reg::BP) };
+        let mov = StackOp { dest: OpDest::Reg(reg::BP), src: OpSrc::Reg(reg::SP) };
+        let s = run(&[push_bp, mov]);
+        assert_eq!(s.cfa, CfiReg { base: BP, offset: 16 });
+        assert_eq!(s.regs[reg::BP as usize], CfiReg { base: CFA, offset: -16 });
+        assert!(s.has_valid_stack_frame());
+        let pop_bp = StackOp { dest: OpDest::Reg(reg::BP), src: OpSrc::Pop };
+        let s = run(&[push_bp, mov, pop_bp]);
+        assert_eq!(s, CfiState::func_entry(HintType::Undefined));
+        assert_eq!(s.to_string(), "CFA=rsp+8, ra at CFA-8, stack size 8");
+    }
+
+    #[test]
+    fn interner_shares_ids() {
+        let mut i = Interner::default();
+        let a = i.intern(&CfiState::func_entry(HintType::Undefined));
+        let b = i.intern(&CfiState::func_entry(HintType::Undefined));
+        let c = i.intern(&CfiState::init(HintType::Undefined));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(i.len(), 2);
+    }
+
+    #[test]
+    fn undefined_cfa_in_function_is_an_error() {
+        let mut s = CfiState::init(HintType::Undefined);
+        let push = StackOp { dest: OpDest::Push, src: OpSrc::Const };
+        assert_eq!(apply_op(&mut s, &push, CX), Err(OpError::UndefinedStackState));
+        assert_eq!(apply_op(&mut s, &push, OpContext { in_func: false, ..CX }), Ok(()));
+    }
+}

@@ -1,0 +1,741 @@
+//! Decode stage: the one place that knows x86 encodings.
+//!
+//! Turns the bytes of an executable section into [`Insn`]s: length, [`InsnKind`], the relative branch target, and the
+//! stack operations ([`StackOp`]) exactly as objtool's x86 decoder models them (most forms need REX.W; VEX-encoded and
+//! 32-bit forms have no stack effect). `iced-x86` finds instruction boundaries and rejects undecodable bytes; the
+//! operand fields objtool looks at (legacy prefix, REX bits, ModRM, SIB, displacement, immediate) are read from the
+//! raw bytes here so that the model matches objtool's bit for bit. This module never looks at relocations, symbols
+//! (beyond the one question [`decode_section`] asks) or CFI.
+
+use iced_x86::{Decoder, DecoderOptions, EncodingKind};
+
+/// Register numbers in objtool's ≥5.13 numbering (equal to the x86 encoding), plus the return address.
+pub mod reg {
+    /// `%rax`.
+    pub const AX: u8 = 0;
+    /// `%rcx`.
+    pub const CX: u8 = 1;
+    /// `%rdx`.
+    pub const DX: u8 = 2;
+    /// `%rbx`.
+    pub const BX: u8 = 3;
+    /// `%rsp`.
+    pub const SP: u8 = 4;
+    /// `%rbp`.
+    pub const BP: u8 = 5;
+    /// `%rsi`.
+    pub const SI: u8 = 6;
+    /// `%rdi`.
+    pub const DI: u8 = 7;
+    /// `%r10`.
+    pub const R10: u8 = 10;
+    /// `%r12`.
+    pub const R12: u8 = 12;
+    /// `%r13`.
+    pub const R13: u8 = 13;
+    /// `%r14`.
+    pub const R14: u8 = 14;
+    /// `%r15`.
+    pub const R15: u8 = 15;
+    /// The return address slot.
+    pub const RA: u8 = 16;
+    /// Number of tracked registers.
+    pub const NUM: usize = 17;
+
+    /// AT&T name of a register number (`rax` … `r15`, `ra`).
+    pub fn name(r: u8) -> &'static str {
+        const NAMES: [&str; 17] = [
+            "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+            "r12", "r13", "r14", "r15", "ra",
+        ];
+        NAMES.get(r as usize).copied().unwrap_or("?")
+    }
+}
+
+/// Instruction type, as objtool classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum InsnKind {
+    /// Anything without control-flow meaning.
+    Other,
+    /// `jcc`, `jrcxz`, `loop*`.
+    JumpConditional,
+    /// `jmp rel8/rel32`.
+    JumpUnconditional,
+    /// `jmp *x`.
+    JumpDynamic,
+    /// A conditional jump to a retpoline thunk (set by the flow stage).
+    JumpDynamicConditional,
+    /// `call rel32`.
+    Call,
+    /// `call *x`.
+    CallDynamic,
+    /// `ret`.
+    Return,
+    /// `syscall`, `sysret`, `iret`, `lret`, `ljmp`, `eret*`.
+    ContextSwitch,
+    /// `ud2`, `ud1`.
+    Bug,
+    /// `nop`, `nopl`, `nopw`.
+    Nop,
+    /// `stac`.
+    Stac,
+    /// `clac`.
+    Clac,
+    /// `std`.
+    Std,
+    /// `cld`.
+    Cld,
+    /// `int3`.
+    Trap,
+    /// `endbr64` / `endbr32`.
+    Endbr,
+}
+
+/// Destination of a stack operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OpDest {
+    /// A register.
+    Reg(u8),
+    /// Memory at `disp(reg)`.
+    RegIndirect(u8, i64),
+    /// Memory through another addressing form.
+    Mem,
+    /// A push.
+    Push,
+    /// `pushf`.
+    PushF,
+}
+
+/// Source of a stack operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OpSrc {
+    /// A register.
+    Reg(u8),
+    /// Memory at `disp(reg)`.
+    RegIndirect(u8, i64),
+    /// A constant (immediate, memory, segment register, return address).
+    Const,
+    /// A pop.
+    Pop,
+    /// `popf`.
+    PopF,
+    /// `reg + imm` (add/sub/lea).
+    Add(u8, i64),
+    /// `reg & imm`.
+    And(u8, i64),
+}
+
+/// One stack operation: `dest ← src`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StackOp {
+    /// Where the value goes.
+    pub dest: OpDest,
+    /// Where it comes from.
+    pub src: OpSrc,
+}
+
+/// One decoded instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insn {
+    /// Offset in its section.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u8,
+    /// Type.
+    pub kind: InsnKind,
+    /// objtool's `immediate`: the immediate, else the displacement, as encoded (0 where a relocation will fill it).
+    pub immediate: i64,
+    /// Stack operations, in order (at most two; `leave` has two).
+    pub ops: Vec<StackOp>,
+}
+
+impl Insn {
+    /// The offset just past this instruction.
+    pub fn end(&self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
+
+    /// objtool's `arch_jump_destination`: offset + length + immediate.
+    pub fn jump_destination(&self) -> i64 {
+        (self.end() as i64).wrapping_add(self.immediate)
+    }
+
+    /// A direct jump (conditional or not).
+    pub fn is_static_jump(&self) -> bool {
+        matches!(
+            self.kind,
+            InsnKind::JumpConditional | InsnKind::JumpUnconditional
+        )
+    }
+}
+
+/// Bytes that cannot be decoded as an instruction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("can't decode instruction at offset 0x{offset:x}")]
+pub struct DecodeError {
+    /// Offset in the section.
+    pub offset: u64,
+}
+
+/// Decodes a whole executable section from offset 0. `in_func(offset)` tells whether the first symbol containing
+/// `offset` is an `STT_FUNC` (objtool treats `iret` there as sync_core's `add $40,%rsp`).
+pub fn decode_section(
+    bytes: &[u8],
+    in_func: impl Fn(u64) -> bool,
+) -> Result<Vec<Insn>, DecodeError> {
+    let mut out = Vec::with_capacity(bytes.len() / 4);
+    let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
+    let mut instr = iced_x86::Instruction::default();
+    while decoder.can_decode() {
+        let offset = decoder.ip();
+        decoder.decode_out(&mut instr);
+        if instr.is_invalid() || instr.len() == 0 {
+            return Err(DecodeError { offset });
+        }
+        let len = instr.len();
+        let start = offset as usize;
+        let raw = bytes
+            .get(start..start + len)
+            .ok_or(DecodeError { offset })?;
+        let legacy = instr.encoding() == EncodingKind::Legacy;
+        out.push(decode_one(raw, offset, legacy, &in_func));
+    }
+    Ok(out)
+}
+
+/// Fields of a legacy-encoded instruction, named as in objtool's decoder.
+struct Fields {
+    prefix: u8,
+    nprefixes: usize,
+    last_prefix: u8,
+    rex_w: bool,
+    rex_b: bool,
+    op1: u8,
+    op2: u8,
+    op3: u8,
+    modrm: Option<u8>,
+    modrm_mod: u8,
+    modrm_reg: u8,
+    modrm_rm: u8,
+    sib_index: u8,
+    sib_base: u8,
+    has_sib: bool,
+    disp: Option<i64>,
+    imm: Option<i64>,
+}
+
+fn is_legacy_prefix(b: u8) -> bool {
+    matches!(
+        b,
+        0x66 | 0x67 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65 | 0xf0 | 0xf2 | 0xf3
+    )
+}
+
+fn has_modrm(op1: u8, op2: Option<u8>) -> bool {
+    match op2 {
+        None => {
+            matches!(op1, 0x00..=0x03 | 0x08..=0x0b | 0x10..=0x13 | 0x18..=0x1b | 0x20..=0x23 | 0x28..=0x2b | 0x30..=0x33 | 0x38..=0x3b | 0x62 | 0x63 | 0x69 | 0x6b | 0x80..=0x8f | 0xc0 | 0xc1 | 0xc4..=0xc7 | 0xd0..=0xd3 | 0xd8..=0xdf | 0xf6 | 0xf7 | 0xfe | 0xff)
+        }
+        Some(op2) => {
+            !matches!(op2, 0x05..=0x09 | 0x0b | 0x0e | 0x30..=0x37 | 0x77 | 0x80..=0x8f | 0xa0..=0xa2 | 0xa8..=0xaa | 0xc8..=0xcf | 0xff)
+        }
+    }
+}
+
+/// Size of the immediate for the opcodes whose immediate the model reads.
+fn imm_size(op1: u8, op2: Option<u8>, opsize16: bool) -> usize {
+    match (op1, op2) {
+        (0x80 | 0x82 | 0x83 | 0x6a | 0xeb | 0x70..=0x7f | 0xe0..=0xe3, None) => 1,
+        (0x81 | 0x68 | 0xe8 | 0xe9, None) => {
+            if opsize16 && !matches!(op1, 0xe8 | 0xe9) {
+                2
+            } else {
+                4
+            }
+        }
+        (0xc2, None) => 2,
+        (0x0f, Some(0x80..=0x8f)) => 4,
+        _ => 0,
+    }
+}
+
+fn parse_fields(raw: &[u8]) -> Fields {
+    let at = |i: usize| raw.get(i).copied().unwrap_or(0);
+    let mut i = 0;
+    let mut prefix = 0;
+    let mut nprefixes = 0;
+    let mut last_prefix = 0;
+    let mut opsize16 = false;
+    while i < raw.len() && is_legacy_prefix(raw[i]) {
+        if nprefixes == 0 {
+            prefix = raw[i];
+        }
+        if raw[i] == 0x66 {
+            opsize16 = true;
+        }
+        last_prefix = raw[i];
+        nprefixes += 1;
+        i += 1;
+    }
+    let mut rex = 0u8;
+    if (0x40..=0x4f).contains(&at(i)) {
+        rex = at(i);
+        i += 1;
+    }
+    let rex_w = rex & 8 != 0;
+    let rex_r = (rex >> 2) & 1;
+    let rex_x = (rex >> 1) & 1;
+    let rex_b = rex & 1;
+    let op1 = at(i);
+    i += 1;
+    let (mut op2, mut op3) = (0, 0);
+    let two = if op1 == 0x0f {
+        op2 = at(i);
+        i += 1;
+        if op2 == 0x38 || op2 == 0x3a {
+            op3 = at(i);
+            i += 1;
+        }
+        Some(op2)
+    } else {
+        None
+    };
+    let mut f = Fields {
+        prefix,
+        nprefixes,
+        last_prefix,
+        rex_w,
+        rex_b: rex_b != 0,
+        op1,
+        op2,
+        op3,
+        modrm: None,
+        modrm_mod: 0,
+        modrm_reg: 0,
+        modrm_rm: 0,
+        sib_index: 0,
+        sib_base: 0,
+        has_sib: false,
+        disp: None,
+        imm: None,
+    };
+    if op2 == 0x38 || op2 == 0x3a || has_modrm(op1, two) {
+        let m = at(i);
+        i += 1;
+        f.modrm = Some(m);
+        f.modrm_mod = m >> 6;
+        f.modrm_reg = ((m >> 3) & 7) | (rex_r << 3);
+        f.modrm_rm = (m & 7) | (rex_b << 3);
+        let mut base_is_bp_nodisp = false;
+        if f.modrm_mod != 3 && m & 7 == 4 {
+            let s = at(i);
+            i += 1;
+            f.has_sib = true;
+            f.sib_index = ((s >> 3) & 7) | (rex_x << 3);
+            f.sib_base = (s & 7) | (rex_b << 3);
+            base_is_bp_nodisp = f.modrm_mod == 0 && s & 7 == 5;
+        }
+        let disp_size = match f.modrm_mod {
+            1 => 1,
+            2 => 4,
+            0 if m & 7 == 5 || base_is_bp_nodisp => 4,
+            _ => 0,
+        };
+        if disp_size == 1 {
+            f.disp = Some(i64::from(at(i) as i8));
+        } else if disp_size == 4 {
+            f.disp = Some(i64::from(read_i32(raw, i)));
+        }
+        i += disp_size;
+    }
+    match imm_size(op1, two, opsize16) {
+        1 => f.imm = Some(i64::from(at(i) as i8)),
+        2 => f.imm = Some(i64::from(i16::from_le_bytes([at(i), at(i + 1)]))),
+        4 => f.imm = Some(i64::from(read_i32(raw, i))),
+        _ => {}
+    }
+    f
+}
+
+fn read_i32(raw: &[u8], i: usize) -> i32 {
+    let at = |k: usize| raw.get(k).copied().unwrap_or(0);
+    i32::from_le_bytes([at(i), at(i + 1), at(i + 2), at(i + 3)])
+}
+
+fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> bool) -> Insn {
+    let len = raw.len() as u8;
+    let mut insn = Insn {
+        offset,
+        len,
+        kind: InsnKind::Other,
+        immediate: 0,
+        ops: Vec::new(),
+    };
+    if !legacy {
+        // VEX/EVEX/XOP: objtool's decoder stops before looking at the opcode.
+        return insn;
+    }
+    let f = parse_fields(raw);
+    insn.immediate = f.imm.or(f.disp).unwrap_or(0);
+    let mod_is_reg = f.modrm_mod == 3;
+    let mod_is_mem = !mod_is_reg;
+    let is_rip = f.modrm_rm & 7 == reg::BP && f.modrm_mod == 0;
+    let have_sib = f.modrm_rm & 7 == reg::SP && mod_is_mem;
+    let rm_is = |r: u8| {
+        if have_sib {
+            f.sib_base == r && f.sib_index == reg::SP
+        } else {
+            f.modrm_rm == r
+        }
+    };
+    let rm_is_mem = |r: u8| mod_is_mem && !is_rip && rm_is(r);
+    let rm_is_reg = |r: u8| mod_is_reg && f.modrm_rm == r;
+    let disp = f.disp.unwrap_or(0);
+    let op = |dest, src| StackOp { dest, src };
+    let ops = &mut insn.ops;
+    let has_modrm = f.modrm.is_some();
+
+    match f.op1 {
+        0x01 | 0x29 if f.rex_w && has_modrm && rm_is_reg(reg::SP) => {
+            // add/sub reg, %rsp
+            ops.push(op(OpDest::Reg(reg::SP), OpSrc::Add(f.modrm_reg, 0)));
+        }
+        0x50..=0x57 => ops.push(op(
+            OpDest::Push,
+            OpSrc::Reg((f.op1 & 7) | (u8::from(f.rex_b) << 3)),
+        )),
+        0x58..=0x5f => ops.push(op(
+            OpDest::Reg((f.op1 & 7) | (u8::from(f.rex_b) << 3)),
+            OpSrc::Pop,
+        )),
+        0x68 | 0x6a => ops.push(op(OpDest::Push, OpSrc::Const)),
+        0x70..=0x7f => insn.kind = InsnKind::JumpConditional,
+        0x80..=0x83 if f.rex_w && has_modrm && rm_is_reg(reg::SP) => {
+            let imm = f.imm.unwrap_or(0);
+            match f.modrm_reg & 7 {
+                0 => ops.push(op(OpDest::Reg(reg::SP), OpSrc::Add(reg::SP, imm))),
+                5 => ops.push(op(
+                    OpDest::Reg(reg::SP),
+                    OpSrc::Add(reg::SP, imm.wrapping_neg()),
+                )),
+                4 => ops.push(op(OpDest::Reg(reg::SP), OpSrc::And(reg::SP, imm))),
+                _ => {}
+            }
+        }
+        0x89 | 0x88 if f.rex_w && has_modrm => decode_mov_store(
+            &f, disp, mod_is_reg, is_rip, have_sib, &rm_is_mem, &rm_is_reg, ops,
+        ),
+        0x8b if f.rex_w && has_modrm => {
+            if rm_is_mem(reg::BP) {
+                ops.push(op(
+                    OpDest::Reg(f.modrm_reg),
+                    OpSrc::RegIndirect(reg::BP, disp),
+                ));
+            } else if rm_is_mem(reg::SP) {
+                ops.push(op(
+                    OpDest::Reg(f.modrm_reg),
+                    OpSrc::RegIndirect(reg::SP, disp),
+                ));
+            }
+        }
+        0x8d if has_modrm && !mod_is_reg && f.rex_w && !is_rip => {
+            let mut rm = f.modrm_rm;
+            if have_sib {
+                rm = f.sib_base;
+                if f.sib_index != reg::SP {
+                    return insn;
+                }
+            }
+            let src = if disp == 0 {
+                OpSrc::Reg(rm)
+            } else {
+                OpSrc::Add(rm, disp)
+            };
+            ops.push(op(OpDest::Reg(f.modrm_reg), src));
+        }
+        0x8f => ops.push(op(OpDest::Mem, OpSrc::Pop)),
+        0x90 => insn.kind = InsnKind::Nop,
+        0x9c => ops.push(op(OpDest::PushF, OpSrc::Const)),
+        0x9d => ops.push(op(OpDest::Mem, OpSrc::PopF)),
+        0x0f => decode_0f(&f, &mut insn),
+        0xc9 => {
+            ops.push(op(OpDest::Reg(reg::SP), OpSrc::Reg(reg::BP)));
+            ops.push(op(OpDest::Reg(reg::BP), OpSrc::Pop));
+        }
+        0xcc => insn.kind = InsnKind::Trap,
+        0xe3 | 0xe0..=0xe2 => insn.kind = InsnKind::JumpConditional,
+        0xe9 | 0xeb => insn.kind = InsnKind::JumpUnconditional,
+        0xc2 | 0xc3 => insn.kind = InsnKind::Return,
+        0xcf if in_func(offset) => {
+            // sync_core(): IRET to self inside a function acts as `add $40, %rsp`.
+            ops.push(op(OpDest::Reg(reg::SP), OpSrc::Add(reg::SP, 40)));
+        }
+        0xcf | 0xca | 0xcb => insn.kind = InsnKind::ContextSwitch,
+        0xe8 => {
+            insn.kind = InsnKind::Call;
+            ops.push(op(OpDest::Push, OpSrc::Const));
+        }
+        0xfc => insn.kind = InsnKind::Cld,
+        0xfd => insn.kind = InsnKind::Std,
+        0xff if has_modrm => match f.modrm_reg & 7 {
+            2 | 3 => insn.kind = InsnKind::CallDynamic,
+            4 => insn.kind = InsnKind::JumpDynamic,
+            5 => insn.kind = InsnKind::ContextSwitch,
+            6 => ops.push(op(OpDest::Push, OpSrc::Const)),
+            _ => {}
+        },
+        _ => {}
+    }
+    insn
+}
+
+fn decode_0f(f: &Fields, insn: &mut Insn) {
+    let modrm = f.modrm.unwrap_or(0);
+    match f.op2 {
+        0x01 => {
+            if matches!(f.last_prefix, 0xf3 | 0xf2) {
+                if modrm == 0xca {
+                    insn.kind = InsnKind::ContextSwitch; // eretu / erets
+                }
+            } else if modrm == 0xca {
+                insn.kind = InsnKind::Clac;
+            } else if modrm == 0xcb {
+                insn.kind = InsnKind::Stac;
+            }
+        }
+        0x80..=0x8f => insn.kind = InsnKind::JumpConditional,
+        0x05 | 0x07 | 0x34 | 0x35 => insn.kind = InsnKind::ContextSwitch,
+        0x0b | 0xb9 => insn.kind = InsnKind::Bug,
+        0x0d | 0x1f => insn.kind = InsnKind::Nop,
+        0x1e if f.prefix == 0xf3 && (modrm == 0xfa || modrm == 0xfb) => insn.kind = InsnKind::Endbr,
+        0xa0 | 0xa8 => insn.ops.push(StackOp {
+            dest: OpDest::Push,
+            src: OpSrc::Const,
+        }),
+        0xa1 | 0xa9 => insn.ops.push(StackOp {
+            dest: OpDest::Mem,
+            src: OpSrc::Pop,
+        }),
+        _ => {}
+    }
+    let _ = (f.op3, f.nprefixes);
+}
+
+/// `mov` with opcode 0x89 (and the 0x88 fall-through objtool shares with it).
+#[allow(clippy::too_many_arguments)]
+fn decode_mov_store(
+    f: &Fields,
+    disp: i64,
+    mod_is_reg: bool,
+    is_rip: bool,
+    have_sib: bool,
+    rm_is_mem: &impl Fn(u8) -> bool,
+    rm_is_reg: &impl Fn(u8) -> bool,
+    ops: &mut Vec<StackOp>,
+) {
+    let op = |dest, src| StackOp { dest, src };
+    if f.op1 == 0x89 {
+        if f.modrm_reg == reg::SP {
+            if mod_is_reg {
+                // mov %rsp, reg
+                ops.push(op(OpDest::Reg(f.modrm_rm), OpSrc::Reg(reg::SP)));
+                return;
+            }
+            if is_rip {
+                return;
+            }
+            let mut rm = f.modrm_rm;
+            if have_sib {
+                rm = f.sib_base;
+                if f.sib_index != reg::SP {
+                    return;
+                }
+            }
+            // mov %rsp, disp(%reg)
+            ops.push(op(OpDest::RegIndirect(rm, disp), OpSrc::Reg(reg::SP)));
+            return;
+        }
+        if rm_is_reg(reg::SP) {
+            // mov reg, %rsp
+            ops.push(op(OpDest::Reg(reg::SP), OpSrc::Reg(f.modrm_reg)));
+            return;
+        }
+    }
+    if rm_is_mem(reg::BP) {
+        ops.push(op(
+            OpDest::RegIndirect(reg::BP, disp),
+            OpSrc::Reg(f.modrm_reg),
+        ));
+    } else if rm_is_mem(reg::SP) {
+        ops.push(op(
+            OpDest::RegIndirect(reg::SP, disp),
+            OpSrc::Reg(f.modrm_reg),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(bytes: &[u8]) -> Insn {
+        let v = decode_section(bytes, |_| false).expect("decodes");
+        assert_eq!(v.len(), 1, "{v:?}");
+        v.into_iter().next().expect("one")
+    }
+
+    #[test]
+    fn push_pop_and_rex_b() {
+        assert_eq!(
+            one(&[0x55]).ops,
+            vec![StackOp {
+                dest: OpDest::Push,
+                src: OpSrc::Reg(reg::BP)
+            }]
+        );
+        assert_eq!(
+            one(&[0x41, 0x54]).ops,
+            vec![StackOp {
+                dest: OpDest::Push,
+                src: OpSrc::Reg(reg::R12)
+            }]
+        );
+        assert_eq!(
+            one(&[0x41, 0x5d]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::R13),
+                src: OpSrc::Pop
+            }]
+        );
+    }
+
+    #[test]
+    fn sub_add_and_rsp() {
+        // sub $0x10,%rsp ; add $0x18,%rsp ; and $-16,%rsp
+        assert_eq!(
+            one(&[0x48, 0x83, 0xec, 0x10]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::SP),
+                src: OpSrc::Add(reg::SP, -16)
+            }]
+        );
+        assert_eq!(
+            one(&[0x48, 0x83, 0xc4, 0x18]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::SP),
+                src: OpSrc::Add(reg::SP, 24)
+            }]
+        );
+        assert_eq!(
+            one(&[0x48, 0x83, 0xe4, 0xf0]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::SP),
+                src: OpSrc::And(reg::SP, -16)
+            }]
+        );
+        // sub $0x1000,%rsp (imm32)
+        assert_eq!(
+            one(&[0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::SP),
+                src: OpSrc::Add(reg::SP, -4096)
+            }]
+        );
+        // 32-bit sub $0x10,%esp has no op
+        assert!(one(&[0x83, 0xec, 0x10]).ops.is_empty());
+    }
+
+    #[test]
+    fn movs_and_leas() {
+        // mov %rsp,%rbp
+        assert_eq!(
+            one(&[0x48, 0x89, 0xe5]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::BP),
+                src: OpSrc::Reg(reg::SP)
+            }]
+        );
+        // mov %rbp,%rsp
+        assert_eq!(
+            one(&[0x48, 0x89, 0xec]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::SP),
+                src: OpSrc::Reg(reg::BP)
+            }]
+        );
+        // mov %rbx,0x8(%rsp)
+        assert_eq!(
+            one(&[0x48, 0x89, 0x5c, 0x24, 0x08]).ops,
+            vec![StackOp {
+                dest: OpDest::RegIndirect(reg::SP, 8),
+                src: OpSrc::Reg(reg::BX)
+            }]
+        );
+        // mov -0x8(%rbp),%rbx
+        assert_eq!(
+            one(&[0x48, 0x8b, 0x5d, 0xf8]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::BX),
+                src: OpSrc::RegIndirect(reg::BP, -8)
+            }]
+        );
+        // lea 0x8(%rsp),%r10
+        assert_eq!(
+            one(&[0x4c, 0x8d, 0x54, 0x24, 0x08]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::R10),
+                src: OpSrc::Add(reg::SP, 8)
+            }]
+        );
+        // lea -0x8(%r10),%rsp
+        assert_eq!(
+            one(&[0x49, 0x8d, 0x62, 0xf8]).ops,
+            vec![StackOp {
+                dest: OpDest::Reg(reg::SP),
+                src: OpSrc::Add(reg::R10, -8)
+            }]
+        );
+        // lea 0x0(%rip),%rax has no op
+        assert!(one(&[0x48, 0x8d, 0x05, 0, 0, 0, 0]).ops.is_empty());
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(one(&[0xc3]).kind, InsnKind::Return);
+        assert_eq!(one(&[0x0f, 0x0b]).kind, InsnKind::Bug);
+        assert_eq!(one(&[0xf3, 0x0f, 0x1e, 0xfa]).kind, InsnKind::Endbr);
+        assert_eq!(one(&[0x0f, 0x1f, 0x44, 0, 0]).kind, InsnKind::Nop);
+        assert_eq!(one(&[0xff, 0xe0]).kind, InsnKind::JumpDynamic);
+        assert_eq!(one(&[0xff, 0xd0]).kind, InsnKind::CallDynamic);
+        assert_eq!(one(&[0x0f, 0x05]).kind, InsnKind::ContextSwitch);
+        assert_eq!(one(&[0x0f, 0x01, 0xcb]).kind, InsnKind::Stac);
+        let call = one(&[0xe8, 0x10, 0, 0, 0]);
+        assert_eq!(
+            (call.kind, call.immediate, call.jump_destination()),
+            (InsnKind::Call, 16, 21)
+        );
+        let jcc = one(&[0x75, 0xfe]);
+        assert_eq!(
+            (jcc.kind, jcc.jump_destination()),
+            (InsnKind::JumpConditional, 0)
+        );
+        let leave = one(&[0xc9]);
+        assert_eq!(leave.ops.len(), 2);
+        // VEX-encoded: no ops, plain type
+        assert_eq!(one(&[0xc5, 0xf8, 0x77]).kind, InsnKind::Other);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(
+            decode_section(&[0x0f, 0xff, 0xff, 0xff], |_| false).is_err()
+                || decode_section(&[0x06], |_| false).is_err()
+        );
+        assert_eq!(
+            decode_section(&[0x06], |_| false),
+            Err(DecodeError { offset: 0 })
+        );
+        // a truncated instruction at the end of the section
+        assert!(decode_section(&[0x90, 0xe8, 0x00], |_| false).is_err());
+    }
+}
