@@ -30,7 +30,10 @@ pub struct CfiReg {
 
 impl CfiReg {
     /// The undefined rule.
-    pub const UNDEF: CfiReg = CfiReg { base: UNDEFINED, offset: 0 };
+    pub const UNDEF: CfiReg = CfiReg {
+        base: UNDEFINED,
+        offset: 0,
+    };
 }
 
 /// Unwind hint type, independent of the kernel era's numbering.
@@ -99,8 +102,14 @@ impl CfiState {
     /// objtool's state at a function's entry: CFA = rsp+8, return address at CFA−8.
     pub fn func_entry(zero_type: HintType) -> Self {
         let mut s = Self::init(zero_type);
-        s.cfa = CfiReg { base: i32::from(reg::SP), offset: 8 };
-        s.regs[reg::RA as usize] = CfiReg { base: CFA, offset: -8 };
+        s.cfa = CfiReg {
+            base: i32::from(reg::SP),
+            offset: 8,
+        };
+        s.regs[reg::RA as usize] = CfiReg {
+            base: CFA,
+            offset: -8,
+        };
         s.stack_size = 8;
         s.ty = HintType::Call;
         s
@@ -109,7 +118,10 @@ impl CfiState {
     /// The register rules of the initial function state (for `restore_reg`).
     fn initial_reg(r: usize) -> CfiReg {
         if r == reg::RA as usize {
-            CfiReg { base: CFA, offset: -8 }
+            CfiReg {
+                base: CFA,
+                offset: -8,
+            }
         } else {
             CfiReg::UNDEF
         }
@@ -117,7 +129,14 @@ impl CfiState {
 
     /// objtool's `has_modified_stack_frame`.
     pub fn has_modified_stack_frame(&self) -> bool {
-        if self.cfa != (CfiReg { base: i32::from(reg::SP), offset: 8 }) || self.drap || self.stack_size != 8 {
+        if self.cfa
+            != (CfiReg {
+                base: i32::from(reg::SP),
+                offset: 8,
+            })
+            || self.drap
+            || self.stack_size != 8
+        {
             return true;
         }
         (0..reg::NUM).any(|i| self.regs[i] != Self::initial_reg(i))
@@ -128,8 +147,16 @@ impl CfiState {
         let bp = self.regs[reg::BP as usize];
         let ra = self.regs[reg::RA as usize];
         if self.cfa.base == i32::from(reg::BP)
-            && bp == (CfiReg { base: CFA, offset: -self.cfa.offset })
-            && ra == (CfiReg { base: CFA, offset: -self.cfa.offset + 8 })
+            && bp
+                == (CfiReg {
+                    base: CFA,
+                    offset: -self.cfa.offset,
+                })
+            && ra
+                == (CfiReg {
+                    base: CFA,
+                    offset: -self.cfa.offset + 8,
+                })
         {
             return true;
         }
@@ -177,7 +204,12 @@ impl fmt::Display for CfiState {
             write!(f, ", type {:?}", self.ty)?;
         }
         if self.drap {
-            write!(f, ", DRAP in {} (saved at {})", base_name(self.drap_reg), self.drap_offset)?;
+            write!(
+                f,
+                ", DRAP in {} (saved at {})",
+                base_name(self.drap_reg),
+                self.drap_offset
+            )?;
         }
         if self.signal {
             write!(f, ", signal frame")?;
@@ -197,7 +229,7 @@ impl fmt::Display for CfiState {
 pub struct CfiId(pub u32);
 
 /// Interns states so that equal states share one id.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Interner {
     states: Vec<CfiState>,
     ids: HashMap<CfiState, CfiId>,
@@ -251,7 +283,9 @@ impl OpError {
     pub fn message(self) -> &'static str {
         match self {
             OpError::UndefinedStackState => "undefined stack state",
-            OpError::UnsupportedStackRegisterModification => "unsupported stack register modification",
+            OpError::UnsupportedStackRegisterModification => {
+                "unsupported stack register modification"
+            }
             OpError::UnsupportedStackPointerRealignment => "unsupported stack pointer realignment",
             OpError::UnknownStackRelatedInstruction => "unknown stack-related instruction",
             OpError::UnknownStackRelatedMemoryOperation => "unknown stack-related memory operation",
@@ -271,7 +305,10 @@ pub struct OpContext {
 }
 
 fn callee_saved(r: u8) -> bool {
-    matches!(r, reg::BP | reg::BX | reg::R12 | reg::R13 | reg::R14 | reg::R15)
+    matches!(
+        r,
+        reg::BP | reg::BX | reg::R12 | reg::R13 | reg::R14 | reg::R15
+    )
 }
 
 fn save_reg(s: &mut CfiState, r: u8, base: i32, offset: i32) {
@@ -294,7 +331,11 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
         return Ok(());
     }
     if s.cfa.base == UNDEFINED {
-        return if cx.in_func { Err(OpError::UndefinedStackState) } else { Ok(()) };
+        return if cx.in_func {
+            Err(OpError::UndefinedStackState)
+        } else {
+            Ok(())
+        };
     }
     if matches!(s.ty, HintType::Regs | HintType::RegsPartial) {
         apply_op_regs(s, op);
@@ -308,18 +349,33 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
             match op.src {
                 OpSrc::Reg(sreg) => {
                     let sr = i32::from(sreg);
-                    if sr == SP && d == BP && s.cfa.base == SP && s.regs[reg::BP as usize] == (CfiReg { base: CFA, offset: -s.cfa.offset }) {
+                    if sr == SP
+                        && d == BP
+                        && s.cfa.base == SP
+                        && s.regs[reg::BP as usize]
+                            == (CfiReg {
+                                base: CFA,
+                                offset: -s.cfa.offset,
+                            })
+                    {
                         // mov %rsp, %rbp
                         s.cfa.base = d;
                         s.bp_scratch = false;
                     } else if sr == SP && d == BP && s.drap {
                         // drap: mov %rsp, %rbp
-                        s.regs[reg::BP as usize] = CfiReg { base: BP, offset: -s.stack_size };
+                        s.regs[reg::BP as usize] = CfiReg {
+                            base: BP,
+                            offset: -s.stack_size,
+                        };
                         s.bp_scratch = false;
                     } else if sr == SP && s.cfa.base == SP {
                         // mov %rsp, %reg
-                        s.vals[dreg as usize] = CfiReg { base: CFA, offset: -s.stack_size };
-                    } else if sr == BP && d == SP && (s.cfa.base == BP || s.cfa.base == s.drap_reg) {
+                        s.vals[dreg as usize] = CfiReg {
+                            base: CFA,
+                            offset: -s.stack_size,
+                        };
+                    } else if sr == BP && d == SP && (s.cfa.base == BP || s.cfa.base == s.drap_reg)
+                    {
                         // mov %rbp, %rsp
                         s.stack_size = -s.regs[reg::BP as usize].offset;
                     } else if d == s.cfa.base {
@@ -328,13 +384,22 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         if s.cfa.base == SP && v.base == CFA {
                             s.cfa.offset = -v.offset;
                             s.stack_size = s.cfa.offset;
-                        } else if s.cfa.base == SP && v.base == SP_INDIRECT && v.offset == s.cfa.offset {
+                        } else if s.cfa.base == SP
+                            && v.base == SP_INDIRECT
+                            && v.offset == s.cfa.offset
+                        {
                             // stack swizzle
                             s.cfa.base = SP_INDIRECT;
                         } else {
-                            s.cfa = CfiReg { base: UNDEFINED, offset: 0 };
+                            s.cfa = CfiReg {
+                                base: UNDEFINED,
+                                offset: 0,
+                            };
                         }
-                    } else if d == SP && s.vals[sreg as usize].base == SP_INDIRECT && s.vals[sreg as usize].offset == s.cfa.offset {
+                    } else if d == SP
+                        && s.vals[sreg as usize].base == SP_INDIRECT
+                        && s.vals[sreg as usize].offset == s.cfa.offset
+                    {
                         // swizzle without a CFA change: pretend to be a push
                         s.stack_size += 8;
                     }
@@ -361,7 +426,11 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         && sr == SP
                         && d == BP
                         && s.cfa.base == SP
-                        && s.regs[reg::BP as usize] == (CfiReg { base: CFA, offset: -s.cfa.offset + imm })
+                        && s.regs[reg::BP as usize]
+                            == (CfiReg {
+                                base: CFA,
+                                offset: -s.cfa.offset + imm,
+                            })
                     {
                         // lea disp(%rsp), %rbp
                         s.cfa.base = BP;
@@ -372,7 +441,10 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                     if sr == SP && s.cfa.base == SP {
                         // drap: lea disp(%rsp), %drap
                         s.drap_reg = d;
-                        s.vals[dreg as usize] = CfiReg { base: CFA, offset: -s.stack_size + imm };
+                        s.vals[dreg as usize] = CfiReg {
+                            base: CFA,
+                            offset: -s.stack_size + imm,
+                        };
                         return Ok(());
                     }
                     if s.drap && d == SP && sr == s.drap_reg {
@@ -389,12 +461,18 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                     }
                 }
                 OpSrc::And(_, _) => {
-                    if d != SP || (s.drap_reg != UNDEFINED && s.cfa.base != SP) || (s.drap_reg == UNDEFINED && s.cfa.base != BP) {
+                    if d != SP
+                        || (s.drap_reg != UNDEFINED && s.cfa.base != SP)
+                        || (s.drap_reg == UNDEFINED && s.cfa.base != BP)
+                    {
                         return Err(OpError::UnsupportedStackPointerRealignment);
                     }
                     if s.drap_reg != UNDEFINED {
                         // drap: and imm, %rsp
-                        s.cfa = CfiReg { base: s.drap_reg, offset: 0 };
+                        s.cfa = CfiReg {
+                            base: s.drap_reg,
+                            offset: 0,
+                        };
                         s.stack_size = 0;
                         s.drap = true;
                     }
@@ -409,9 +487,16 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         // pop %rbp
                         s.cfa.base = SP;
                     }
-                    if s.drap && s.cfa.base == BP_INDIRECT && d == s.drap_reg && s.drap_offset == -s.stack_size {
+                    if s.drap
+                        && s.cfa.base == BP_INDIRECT
+                        && d == s.drap_reg
+                        && s.drap_offset == -s.stack_size
+                    {
                         // drap: pop %drap
-                        s.cfa = CfiReg { base: s.drap_reg, offset: 0 };
+                        s.cfa = CfiReg {
+                            base: s.drap_reg,
+                            offset: 0,
+                        };
                         s.drap_offset = -1;
                     } else if s.stack_size == -s.regs[dreg as usize].offset {
                         // pop %reg
@@ -427,11 +512,17 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                     let disp = off(disp);
                     if !s.drap && d == s.cfa.base && d == BP {
                         // mov disp(%rsp), %rbp
-                        s.cfa = CfiReg { base: SP, offset: s.stack_size };
+                        s.cfa = CfiReg {
+                            base: SP,
+                            offset: s.stack_size,
+                        };
                     }
                     if s.drap && sr == BP && disp == s.drap_offset {
                         // drap: mov disp(%rbp), %drap
-                        s.cfa = CfiReg { base: s.drap_reg, offset: 0 };
+                        s.cfa = CfiReg {
+                            base: s.drap_reg,
+                            offset: 0,
+                        };
                         s.drap_offset = -1;
                     }
                     let slot = s.regs[dreg as usize].offset;
@@ -458,7 +549,10 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
             if s.drap {
                 if sr == s.cfa.base && sr == s.drap_reg {
                     // drap: push %drap
-                    s.cfa = CfiReg { base: BP_INDIRECT, offset: -s.stack_size };
+                    s.cfa = CfiReg {
+                        base: BP_INDIRECT,
+                        offset: -s.stack_size,
+                    };
                     s.drap_offset = -s.stack_size;
                 } else if sr == BP && s.cfa.base == s.drap_reg {
                     // drap: push %rbp
@@ -486,7 +580,10 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
             if s.drap {
                 if sr == s.cfa.base && sr == s.drap_reg {
                     // drap: mov %drap, disp(%rbp)
-                    s.cfa = CfiReg { base: BP_INDIRECT, offset: disp };
+                    s.cfa = CfiReg {
+                        base: BP_INDIRECT,
+                        offset: disp,
+                    };
                     s.drap_offset = disp;
                 } else {
                     save_reg(s, sreg, BP, disp);
@@ -499,7 +596,10 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                 save_reg(s, sreg, CFA, o);
             } else if sr == SP && disp == 0 {
                 // mov %rsp, (%reg): arm a stack swizzle
-                s.vals[dreg as usize] = CfiReg { base: SP_INDIRECT, offset: s.cfa.offset };
+                s.vals[dreg as usize] = CfiReg {
+                    base: SP_INDIRECT,
+                    offset: s.cfa.offset,
+                };
             }
         }
         OpDest::Mem => {
@@ -535,7 +635,11 @@ fn apply_op_regs(s: &mut CfiState, op: &StackOp) {
 mod tests {
     use super::*;
 
-    const CX: OpContext = OpContext { in_func: true, next_has_hint: false, stackval: false };
+    const CX: OpContext = OpContext {
+        in_func: true,
+        next_has_hint: false,
+        stackval: false,
+    };
 
     fn run(ops: &[StackOp]) -> CfiState {
         let mut s = CfiState::func_entry(HintType::Undefined);
@@ -547,13 +651,34 @@ mod tests {
 
     #[test]
     fn frame_setup_and_teardown() {
-        let push_bp = StackOp { dest: OpDest::Push, src: OpSrc::Reg(reg::BP) };
-        let mov = StackOp { dest: OpDest::Reg(reg::BP), src: OpSrc::Reg(reg::SP) };
+        let push_bp = StackOp {
+            dest: OpDest::Push,
+            src: OpSrc::Reg(reg::BP),
+        };
+        let mov = StackOp {
+            dest: OpDest::Reg(reg::BP),
+            src: OpSrc::Reg(reg::SP),
+        };
         let s = run(&[push_bp, mov]);
-        assert_eq!(s.cfa, CfiReg { base: BP, offset: 16 });
-        assert_eq!(s.regs[reg::BP as usize], CfiReg { base: CFA, offset: -16 });
+        assert_eq!(
+            s.cfa,
+            CfiReg {
+                base: BP,
+                offset: 16
+            }
+        );
+        assert_eq!(
+            s.regs[reg::BP as usize],
+            CfiReg {
+                base: CFA,
+                offset: -16
+            }
+        );
         assert!(s.has_valid_stack_frame());
-        let pop_bp = StackOp { dest: OpDest::Reg(reg::BP), src: OpSrc::Pop };
+        let pop_bp = StackOp {
+            dest: OpDest::Reg(reg::BP),
+            src: OpSrc::Pop,
+        };
         let s = run(&[push_bp, mov, pop_bp]);
         assert_eq!(s, CfiState::func_entry(HintType::Undefined));
         assert_eq!(s.to_string(), "CFA=rsp+8, ra at CFA-8, stack size 8");
@@ -573,8 +698,24 @@ mod tests {
     #[test]
     fn undefined_cfa_in_function_is_an_error() {
         let mut s = CfiState::init(HintType::Undefined);
-        let push = StackOp { dest: OpDest::Push, src: OpSrc::Const };
-        assert_eq!(apply_op(&mut s, &push, CX), Err(OpError::UndefinedStackState));
-        assert_eq!(apply_op(&mut s, &push, OpContext { in_func: false, ..CX }), Ok(()));
+        let push = StackOp {
+            dest: OpDest::Push,
+            src: OpSrc::Const,
+        };
+        assert_eq!(
+            apply_op(&mut s, &push, CX),
+            Err(OpError::UndefinedStackState)
+        );
+        assert_eq!(
+            apply_op(
+                &mut s,
+                &push,
+                OpContext {
+                    in_func: false,
+                    ..CX
+                }
+            ),
+            Ok(())
+        );
     }
 }

@@ -739,3 +739,20 @@ mod tests {
         assert!(decode_section(&[0x90, 0xe8, 0x00], |_| false).is_err());
     }
 }
+
+/// AT&T disassembly of the instruction at the start of `bytes`, as if at `ip` (relative branch targets are shown
+/// as addresses from `ip`).
+pub fn disassemble(bytes: &[u8], ip: u64) -> String {
+    use iced_x86::{Formatter, GasFormatter};
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let instr = decoder.decode();
+    if instr.is_invalid() {
+        return "(bad)".into();
+    }
+    let mut f = GasFormatter::new();
+    f.options_mut().set_space_after_operand_separator(false);
+    f.options_mut().set_uppercase_hex(false);
+    let mut out = String::new();
+    f.format(&instr, &mut out);
+    out
+}

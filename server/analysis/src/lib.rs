@@ -3,11 +3,29 @@
 //!
 //! The pipeline runs one way, one module per stage:
 //! [`object`] (bytes → sections, symbols, relocations) → [`decode`] (instructions and their stack operations) →
-//! [`flow`] (functions, branch targets, jump tables, noreturn calls) → [`special`] (alternatives, jump labels,
-//! exception fixups, hints and annotations) → [`cfi`] (the walk, per-instruction CFI, the shared per-offset arrays,
-//! findings) → [`orc`] (ORC rows) → [`lines`] (DWARF source locations) → [`report`] (text, JSON, SARIF).
+//! [`special`] (alternatives, jump labels, exception fixups, unwind hints as data) → [`flow`] and [`alternatives`]
+//! (functions, branch targets, jump tables, noreturn calls, alternative groups) → [`cfi`] and [`validate`] (the walk,
+//! per-instruction CFI, the shared per-offset arrays, findings) → [`orc`] (ORC rows) → [`lines`] (DWARF source
+//! locations) → [`report`] (text, JSON, SARIF). [`analysis`] runs the stages for one object.
 //!
-//! Architecture invariant: this crate does no I/O of its own beyond what a caller hands it as bytes, never panics on
-//! input, and knows nothing about LSP, tokio or the command line.
+//! Architecture invariant: this crate does no I/O of its own (callers hand it bytes), never panics on input, and
+//! knows nothing about LSP, tokio or the command line.
 
+pub mod alternatives;
+pub mod analysis;
+pub mod cfi;
+pub mod decode;
+pub mod features;
+pub mod findings;
+pub mod flow;
 pub mod lines;
+pub mod object;
+pub mod options;
+pub mod orc;
+pub mod report;
+pub mod special;
+pub mod validate;
+
+pub use analysis::{analyze, Analysis, AnalysisError};
+pub use findings::{Finding, FindingKind};
+pub use options::{Era, Options};

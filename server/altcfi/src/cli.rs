@@ -1,0 +1,298 @@
+//! Subcommands: `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed.
+
+use altcfi_analysis::features::FeatureNames;
+use altcfi_analysis::orc::{self, DumpFormat};
+use altcfi_analysis::report;
+use altcfi_analysis::{analyze, Analysis, Era, Options};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "altcfi",
+    version,
+    about = "Checks x86-64 kernel objects' stack metadata (CFI/ORC) across ALTERNATIVE sites, like objtool, and explains it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kernel {
+    /// Detect from the object (12-byte .altinstructions → 6.1, else 6.12).
+    Auto,
+    /// 5.13–6.2 formats, as objtool 6.1.
+    #[value(name = "6.1")]
+    V6_1,
+    /// 6.4+ formats, as objtool 6.12.
+    #[value(name = "6.12")]
+    V6_12,
+}
+
+impl Kernel {
+    fn era(self) -> Option<Era> {
+        match self {
+            Kernel::Auto => None,
+            Kernel::V6_1 => Some(Era::V6_1),
+            Kernel::V6_12 => Some(Era::V6_12),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DumpFmt {
+    /// The format of the object's era.
+    Auto,
+    /// 6.4+: `.text+1a:type:call sp:bp+16 bp:prevsp-16 signal:0`.
+    Modern,
+    /// ≤6.2: `.text+1a: sp:bp+16 bp:prevsp-16 type:call end:0`.
+    Legacy,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Kernel generation whose formats and objtool behaviour to follow.
+    #[arg(long, value_enum, default_value = "auto")]
+    kernel: Kernel,
+    /// A `cpufeatures.h` for feature names (default: built-in 6.12 table).
+    #[arg(long, value_name = "PATH")]
+    cpufeatures: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check objects: every stack-validation finding objtool would report, with explanations.
+    Check {
+        /// Add the frame-pointer rules (objtool --stackval).
+        #[arg(long)]
+        frame_pointer: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        #[command(flatten)]
+        common: Common,
+        /// Object files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the ORC table altcfi computes, in objtool's --dump=orc format.
+    Orc {
+        /// Line format.
+        #[arg(long, value_enum, default_value = "auto")]
+        dump_format: DumpFmt,
+        /// Compare with the .orc_unwind already in the object and list every difference.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        common: Common,
+        /// Object file.
+        file: PathBuf,
+    },
+}
+
+/// Runs the command line; returns the exit status.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check {
+            frame_pointer,
+            format,
+            common,
+            files,
+        } => check(&files, frame_pointer, format, &common),
+        Command::Orc {
+            dump_format,
+            verify,
+            common,
+            file,
+        } => orc_cmd(&file, dump_format, verify, &common),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("altcfi: error: {e:#}");
+            2
+        }
+    }
+}
+
+fn features(common: &Common) -> anyhow::Result<FeatureNames> {
+    let Some(path) = &common.cpufeatures else {
+        return Ok(FeatureNames::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    FeatureNames::from_header(&text)
+        .with_context(|| format!("{}: no X86_FEATURE definitions found", path.display()))
+}
+
+fn load(path: &Path, opts: Options, names: &FeatureNames) -> anyhow::Result<Analysis> {
+    let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    analyze(&data, opts, names).with_context(|| path.display().to_string())
+}
+
+fn check(
+    files: &[PathBuf],
+    frame_pointer: bool,
+    format: Format,
+    common: &Common,
+) -> anyhow::Result<i32> {
+    let names = features(common)?;
+    let opts = Options {
+        era: common.kernel.era(),
+        frame_pointer,
+        all_conflicts: true,
+    };
+    let mut any_findings = false;
+    let mut any_error = false;
+    let mut json_files = Vec::new();
+    let mut sarif_files = Vec::new();
+    for path in files {
+        let shown = path.display().to_string();
+        match load(path, opts, &names) {
+            Ok(a) => {
+                any_findings |= !a.findings.is_empty();
+                match format {
+                    Format::Text => print!("{}", report::text(&shown, &a.findings, &[])),
+                    Format::Json => json_files.push(report::json_file(&shown, Some(&a), None, &[])),
+                    Format::Sarif => sarif_files.push((shown, a.findings, Vec::new())),
+                }
+            }
+            Err(e) => {
+                any_error = true;
+                eprintln!("altcfi: error: {e:#}");
+                if format == Format::Json {
+                    json_files.push(report::json_file(
+                        &shown,
+                        None,
+                        Some(&format!("{e:#}")),
+                        &[],
+                    ));
+                }
+            }
+        }
+    }
+    match format {
+        Format::Text => {}
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::json_report(json_files))?
+        ),
+        Format::Sarif => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::sarif(&sarif_files))?
+        ),
+    }
+    Ok(if any_error {
+        2
+    } else if any_findings {
+        1
+    } else {
+        0
+    })
+}
+
+fn orc_cmd(
+    path: &Path,
+    dump_format: DumpFmt,
+    verify: bool,
+    common: &Common,
+) -> anyhow::Result<i32> {
+    let names = features(common)?;
+    let opts = Options {
+        era: common.kernel.era(),
+        frame_pointer: false,
+        all_conflicts: false,
+    };
+    let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let a = analyze(&data, opts, &names).with_context(|| path.display().to_string())?;
+    let obj = altcfi_analysis::object::Object::parse(&data)?;
+    let format = match dump_format {
+        DumpFmt::Modern => DumpFormat::Modern,
+        DumpFmt::Legacy => DumpFormat::Legacy,
+        DumpFmt::Auto => match a.era {
+            Era::V6_12 => DumpFormat::Modern,
+            Era::V6_1 => DumpFormat::Legacy,
+        },
+    };
+    eprint!(
+        "{}",
+        report::text(&path.display().to_string(), &a.findings, &[])
+    );
+    let rows = a.orc.clone().unwrap_or_default();
+    if !verify {
+        let mut out = String::new();
+        for r in &rows {
+            out.push_str(&orc::dump_line(&obj, r, format));
+            out.push('\n');
+        }
+        print!("{out}");
+        return Ok(0);
+    }
+    let Some(existing) = &a.existing_orc else {
+        anyhow::bail!(
+            "{}: has no .orc_unwind/.orc_unwind_ip to verify against (objtool has not run on it)",
+            path.display()
+        );
+    };
+    let diffs = orc_diff(&obj, existing, &rows, format);
+    if diffs.is_empty() {
+        println!(
+            "{}: ORC verified: {} rows identical",
+            path.display(),
+            rows.len()
+        );
+        Ok(0)
+    } else {
+        for d in &diffs {
+            println!("{d}");
+        }
+        println!("{}: {} ORC differences", path.display(), diffs.len());
+        Ok(1)
+    }
+}
+
+/// Row-by-row comparison keyed by (section, offset).
+fn orc_diff(
+    obj: &altcfi_analysis::object::Object,
+    existing: &[orc::OrcRow],
+    ours: &[orc::OrcRow],
+    f: DumpFormat,
+) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let key = |r: &orc::OrcRow| (r.section, r.offset);
+    let a: BTreeMap<_, _> = existing.iter().map(|r| (key(r), r)).collect();
+    let b: BTreeMap<_, _> = ours.iter().map(|r| (key(r), r)).collect();
+    let mut out = Vec::new();
+    for (k, r) in &a {
+        match b.get(k) {
+            None => out.push(format!(
+                "- {} (in object, not computed)",
+                orc::dump_line(obj, r, f)
+            )),
+            Some(o) if o.entry != r.entry => {
+                out.push(format!("- {} (in object)", orc::dump_line(obj, r, f)));
+                out.push(format!("+ {} (computed)", orc::dump_line(obj, o, f)));
+            }
+            _ => {}
+        }
+    }
+    for (k, r) in &b {
+        if !a.contains_key(k) {
+            out.push(format!(
+                "+ {} (computed, not in object)",
+                orc::dump_line(obj, r, f)
+            ));
+        }
+    }
+    out
+}

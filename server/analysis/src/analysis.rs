@@ -1,0 +1,411 @@
+//! Runs the pipeline for one object and keeps what later consumers (report, explain, LSP) need, as plain data.
+
+use crate::cfi::{CfiId, CfiState, Interner};
+use crate::decode;
+use crate::features::FeatureNames;
+use crate::findings::{Finding, FindingKind, Location, VariantAt};
+use crate::flow::{NodeId, Program};
+use crate::object::{Object, ObjectError};
+use crate::options::{Era, Options};
+use crate::orc::{self, OrcRow};
+use crate::special::{self, SpecialKind};
+use crate::validate::{self, WalkResult};
+use serde::Serialize;
+
+/// Why an object could not be analysed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// The ELF container is unreadable or not x86-64.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// The analysis thread could not be started or died.
+    #[error("analysis failed: {0}")]
+    Internal(String),
+}
+
+/// One instruction with its CFI, for explain, hover and tables.
+#[derive(Debug, Clone, Serialize)]
+pub struct InsnInfo {
+    /// Section index.
+    pub section: usize,
+    /// Offset in the section.
+    pub offset: u64,
+    /// Length.
+    pub len: u8,
+    /// objtool's location text (`func+0x1a`).
+    pub location: String,
+    /// AT&T disassembly.
+    pub text: String,
+    /// State on entry, if the walk reached it (or a hint set it).
+    pub cfi: Option<CfiId>,
+    /// The alternative site (index into [`Analysis::sites`]) and side (`None` = original, `Some(n)` = replacement
+    /// #n, 1-based) the instruction belongs to.
+    pub site: Option<(usize, Option<usize>)>,
+}
+
+/// One replacement of an alternative site.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replacement {
+    /// 1-based number within its site.
+    pub number: usize,
+    /// `.altinstructions` entry index.
+    pub entry: usize,
+    /// Feature name, `!` prefixed for `ALT_NOT`.
+    pub feature: String,
+    /// Where the replacement bytes are (section, offset); `None` when empty.
+    pub at: Option<(usize, u64)>,
+    /// Length of the replacement.
+    pub len: u8,
+}
+
+/// An alternative site: the original range and its replacements.
+#[derive(Debug, Clone, Serialize)]
+pub struct AltSite {
+    /// Original: (section, offset).
+    pub orig: (usize, u64),
+    /// Original length (the slot array size).
+    pub len: usize,
+    /// objtool's location of the site start.
+    pub location: String,
+    /// Replacements, in `.altinstructions` order.
+    pub replacements: Vec<Replacement>,
+    /// The state recorded in each slot of the shared array (per byte offset).
+    pub slots: Vec<Option<CfiId>>,
+}
+
+/// The result of analysing one object.
+#[derive(Debug)]
+pub struct Analysis {
+    /// The era whose rules were applied.
+    pub era: Era,
+    /// Findings in objtool's order.
+    pub findings: Vec<Finding>,
+    /// ORC rows, or `None` when objtool would write none (fatal errors).
+    pub orc: Option<Vec<OrcRow>>,
+    /// ORC rows already in the object (`.orc_unwind`), if any.
+    pub existing_orc: Option<Vec<OrcRow>>,
+    /// Every real instruction, in section order.
+    pub insns: Vec<InsnInfo>,
+    /// Interned states referenced by [`InsnInfo::cfi`] and [`AltSite::slots`].
+    pub states: Interner,
+    /// Alternative sites.
+    pub sites: Vec<AltSite>,
+    /// Section names by index.
+    pub section_names: Vec<String>,
+}
+
+impl Analysis {
+    /// The state of an id.
+    pub fn state(&self, id: CfiId) -> &CfiState {
+        self.states.get(id)
+    }
+
+    /// Whether any finding stopped the analysis.
+    pub fn is_fatal(&self) -> bool {
+        self.findings.iter().any(|f| f.fatal)
+    }
+}
+
+/// Analyses one object. Never panics on input; an unreadable container is an error, everything else is findings.
+pub fn analyze(
+    data: &[u8],
+    opts: Options,
+    features: &FeatureNames,
+) -> Result<Analysis, AnalysisError> {
+    // The walk recurses on branches like objtool; give it a stack that real code cannot exhaust.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("altcfi-analysis".into())
+            .stack_size(256 << 20)
+            .spawn_scoped(s, || analyze_here(data, opts, features))
+            .map_err(|e| AnalysisError::Internal(e.to_string()))?
+            .join()
+            .map_err(|_| AnalysisError::Internal("the analysis thread panicked".into()))?
+    })
+}
+
+fn analyze_here(
+    data: &[u8],
+    opts: Options,
+    features: &FeatureNames,
+) -> Result<Analysis, AnalysisError> {
+    let obj = Object::parse(data)?;
+    let detected = special::era_from_layout(&obj);
+    let era = opts.era.or(detected).unwrap_or(Era::V6_12);
+    let section_names = obj.sections.iter().map(|s| s.name.clone()).collect();
+    let existing_orc = orc::read_existing(&obj, era);
+    let p = match Program::build(&obj, era, opts.era.is_none()) {
+        Ok(p) => p,
+        Err(f) => {
+            return Ok(Analysis {
+                era,
+                findings: vec![*f],
+                orc: None,
+                existing_orc,
+                insns: Vec::new(),
+                states: Interner::default(),
+                sites: Vec::new(),
+                section_names,
+            })
+        }
+    };
+    let w = validate::walk(&p, opts);
+    let mut findings = w.findings.clone();
+    let orc = if w.fatal {
+        None
+    } else {
+        match orc::generate(&p, &w) {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                // objtool charges ORC errors to the instruction's symbol (WARN_INSN): suppressed if it warned.
+                let sym = p.nodes[e.node as usize].sym;
+                let warned = era == Era::V6_12 && sym.is_some_and(|s| sym_warned(&findings, &p, s));
+                if !warned {
+                    let mut f = Finding::new(
+                        FindingKind::OrcError,
+                        Some(p.node_location(e.node)),
+                        e.message,
+                    );
+                    f.fatal = true;
+                    findings.push(f);
+                }
+                None
+            }
+        }
+    };
+    let sites = build_sites(&p, &w, features);
+    let insns = insn_infos(&p, &w);
+    enrich_conflicts(&p, &w, &sites, &insns, &mut findings);
+    Ok(Analysis {
+        era,
+        findings,
+        orc,
+        existing_orc,
+        insns,
+        states: w.interner,
+        sites,
+        section_names,
+    })
+}
+
+/// Whether a finding was already charged to symbol `s` (objtool's `sym->warned`).
+fn sym_warned(findings: &[Finding], p: &Program, s: usize) -> bool {
+    let sym = &p.obj.symbols[s];
+    findings.iter().any(|f| match &f.location {
+        Some(l) => {
+            sym.section == Some(l.section)
+                && (sym.value..sym.value + sym.size.max(1)).contains(&l.offset)
+        }
+        None => f.message.starts_with(&format!("{}()", sym.name)),
+    })
+}
+
+fn feature_text(p: &Program, k: usize, features: &FeatureNames) -> String {
+    let sa = &p.specials[k];
+    let name = features.name(sa.cpuid());
+    if sa.is_not(p.era) {
+        format!("!{name}")
+    } else {
+        name
+    }
+}
+
+fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltSite> {
+    let mut sites: Vec<AltSite> = Vec::new();
+    let mut by_slots: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for g in &p.groups {
+        let Some(og) = g.orig_group else { continue };
+        let Some(k) = g.entry else { continue };
+        let orig = &p.groups[og];
+        let site = *by_slots.entry(orig.slots).or_insert_with(|| {
+            let first = &p.nodes[orig.first as usize];
+            sites.push(AltSite {
+                orig: (first.sec, first.insn.offset),
+                len: orig.len,
+                location: p.node_location(orig.first).display,
+                replacements: Vec::new(),
+                slots: w.slots[orig.slots].clone(),
+            });
+            sites.len() - 1
+        });
+        let sa = &p.specials[k];
+        let number = sites[site].replacements.len() + 1;
+        sites[site].replacements.push(Replacement {
+            number,
+            entry: sa.entry,
+            feature: feature_text(p, k, features),
+            at: sa.new,
+            len: sa.new_len,
+        });
+        debug_assert_eq!(sa.kind, SpecialKind::Alternative);
+    }
+    sites
+}
+
+fn node_text(p: &Program, id: NodeId) -> String {
+    let n = &p.nodes[id as usize];
+    if n.synthetic {
+        return format!("(padding nop, {} bytes)", n.insn.len);
+    }
+    let data = p.obj.sections[n.sec].data;
+    let start = n.insn.offset as usize;
+    let bytes = data.get(start..start + n.insn.len as usize).unwrap_or(&[]);
+    decode::disassemble(bytes, n.insn.offset)
+}
+
+fn insn_infos(p: &Program, w: &WalkResult) -> Vec<InsnInfo> {
+    // Site and side of each group.
+    let mut side: Vec<Option<(usize, Option<usize>)>> = vec![None; p.groups.len()];
+    let mut site_of_slots: std::collections::HashMap<usize, usize> =
+        std::collections::HashMap::new();
+    let mut counts: Vec<usize> = Vec::new();
+    for (gi, g) in p.groups.iter().enumerate() {
+        let Some(og) = g.orig_group else { continue };
+        let slots = p.groups[og].slots;
+        let next = site_of_slots.len();
+        let site = *site_of_slots.entry(slots).or_insert(next);
+        if counts.len() <= site {
+            counts.resize(site + 1, 0);
+        }
+        counts[site] += 1;
+        side[gi] = Some((site, Some(counts[site])));
+        side[og] = Some((site, None));
+    }
+    p.nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !n.synthetic)
+        .map(|(i, n)| InsnInfo {
+            section: n.sec,
+            offset: n.insn.offset,
+            len: n.insn.len,
+            location: p.node_location(i as NodeId).display,
+            text: node_text(p, i as NodeId),
+            cfi: w.cfi[i],
+            site: n.alt_group.and_then(|g| side[g]),
+        })
+        .collect()
+}
+
+fn group_text(p: &Program, g: usize) -> String {
+    let grp = &p.groups[g];
+    let mut parts = Vec::new();
+    let mut cur = Some(grp.first);
+    while let Some(id) = cur {
+        if p.nodes[id as usize].alt_group != Some(g) || parts.len() > 64 {
+            break;
+        }
+        parts.push(node_text(p, id));
+        if Some(id) == grp.last || p.nodes[id as usize].synthetic {
+            break;
+        }
+        cur = p.next_insn_same_sec(id);
+    }
+    parts.join("; ")
+}
+
+fn enrich_conflicts(
+    p: &Program,
+    w: &WalkResult,
+    sites: &[AltSite],
+    _insns: &[super::analysis::InsnInfo],
+    findings: &mut [Finding],
+) {
+    if w.conflicts.is_empty() {
+        return;
+    }
+    let describe = |id: NodeId, cfi: Option<CfiId>| -> VariantAt {
+        let n = &p.nodes[id as usize];
+        let g = n.alt_group;
+        let (replacement, feature) = match g.and_then(|g| p.groups[g].entry.map(|k| (g, k))) {
+            Some((g, k)) => {
+                let og = p.groups[g].orig_group.unwrap_or(g);
+                let number = p
+                    .groups
+                    .iter()
+                    .filter(|x| x.orig_group.map(|o| p.groups[o].slots) == Some(p.groups[og].slots))
+                    .position(|x| std::ptr::eq(x, &p.groups[g]))
+                    .map(|i| i + 1);
+                (number, Some(feature_text(p, k, &FeatureNames::default())))
+            }
+            None => (None, None),
+        };
+        let state = cfi.map(|c| w.interner.get(c));
+        VariantAt {
+            replacement,
+            feature,
+            location: p.node_location(id),
+            instruction: node_text(p, id),
+            variant_text: g.map(|g| group_text(p, g)).unwrap_or_default(),
+            state: state.map_or("unknown".into(), |s| s.to_string()),
+            cfa: state.map_or("unknown".into(), |s| format!("{}", CfaOnly(s))),
+        }
+    };
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.kind == FindingKind::AltStackConflict)
+    {
+        // The site: the slot array whose first instruction is at (or whose conflict is at) the finding location.
+        let Some(loc) = f.location.clone() else {
+            continue;
+        };
+        let slots_id = w.conflicts.iter().map(|c| c.0).find(|&s| {
+            let g = &p.groups[s];
+            let first = &p.nodes[g.first as usize];
+            (first.sec == loc.section && first.insn.offset == loc.offset)
+                || w.conflicts.iter().any(|c| {
+                    c.0 == s && {
+                        let n = &p.nodes[c.3 as usize];
+                        n.sec == loc.section && n.insn.offset == loc.offset
+                    }
+                })
+        });
+        let Some(slots_id) = slots_id else { continue };
+        f.conflicts = validate::conflict_records(w, slots_id, describe);
+        let _ = sites;
+        for c in &f.conflicts {
+            f.details.push(format!(
+                "at +0x{:x} {} ({}) has {}",
+                c.site_offset,
+                side_name(&c.recorded),
+                c.recorded.variant_text,
+                c.recorded.state
+            ));
+            f.details.push(format!(
+                "     {} ({}) has {}",
+                side_name(&c.conflicting),
+                c.conflicting.variant_text,
+                c.conflicting.state
+            ));
+        }
+        if let Some(c) = f.conflicts.first() {
+            f.related.push((
+                format!("{} at +0x{:x}", side_name(&c.recorded), c.site_offset),
+                c.recorded.location.clone(),
+            ));
+        }
+    }
+}
+
+fn side_name(v: &VariantAt) -> String {
+    match (v.replacement, &v.feature) {
+        (None, _) => "the original".into(),
+        (Some(n), Some(f)) => format!("replacement #{n} [{f}]"),
+        (Some(n), None) => format!("replacement #{n}"),
+    }
+}
+
+struct CfaOnly<'a>(&'a CfiState);
+
+impl std::fmt::Display for CfaOnly<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let full = self.0.to_string();
+        let cfa = full.split(',').next().unwrap_or("");
+        write!(f, "{}", cfa.trim_start_matches("CFA="))
+    }
+}
+
+/// Location helper for callers that only have a program.
+pub fn location_of(p: &Program, section: usize, offset: u64) -> Location {
+    p.location(section, offset)
+}

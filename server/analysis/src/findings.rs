@@ -1,0 +1,190 @@
+//! Findings: what the analysis reports, as plain data with machine locations.
+//!
+//! A [`Finding`] carries objtool's location text and message (so the first line of a report matches objtool's), a
+//! stable [`FindingKind`] code for tools and docs, detail lines in words, and, for alternative conflicts, the full
+//! [`AltConflict`] record. Source locations are added later by the lines stage; nothing here knows about DWARF or LSP.
+
+use serde::Serialize;
+
+/// A place in the object: section index and offset, plus objtool's `sym+0xoff` text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    /// ELF section index.
+    pub section: usize,
+    /// Section name.
+    pub section_name: String,
+    /// Offset in the section.
+    pub offset: u64,
+    /// objtool's rendering: `func+0x1a` or `.altinstr_replacement+0x3`.
+    pub display: String,
+}
+
+/// Kinds of finding, each with a stable code and a docs page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// Two variants of an alternative site disagree at a shared offset.
+    AltStackConflict,
+    /// Two paths reach one instruction with different states.
+    StackStateMismatch,
+    /// A stack operation where the CFA is unknown.
+    UndefinedStackState,
+    /// An unmodelled write to the CFA base register.
+    UnsupportedStackRegisterModification,
+    /// An unmodelled `and` on `%rsp`.
+    UnsupportedStackPointerRealignment,
+    /// An unmodelled stack operation.
+    UnknownStackOperation,
+    /// `ret` with the stack not back at its entry state.
+    ReturnWithModifiedFrame,
+    /// `%rbp` used as a scratch register (frame-pointer rules).
+    BpScratch,
+    /// A call before the frame pointer is set up (frame-pointer rules).
+    CallWithoutFrame,
+    /// A tail call with the stack not at its entry state.
+    SiblingCallWithModifiedFrame,
+    /// `sysret`, `iret` and friends inside a callable function.
+    UnsupportedInstruction,
+    /// Code no path reaches.
+    UnreachableInstruction,
+    /// A call to a function that never returns, which is not marked `__noreturn`.
+    MissingNoreturn,
+    /// A path runs past the end of its function into the next.
+    FallsThrough,
+    /// A path runs off the end of its section.
+    UnexpectedEndOfSection,
+    /// A function symbol of size 0.
+    MissingSize,
+    /// Unwind hints or save/restore that cannot be followed.
+    HintError,
+    /// The object's structure stops the analysis (can't find a jump destination, bad special section, …).
+    BadObject,
+    /// ORC cannot express a state.
+    OrcError,
+}
+
+impl FindingKind {
+    /// The stable code used in JSON, SARIF, LSP diagnostics and the docs file name.
+    pub fn code(self) -> &'static str {
+        match self {
+            FindingKind::AltStackConflict => "alt-stack-conflict",
+            FindingKind::StackStateMismatch => "stack-state-mismatch",
+            FindingKind::UndefinedStackState => "undefined-stack-state",
+            FindingKind::UnsupportedStackRegisterModification => {
+                "unsupported-stack-register-modification"
+            }
+            FindingKind::UnsupportedStackPointerRealignment => {
+                "unsupported-stack-pointer-realignment"
+            }
+            FindingKind::UnknownStackOperation => "unknown-stack-operation",
+            FindingKind::ReturnWithModifiedFrame => "return-with-modified-frame",
+            FindingKind::BpScratch => "bp-scratch",
+            FindingKind::CallWithoutFrame => "call-without-frame",
+            FindingKind::SiblingCallWithModifiedFrame => "sibling-call-with-modified-frame",
+            FindingKind::UnsupportedInstruction => "unsupported-instruction",
+            FindingKind::UnreachableInstruction => "unreachable-instruction",
+            FindingKind::MissingNoreturn => "missing-noreturn",
+            FindingKind::FallsThrough => "falls-through",
+            FindingKind::UnexpectedEndOfSection => "unexpected-end-of-section",
+            FindingKind::MissingSize => "missing-size",
+            FindingKind::HintError => "hint-error",
+            FindingKind::BadObject => "bad-object",
+            FindingKind::OrcError => "orc-error",
+        }
+    }
+
+    /// Every kind, for docs and tests.
+    pub const ALL: [FindingKind; 19] = [
+        FindingKind::AltStackConflict,
+        FindingKind::StackStateMismatch,
+        FindingKind::UndefinedStackState,
+        FindingKind::UnsupportedStackRegisterModification,
+        FindingKind::UnsupportedStackPointerRealignment,
+        FindingKind::UnknownStackOperation,
+        FindingKind::ReturnWithModifiedFrame,
+        FindingKind::BpScratch,
+        FindingKind::CallWithoutFrame,
+        FindingKind::SiblingCallWithModifiedFrame,
+        FindingKind::UnsupportedInstruction,
+        FindingKind::UnreachableInstruction,
+        FindingKind::MissingNoreturn,
+        FindingKind::FallsThrough,
+        FindingKind::UnexpectedEndOfSection,
+        FindingKind::MissingSize,
+        FindingKind::HintError,
+        FindingKind::BadObject,
+        FindingKind::OrcError,
+    ];
+}
+
+/// One side of an alternative site at one offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VariantAt {
+    /// `None` for the original, `Some(n)` for replacement #n (1-based, in `.altinstructions` order).
+    pub replacement: Option<usize>,
+    /// The feature that selects it (`X86_FEATURE_XENPV`, `!X86_FEATURE_SMAP`), if any.
+    pub feature: Option<String>,
+    /// Where the instruction at that offset is.
+    pub location: Location,
+    /// Its disassembly (AT&T).
+    pub instruction: String,
+    /// The full variant's instructions, `; `-separated, for messages.
+    pub variant_text: String,
+    /// The CFI state on entry to that instruction, in words.
+    pub state: String,
+    /// The CFA rule alone (`rsp+8`).
+    pub cfa: String,
+}
+
+/// A stack layout conflict at one offset of an alternative site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AltConflict {
+    /// Offset inside the site.
+    pub site_offset: u64,
+    /// The side whose state was recorded first.
+    pub recorded: VariantAt,
+    /// The side that disagreed.
+    pub conflicting: VariantAt,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Kind.
+    pub kind: FindingKind,
+    /// Where objtool would print it; `None` for messages without a location (`f() falls through …`).
+    pub location: Option<Location>,
+    /// objtool's message text.
+    pub message: String,
+    /// Further lines in words (states involved, how to read it).
+    pub details: Vec<String>,
+    /// Other places involved (the other side of a conflict, the instruction that found it, …).
+    pub related: Vec<(String, Location)>,
+    /// Every conflicting offset of the site, for alternative conflicts.
+    pub conflicts: Vec<AltConflict>,
+    /// This finding stopped the analysis of the object (objtool's fatal errors; no ORC is produced).
+    pub fatal: bool,
+}
+
+impl Finding {
+    /// A finding with only a kind, location and message.
+    pub fn new(kind: FindingKind, location: Option<Location>, message: impl Into<String>) -> Self {
+        Finding {
+            kind,
+            location,
+            message: message.into(),
+            details: Vec::new(),
+            related: Vec::new(),
+            conflicts: Vec::new(),
+            fatal: false,
+        }
+    }
+
+    /// objtool's line without the `file: warning: tool: ` prefix: `func+0x1a: message`.
+    pub fn headline(&self) -> String {
+        match &self.location {
+            Some(l) => format!("{}: {}", l.display, self.message),
+            None => self.message.clone(),
+        }
+    }
+}

@@ -1,0 +1,1209 @@
+//! Flow stage: instructions + symbols + relocations + special entries → a [`Program`] ready to walk.
+//!
+//! In objtool's order (it matters: later steps read what earlier ones set): classify symbols (cold parts, aliases,
+//! thunks), decode every executable section and give each instruction its symbol, honour
+//! `STACK_FRAME_NON_STANDARD` and `ANNOTATE_IGNORE_ALTERNATIVE`, attach alternative groups, jump labels and exception
+//! fixups ([`crate::alternatives`]), resolve jump and call destinations (sibling calls, thunks, noreturn callees),
+//! mark dead ends, find switch jump tables through `.rela.rodata`, and read unwind hints. Structural problems that
+//! stop objtool stop this stage too, as a fatal [`Finding`]. No CFI is computed here.
+
+use crate::alternatives::{self, AltGroup};
+use crate::cfi::{CfiId, CfiState, HintType, Interner, CFA, SP_INDIRECT, UNDEFINED};
+use crate::decode::{self, reg, Insn, InsnKind};
+use crate::findings::{Finding, FindingKind, Location};
+use crate::object::{reloc_types, Object, Reloc, SymBind, SymKind};
+use crate::options::Era;
+use crate::special::{self, SpecialAlt};
+use std::ops::Range;
+
+/// Index of an instruction node in [`Program::nodes`].
+pub type NodeId = u32;
+
+/// Why a node is an alternative successor of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum AltKind {
+    /// A replacement of an alternative group (index into [`Program::specials`]).
+    Replacement(usize),
+    /// The other side of a jump label.
+    JumpLabel,
+    /// An exception fixup.
+    ExceptionFixup,
+    /// A switch jump table target.
+    SwitchTable,
+}
+
+/// An extra successor of an instruction, explored with the state before the instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alt {
+    /// The first instruction of the successor.
+    pub node: NodeId,
+    /// Do not follow the original path afterwards.
+    pub skip_orig: bool,
+    /// Why.
+    pub kind: AltKind,
+}
+
+/// An instruction with everything the walk needs to know about it.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Section index.
+    pub sec: usize,
+    /// The decoded instruction (`kind` may be adjusted by this stage).
+    pub insn: Insn,
+    /// The symbol the instruction belongs to (objtool's `insn->sym`).
+    pub sym: Option<usize>,
+    /// Resolved destination of a direct jump.
+    pub jump_dest: Option<NodeId>,
+    /// Called (or sibling-called) symbol.
+    pub call_dest: Option<usize>,
+    /// Extra successors (replacements, jump labels, fixups, table targets), newest first as objtool keeps them.
+    pub alts: Vec<Alt>,
+    /// The alternative group the instruction is part of.
+    pub alt_group: Option<usize>,
+    /// The path ends after this instruction.
+    pub dead_end: bool,
+    /// Not validated and not reported (`STACK_FRAME_NON_STANDARD`, ignored replacements).
+    pub ignore: bool,
+    /// Do not explore `alts`.
+    pub ignore_alts: bool,
+    /// Carries an unwind hint that sets the state.
+    pub hint: bool,
+    /// `UNWIND_HINT_SAVE`.
+    pub save: bool,
+    /// `UNWIND_HINT_RESTORE`.
+    pub restore: bool,
+    /// The state a hint gives, if any.
+    pub hint_cfi: Option<CfiId>,
+    /// For jump-table detection: the first unconditional forward jump to here.
+    pub first_jump_src: Option<NodeId>,
+    /// The `.rodata` relocation of this instruction's switch table: (section, index in that section's relocs).
+    pub jump_table: Option<(usize, usize)>,
+    /// A padding NOP made up for a short replacement; not in its section's instruction list.
+    pub synthetic: bool,
+}
+
+impl Node {
+    /// A synthetic node (a replacement's padding NOP).
+    pub fn new_synthetic(sec: usize, insn: Insn) -> Self {
+        let mut n = Self::new(sec, insn);
+        n.synthetic = true;
+        n
+    }
+
+    fn new(sec: usize, insn: Insn) -> Self {
+        Node {
+            sec,
+            insn,
+            sym: None,
+            jump_dest: None,
+            call_dest: None,
+            alts: Vec::new(),
+            alt_group: None,
+            dead_end: false,
+            ignore: false,
+            ignore_alts: false,
+            hint: false,
+            save: false,
+            restore: false,
+            hint_cfi: None,
+            first_jump_src: None,
+            jump_table: None,
+            synthetic: false,
+        }
+    }
+}
+
+/// What objtool derives about a symbol.
+#[derive(Debug, Clone)]
+pub struct SymInfo {
+    /// Parent of a `.cold` part (itself otherwise).
+    pub pfunc: usize,
+    /// `.cold` child (itself otherwise).
+    pub cfunc: usize,
+    /// The canonical symbol at the same place (itself when it is canonical).
+    pub alias: usize,
+    /// Length, minus an overlapping `.cold` child.
+    pub len: u64,
+    /// `__x86_indirect_*` thunk.
+    pub retpoline_thunk: bool,
+    /// `__x86_return_thunk`.
+    pub return_thunk: bool,
+    /// A thunk whose first instruction is inside another instruction.
+    pub embedded_insn: bool,
+    /// `__fentry__`.
+    pub fentry: bool,
+    /// A `.L` label.
+    pub local_label: bool,
+    /// A static call trampoline.
+    pub static_call_tramp: bool,
+}
+
+/// The decoded, resolved object.
+#[derive(Debug)]
+pub struct Program<'o, 'data> {
+    /// The object.
+    pub obj: &'o Object<'data>,
+    /// Era whose rules apply.
+    pub era: Era,
+    /// All instructions, grouped by section in section order, then the synthetic NOPs.
+    pub nodes: Vec<Node>,
+    /// Per section index, the range of its (real) nodes.
+    pub sec_ranges: Vec<Range<u32>>,
+    /// Per symbol index.
+    pub syms: Vec<SymInfo>,
+    /// Sections objtool treats as text (executable, not replacements or `.discard.*`).
+    pub text: Vec<bool>,
+    /// Alternative groups.
+    pub groups: Vec<AltGroup>,
+    /// The special entries, in objtool's order.
+    pub specials: Vec<SpecialAlt>,
+    /// Interned CFI states (hint states are added here).
+    pub interner: Interner,
+    /// objtool's `ignore_unreachables` (set by RIP-relative switch tables).
+    pub ignore_unreachables: bool,
+    /// Non-fatal warnings raised while building.
+    pub warnings: Vec<Finding>,
+}
+
+/// objtool 6.12's global list of functions that never return.
+const GLOBAL_NORETURNS: &[&str] = &[
+    "__fortify_panic",
+    "__ia32_sys_exit",
+    "__ia32_sys_exit_group",
+    "__kunit_abort",
+    "__module_put_and_kthread_exit",
+    "__reiserfs_panic",
+    "__stack_chk_fail",
+    "__tdx_hypercall_failed",
+    "__ubsan_handle_builtin_unreachable",
+    "__x64_sys_exit",
+    "__x64_sys_exit_group",
+    "arch_cpu_idle_dead",
+    "bch2_trans_in_restart_error",
+    "bch2_trans_restart_error",
+    "bch2_trans_unlocked_error",
+    "cpu_bringup_and_idle",
+    "cpu_startup_entry",
+    "do_exit",
+    "do_group_exit",
+    "do_task_dead",
+    "ex_handler_msr_mce",
+    "hlt_play_dead",
+    "hv_ghcb_terminate",
+    "kthread_complete_and_exit",
+    "kthread_exit",
+    "kunit_try_catch_throw",
+    "machine_real_restart",
+    "make_task_dead",
+    "mpt_halt_firmware",
+    "nmi_panic_self_stop",
+    "panic",
+    "panic_smp_self_stop",
+    "rest_init",
+    "rewind_stack_and_make_dead",
+    "rust_begin_unwind",
+    "rust_helper_BUG",
+    "sev_es_terminate",
+    "snp_abort",
+    "start_kernel",
+    "stop_this_cpu",
+    "usercopy_abort",
+    "x86_64_start_kernel",
+    "x86_64_start_reservations",
+    "xen_cpu_bringup_again",
+    "xen_start_kernel",
+];
+
+impl<'o, 'data> Program<'o, 'data> {
+    /// Builds the program: everything objtool's `decode_sections()` does. A fatal problem is returned as a finding.
+    pub fn build(
+        obj: &'o Object<'data>,
+        era: Era,
+        detect_layout: bool,
+    ) -> Result<Self, Box<Finding>> {
+        let mut p = Program {
+            obj,
+            era,
+            nodes: Vec::new(),
+            sec_ranges: vec![0..0; obj.sections.len()],
+            syms: Vec::new(),
+            text: vec![false; obj.sections.len()],
+            groups: Vec::new(),
+            specials: Vec::new(),
+            interner: Interner::default(),
+            ignore_unreachables: false,
+            warnings: Vec::new(),
+        };
+        p.classify_symbols()?;
+        p.decode_instructions()?;
+        p.add_ignores();
+        p.add_ignore_alternatives();
+        let specials = special::read_special_alts(
+            obj,
+            era,
+            (!detect_layout).then(|| era.alt_entry_size()),
+            false,
+        )
+        .map_err(|e| p.fatal_special(e))?;
+        p.specials = specials;
+        alternatives::attach_all(&mut p)?;
+        p.add_jump_destinations()?;
+        p.read_intra_function_calls()?;
+        p.add_call_destinations()?;
+        p.add_dead_ends()?;
+        p.add_jump_table_alts()?;
+        p.read_unwind_hints()?;
+        Ok(p)
+    }
+
+    fn fatal_special(&self, e: special::SpecialError) -> Box<Finding> {
+        let loc = match &e {
+            special::SpecialError::MissingReloc {
+                section, offset, ..
+            } => Some(self.location(*section, *offset)),
+            _ => None,
+        };
+        let mut f = Finding::new(FindingKind::BadObject, loc, e.to_string());
+        f.fatal = true;
+        Box::new(f)
+    }
+
+    /// A fatal finding at an instruction.
+    pub fn fatal_at(&self, node: NodeId, msg: impl Into<String>) -> Box<Finding> {
+        let n = &self.nodes[node as usize];
+        let mut f = Finding::new(
+            FindingKind::BadObject,
+            Some(self.location(n.sec, n.insn.offset)),
+            msg,
+        );
+        f.fatal = true;
+        Box::new(f)
+    }
+
+    fn fatal(&self, msg: impl Into<String>) -> Box<Finding> {
+        let mut f = Finding::new(FindingKind::BadObject, None, msg);
+        f.fatal = true;
+        Box::new(f)
+    }
+
+    /// objtool's `offstr()`: `func+0x1a`, else `sym+0x1a`, else `.section+0x1a`.
+    pub fn location(&self, section: usize, offset: u64) -> Location {
+        let sec = &self.obj.sections[section];
+        let sym = if sec.is_exec() {
+            self.obj
+                .symbol_containing(section, offset, true)
+                .filter(|s| s.kind == SymKind::Func)
+        } else {
+            None
+        }
+        .or_else(|| self.obj.symbol_containing(section, offset, false));
+        let display = match sym {
+            Some(s) => format!("{}+0x{:x}", s.name, offset - s.value),
+            None => format!("{}+0x{:x}", sec.name, offset),
+        };
+        Location {
+            section,
+            section_name: sec.name.clone(),
+            offset,
+            display,
+        }
+    }
+
+    /// The location of a node.
+    pub fn node_location(&self, node: NodeId) -> Location {
+        let n = &self.nodes[node as usize];
+        self.location(n.sec, n.insn.offset)
+    }
+
+    fn sym_kind(&self, s: usize) -> SymKind {
+        self.obj.symbols[s].kind
+    }
+
+    /// objtool's `insn_func()`: the node's symbol if it is a function.
+    pub fn insn_func(&self, node: NodeId) -> Option<usize> {
+        self.nodes[node as usize]
+            .sym
+            .filter(|&s| self.sym_kind(s) == SymKind::Func)
+    }
+
+    /// The instruction at (section, offset).
+    pub fn find_insn(&self, sec: usize, offset: u64) -> Option<NodeId> {
+        let r = self.sec_ranges.get(sec)?.clone();
+        let slice = &self.nodes[r.start as usize..r.end as usize];
+        let i = slice
+            .binary_search_by_key(&offset, |n| n.insn.offset)
+            .ok()?;
+        Some(r.start + i as u32)
+    }
+
+    /// The next instruction of the same section.
+    pub fn next_insn_same_sec(&self, node: NodeId) -> Option<NodeId> {
+        let n = &self.nodes[node as usize];
+        if n.synthetic {
+            return None;
+        }
+        let next = node + 1;
+        (next < self.sec_ranges[n.sec].end).then_some(next)
+    }
+
+    /// The previous instruction of the same section.
+    pub fn prev_insn_same_sec(&self, node: NodeId) -> Option<NodeId> {
+        let n = &self.nodes[node as usize];
+        if n.synthetic || node == 0 {
+            return None;
+        }
+        (node > self.sec_ranges[n.sec].start).then(|| node - 1)
+    }
+
+    fn prev_insn_same_sym(&self, node: NodeId) -> Option<NodeId> {
+        let prev = self.prev_insn_same_sec(node)?;
+        (self.nodes[prev as usize].sym == self.nodes[node as usize].sym).then_some(prev)
+    }
+
+    /// objtool's `next_insn_same_func`: continues into the `.cold` part.
+    pub fn next_insn_same_func(&self, node: NodeId) -> Option<NodeId> {
+        let func = self.insn_func(node)?;
+        if let Some(next) = self.next_insn_same_sec(node) {
+            if self.insn_func(next) == Some(func) {
+                return Some(next);
+            }
+        }
+        let cfunc = self.syms[func].cfunc;
+        if cfunc == func {
+            return None;
+        }
+        let c = &self.obj.symbols[cfunc];
+        self.find_insn(c.section?, c.value)
+    }
+
+    /// Nodes of a function, its `.cold` part included (objtool's `func_for_each_insn`).
+    pub fn func_insns(&self, func: usize) -> Vec<NodeId> {
+        let s = &self.obj.symbols[func];
+        let mut out = Vec::new();
+        let Some(sec) = s.section else { return out };
+        let mut cur = self.find_insn(sec, s.value);
+        while let Some(n) = cur {
+            out.push(n);
+            if out.len() > self.nodes.len() {
+                break;
+            }
+            cur = self.next_insn_same_func(n);
+        }
+        out
+    }
+
+    /// Nodes in `[value, value+len)` of a symbol (objtool's `sym_for_each_insn`).
+    pub fn sym_insns(&self, sym: usize) -> Vec<NodeId> {
+        let s = &self.obj.symbols[sym];
+        let Some(sec) = s.section else {
+            return Vec::new();
+        };
+        let end = s
+            .value
+            .saturating_add(self.syms.get(sym).map_or(s.size, |i| i.len));
+        let r = self.sec_ranges[sec].clone();
+        (r.start..r.end)
+            .filter(|&i| (s.value..end).contains(&self.nodes[i as usize].insn.offset))
+            .collect()
+    }
+
+    /// The first relocation inside an instruction (objtool's `insn_reloc`).
+    pub fn insn_reloc(&self, node: NodeId) -> Option<&'o Reloc> {
+        let n = &self.nodes[node as usize];
+        if n.synthetic {
+            return None;
+        }
+        self.obj
+            .relocs_in(n.sec, n.insn.offset..n.insn.end())
+            .first()
+    }
+
+    fn classify_symbols(&mut self) -> Result<(), Box<Finding>> {
+        let obj = self.obj;
+        self.syms = obj
+            .symbols
+            .iter()
+            .map(|s| {
+                let global = s.bind == SymBind::Global;
+                SymInfo {
+                    pfunc: s.index,
+                    cfunc: s.index,
+                    alias: s.index,
+                    len: s.size,
+                    retpoline_thunk: global
+                        && (s.name.starts_with("__x86_indirect_")
+                            || s.name.starts_with("__pi___x86_indirect_")),
+                    return_thunk: global && s.name == "__x86_return_thunk",
+                    embedded_insn: global
+                        && matches!(
+                            s.name.as_str(),
+                            "retbleed_return_thunk" | "srso_alias_safe_ret" | "srso_safe_ret"
+                        ),
+                    fentry: global && s.name == "__fentry__",
+                    local_label: s.kind == SymKind::NoType && s.name.starts_with(".L"),
+                    static_call_tramp: global && s.name.starts_with("__SCT__"),
+                }
+            })
+            .collect();
+        // Aliases: a later symbol of the same type at the same offset becomes the canonical one.
+        for sec in 0..obj.sections.len() {
+            let list = obj.symbols_in(sec);
+            for (k, &a) in list.iter().enumerate() {
+                let sa = &obj.symbols[a];
+                if sa.size == 0 {
+                    continue;
+                }
+                for &b in &list[k + 1..] {
+                    let sb = &obj.symbols[b];
+                    if sb.value != sa.value {
+                        break;
+                    }
+                    if sb.kind == sa.kind && b > a {
+                        self.syms[a].alias = b;
+                    }
+                }
+            }
+        }
+        // Cold subfunctions.
+        for s in &obj.symbols {
+            if s.kind != SymKind::Func {
+                continue;
+            }
+            let Some(pos) = s.name.find(".cold") else {
+                continue;
+            };
+            let pname = &s.name[..pos];
+            let Some(parent) = obj.symbols.iter().find(|p| p.name == pname) else {
+                return Err(self.fatal(format!("{}(): can't find parent function", s.name)));
+            };
+            self.syms[s.index].pfunc = parent.index;
+            self.syms[parent.index].cfunc = s.index;
+            if s.section == parent.section
+                && s.value >= parent.value
+                && s.value + s.size == parent.value + self.syms[parent.index].len
+            {
+                self.syms[parent.index].len -= s.size;
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_instructions(&mut self) -> Result<(), Box<Finding>> {
+        let obj = self.obj;
+        for sec in &obj.sections {
+            if !sec.is_exec() {
+                continue;
+            }
+            if sec.name != ".altinstr_replacement"
+                && sec.name != ".altinstr_aux"
+                && !sec.name.starts_with(".discard.")
+            {
+                self.text[sec.index] = true;
+            }
+            if sec.data.len() as u64 != sec.size {
+                return Err(self.fatal(format!("{}: section has no data", sec.name)));
+            }
+            let idx = sec.index;
+            let insns = decode::decode_section(sec.data, |off| {
+                obj.symbol_containing(idx, off, false)
+                    .is_some_and(|s| s.kind == SymKind::Func)
+            })
+            .map_err(|e| {
+                let mut f = Finding::new(
+                    FindingKind::BadObject,
+                    Some(self.location(idx, e.offset)),
+                    format!("can't decode instruction at {}:0x{:x}", sec.name, e.offset),
+                );
+                f.fatal = true;
+                Box::new(f)
+            })?;
+            let start = self.nodes.len() as u32;
+            self.nodes.extend(insns.into_iter().map(|i| {
+                let mut n = Node::new(idx, i);
+                if n.insn.kind == InsnKind::Bug {
+                    n.dead_end = true;
+                }
+                n
+            }));
+            self.sec_ranges[idx] = start..self.nodes.len() as u32;
+
+            for &si in obj.symbols_in(idx) {
+                let s = &obj.symbols[si];
+                if s.kind != SymKind::Func && s.kind != SymKind::NoType {
+                    continue;
+                }
+                if s.value == sec.size {
+                    if s.kind == SymKind::NoType {
+                        continue;
+                    }
+                    return Err(self.fatal(format!("{}(): STT_FUNC at end of section", s.name)));
+                }
+                if self.syms[si].embedded_insn || self.syms[si].alias != si {
+                    continue;
+                }
+                if self.find_insn(idx, s.value).is_none() {
+                    return Err(
+                        self.fatal(format!("{}(): can't find starting instruction", s.name))
+                    );
+                }
+                for n in self.sym_insns(si) {
+                    self.nodes[n as usize].sym = Some(si);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Relocations of a `.discard.*` annotation section, resolved to (section, offset).
+    fn annotation_targets(&self, name: &str) -> Vec<(usize, &'o Reloc)> {
+        let Some(sec) = self.obj.section_by_name(name) else {
+            return Vec::new();
+        };
+        self.obj
+            .relocs(sec.index)
+            .iter()
+            .filter_map(|r| Some((self.obj.symbols[r.symbol].section?, r)))
+            .collect()
+    }
+
+    fn add_ignores(&mut self) {
+        for (sec, r) in self.annotation_targets(".discard.func_stack_frame_non_standard") {
+            let sym = &self.obj.symbols[r.symbol];
+            let func = match sym.kind {
+                SymKind::Func => Some(sym.index),
+                SymKind::Section => self.obj.symbols_in(sec).iter().copied().find(|&s| {
+                    let s = &self.obj.symbols[s];
+                    s.kind == SymKind::Func && s.value == r.addend as u64
+                }),
+                _ => None,
+            };
+            if let Some(func) = func {
+                for n in self.func_insns(func) {
+                    self.nodes[n as usize].ignore = true;
+                }
+            }
+        }
+    }
+
+    fn add_ignore_alternatives(&mut self) {
+        for (sec, r) in self.annotation_targets(".discard.ignore_alts") {
+            let off = self.obj.symbols[r.symbol].value as i64 + r.addend;
+            if let Some(n) = self.find_insn(sec, off as u64) {
+                self.nodes[n as usize].ignore_alts = true;
+            }
+        }
+    }
+
+    fn add_jump_destinations(&mut self) -> Result<(), Box<Finding>> {
+        for id in 0..self.nodes.len() as NodeId {
+            let n = &self.nodes[id as usize];
+            if n.jump_dest.is_some() || !n.insn.is_static_jump() || n.synthetic {
+                continue;
+            }
+            let (dest_sec, dest_off) = match self.insn_reloc(id) {
+                None => (n.sec, n.insn.jump_destination()),
+                Some(r) => {
+                    let sym = &self.obj.symbols[r.symbol];
+                    let info = &self.syms[r.symbol];
+                    if sym.kind == SymKind::Section {
+                        match sym.section {
+                            Some(s) => (s, r.addend + 4),
+                            None => continue,
+                        }
+                    } else if info.retpoline_thunk {
+                        self.add_retpoline_call(id, Some(r.symbol));
+                        continue;
+                    } else if info.return_thunk {
+                        self.nodes[id as usize].insn.kind = InsnKind::Return;
+                        continue;
+                    } else if self.insn_func(id).is_some() {
+                        self.add_call_dest(id, Some(r.symbol), true);
+                        continue;
+                    } else if let Some(s) = sym.section {
+                        (s, sym.value as i64 + r.addend + 4)
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            let Some(dest) = u64::try_from(dest_off)
+                .ok()
+                .and_then(|o| self.find_insn(dest_sec, o))
+            else {
+                let sym = self
+                    .obj
+                    .symbols_in(dest_sec)
+                    .iter()
+                    .copied()
+                    .find(|&s| self.obj.symbols[s].value as i64 == dest_off);
+                if sym.is_some_and(|s| self.syms[s].embedded_insn) {
+                    self.nodes[id as usize].insn.kind = InsnKind::Return;
+                    continue;
+                }
+                return Err(self.fatal_at(
+                    id,
+                    format!(
+                        "can't find jump dest instruction at {}+0x{:x}",
+                        self.obj.sections[dest_sec].name, dest_off
+                    ),
+                ));
+            };
+            if let Some(ds) = self.nodes[dest as usize].sym {
+                if self.obj.symbols[ds].value == self.nodes[dest as usize].insn.offset {
+                    if self.syms[ds].retpoline_thunk {
+                        self.add_retpoline_call(id, Some(ds));
+                        continue;
+                    }
+                    if self.syms[ds].return_thunk {
+                        self.nodes[id as usize].insn.kind = InsnKind::Return;
+                        continue;
+                    }
+                }
+            }
+            if let (Some(ff), Some(tf)) = (self.insn_func(id), self.insn_func(dest)) {
+                if ff != tf
+                    && !self.obj.symbols[ff].name.contains(".cold")
+                    && self.obj.symbols[tf].name.contains(".cold")
+                {
+                    self.syms[ff].cfunc = tf;
+                    self.syms[tf].pfunc = ff;
+                }
+            }
+            if self.jump_is_sibling_call(id, dest) {
+                let tf = self.insn_func(dest);
+                self.add_call_dest(id, tf, true);
+                continue;
+            }
+            self.nodes[id as usize].jump_dest = Some(dest);
+        }
+        Ok(())
+    }
+
+    fn jump_is_sibling_call(&self, from: NodeId, to: NodeId) -> bool {
+        let (Some(ff), Some(tf)) = (self.insn_func(from), self.insn_func(to)) else {
+            return false;
+        };
+        if self.nodes[to as usize].insn.offset != self.obj.symbols[tf].value {
+            return false;
+        }
+        self.syms[ff].pfunc != self.syms[tf].pfunc
+    }
+
+    fn add_retpoline_call(&mut self, id: NodeId, sym: Option<usize>) {
+        let n = &mut self.nodes[id as usize];
+        n.insn.kind = match n.insn.kind {
+            InsnKind::JumpUnconditional => InsnKind::JumpDynamic,
+            InsnKind::JumpConditional => InsnKind::JumpDynamicConditional,
+            InsnKind::Call => InsnKind::CallDynamic,
+            k => k,
+        };
+        n.call_dest = sym;
+        n.insn.ops.clear();
+    }
+
+    fn add_call_dest(&mut self, id: NodeId, dest: Option<usize>, sibling: bool) {
+        self.nodes[id as usize].call_dest = dest;
+        let Some(dest) = dest else { return };
+        self.nodes[id as usize].insn.ops.clear();
+        if !sibling && self.dead_end_function(dest, 0) {
+            self.nodes[id as usize].dead_end = true;
+        }
+    }
+
+    /// A sibling call: a direct jump with a call destination, or an indirect jump that is not a table jump.
+    pub fn is_sibling_call(&self, id: NodeId) -> bool {
+        let n = &self.nodes[id as usize];
+        if self.insn_func(id).is_some() && n.insn.kind == InsnKind::JumpDynamic {
+            return !self.is_jump_table_jump(id);
+        }
+        n.insn.is_static_jump() && n.call_dest.is_some()
+    }
+
+    fn is_jump_table_jump(&self, id: NodeId) -> bool {
+        let n = &self.nodes[id as usize];
+        if n.jump_table.is_some() {
+            return true;
+        }
+        n.alt_group
+            .and_then(|g| self.groups[g].orig_group)
+            .is_some_and(|og| {
+                self.nodes[self.groups[og].first as usize]
+                    .jump_table
+                    .is_some()
+            })
+    }
+
+    /// objtool's `dead_end_function`.
+    fn dead_end_function(&self, func: usize, depth: u32) -> bool {
+        let s = &self.obj.symbols[func];
+        if matches!(s.bind, SymBind::Global | SymBind::Weak)
+            && GLOBAL_NORETURNS.contains(&s.name.as_str())
+        {
+            return true;
+        }
+        if s.bind == SymBind::Weak || self.syms[func].len == 0 {
+            return false;
+        }
+        let Some(sec) = s.section else { return false };
+        let Some(first) = self.find_insn(sec, s.value) else {
+            return false;
+        };
+        if self.insn_func(first).is_none() {
+            return false;
+        }
+        let insns = self.func_insns(func);
+        if insns.is_empty()
+            || insns
+                .iter()
+                .any(|&i| self.nodes[i as usize].insn.kind == InsnKind::Return)
+        {
+            return false;
+        }
+        for &i in &insns {
+            if self.is_sibling_call(i) {
+                let Some(dest) = self.nodes[i as usize].jump_dest else {
+                    return false;
+                };
+                if depth == 5 {
+                    return false;
+                }
+                return match self.insn_func(dest) {
+                    Some(f) => self.dead_end_function(f, depth + 1),
+                    None => false,
+                };
+            }
+        }
+        true
+    }
+
+    fn read_intra_function_calls(&mut self) -> Result<(), Box<Finding>> {
+        for (sec, r) in self.annotation_targets(".discard.intra_function_calls") {
+            let off = self.obj.symbols[r.symbol].value as i64 + r.addend;
+            let Some(id) = self.find_insn(sec, off as u64) else {
+                return Err(self.fatal(format!(
+                    "bad .discard.intra_function_call entry: {}+0x{off:x}",
+                    self.obj.sections[sec].name
+                )));
+            };
+            if self.nodes[id as usize].insn.kind != InsnKind::Call {
+                return Err(self.fatal_at(id, "intra_function_call not a direct call"));
+            }
+            self.nodes[id as usize].insn.kind = InsnKind::JumpUnconditional;
+            let dest_off = self.nodes[id as usize].insn.jump_destination();
+            let Some(dest) = self.find_insn(sec, dest_off as u64) else {
+                return Err(self.fatal_at(
+                    id,
+                    format!(
+                        "can't find call dest at {}+0x{dest_off:x}",
+                        self.obj.sections[sec].name
+                    ),
+                ));
+            };
+            self.nodes[id as usize].jump_dest = Some(dest);
+        }
+        Ok(())
+    }
+
+    fn find_call_destination(&self, sec: usize, off: i64) -> Option<usize> {
+        let syms = self.obj.symbols_in(sec);
+        let at = |kind: Option<SymKind>| {
+            syms.iter().copied().find(|&s| {
+                let sy = &self.obj.symbols[s];
+                sy.value as i64 == off
+                    && sy.kind != SymKind::Section
+                    && kind.is_none_or(|k| sy.kind == k)
+            })
+        };
+        at(Some(SymKind::Func)).or_else(|| at(None))
+    }
+
+    fn add_call_destinations(&mut self) -> Result<(), Box<Finding>> {
+        for id in 0..self.nodes.len() as NodeId {
+            if self.nodes[id as usize].insn.kind != InsnKind::Call
+                || self.nodes[id as usize].synthetic
+            {
+                continue;
+            }
+            match self.insn_reloc(id) {
+                None => {
+                    let n = &self.nodes[id as usize];
+                    let dest = self.find_call_destination(n.sec, n.insn.jump_destination());
+                    self.add_call_dest(id, dest, false);
+                    if self.nodes[id as usize].ignore {
+                        continue;
+                    }
+                    let Some(dest) = dest else {
+                        return Err(self.fatal_at(id, "unannotated intra-function call"));
+                    };
+                    if self.insn_func(id).is_some() && self.obj.symbols[dest].kind != SymKind::Func
+                    {
+                        return Err(self.fatal_at(id, "unsupported call to non-function"));
+                    }
+                }
+                Some(r) => {
+                    let sym = &self.obj.symbols[r.symbol];
+                    if sym.kind == SymKind::Section {
+                        let off = r.addend + 4;
+                        let dest = sym.section.and_then(|s| self.find_call_destination(s, off));
+                        let Some(dest) = dest else {
+                            return Err(self.fatal_at(
+                                id,
+                                format!("can't find call dest symbol at {}+0x{off:x}", sym.name),
+                            ));
+                        };
+                        self.add_call_dest(id, Some(dest), false);
+                    } else if self.syms[r.symbol].retpoline_thunk {
+                        self.add_retpoline_call(id, Some(r.symbol));
+                    } else {
+                        self.add_call_dest(id, Some(r.symbol), false);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_dead_ends(&mut self) -> Result<(), Box<Finding>> {
+        // 6.12 no longer reads the old unreachable()/reachable annotations.
+        if self.era == Era::V6_12 {
+            return Ok(());
+        }
+        for (name, value) in [
+            (".discard.unreachable", true),
+            (".discard.reachable", false),
+        ] {
+            for (sec, r) in self.annotation_targets(name) {
+                let sym = &self.obj.symbols[r.symbol];
+                let off = if sym.kind == SymKind::Section {
+                    r.addend
+                } else if self.syms[r.symbol].local_label {
+                    sym.value as i64
+                } else {
+                    return Err(
+                        self.fatal(format!("unexpected relocation symbol type in .rela{name}"))
+                    );
+                };
+                let node = match self.find_insn(sec, off as u64) {
+                    Some(n) => self.prev_insn_same_sec(n),
+                    None if off as u64 == self.obj.sections[sec].size => {
+                        let r = &self.sec_ranges[sec];
+                        (r.end > r.start).then(|| r.end - 1)
+                    }
+                    None => None,
+                };
+                match node {
+                    Some(n) => self.nodes[n as usize].dead_end = value,
+                    None => {
+                        let what = if value { "unreachable" } else { "reachable" };
+                        return Err(self.fatal(format!(
+                            "can't find {what} insn at {}+0x{off:x}",
+                            self.obj.sections[sec].name
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_rodata(&self, sec: usize) -> bool {
+        let name = &self.obj.sections[sec].name;
+        (name.starts_with(".rodata") && !name.contains(".str1."))
+            || name == ".data.rel.ro.c_jump_table"
+    }
+
+    fn add_jump_table_alts(&mut self) -> Result<(), Box<Finding>> {
+        if !(0..self.obj.sections.len()).any(|s| self.is_rodata(s)) {
+            return Ok(());
+        }
+        for func in 0..self.obj.symbols.len() {
+            if self.obj.symbols[func].kind != SymKind::Func {
+                continue;
+            }
+            self.mark_func_jump_tables(func);
+            let mut t1: Option<NodeId> = None;
+            for id in self.func_insns(func) {
+                if self.nodes[id as usize].jump_table.is_none() {
+                    continue;
+                }
+                if let Some(prev) = t1 {
+                    let next = self.nodes[id as usize].jump_table;
+                    self.add_jump_table(prev, next)?;
+                }
+                t1 = Some(id);
+            }
+            if let Some(prev) = t1 {
+                self.add_jump_table(prev, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mark_func_jump_tables(&mut self, func: usize) {
+        let mut last: Option<NodeId> = None;
+        for id in self.func_insns(func) {
+            let last_off = last.map_or(u64::MAX, |l| self.nodes[l as usize].insn.offset);
+            if last.is_none() {
+                last = Some(id);
+            }
+            let n = &self.nodes[id as usize];
+            if n.insn.kind == InsnKind::JumpUnconditional {
+                if let Some(d) = n.jump_dest {
+                    let last_off = if last_off == u64::MAX {
+                        n.insn.offset
+                    } else {
+                        last_off
+                    };
+                    if n.insn.offset > last_off
+                        && self.nodes[d as usize].insn.offset > n.insn.offset
+                        && self.nodes[d as usize].first_jump_src.is_none()
+                    {
+                        self.nodes[d as usize].first_jump_src = Some(id);
+                        last = Some(d);
+                    }
+                }
+            }
+            if self.nodes[id as usize].insn.kind != InsnKind::JumpDynamic {
+                continue;
+            }
+            if let Some(t) = self.find_jump_table(func, id) {
+                self.nodes[id as usize].jump_table = Some(t);
+            }
+        }
+    }
+
+    fn find_jump_table(&mut self, func: usize, orig: NodeId) -> Option<(usize, usize)> {
+        let mut cur = Some(orig);
+        let mut guard = 0;
+        while let Some(id) = cur {
+            guard += 1;
+            if guard > self.nodes.len() {
+                break;
+            }
+            let Some(f) = self.insn_func(id) else { break };
+            if self.syms[f].pfunc != func {
+                break;
+            }
+            let n = &self.nodes[id as usize];
+            if id != orig && n.insn.kind == InsnKind::JumpDynamic {
+                break;
+            }
+            if n.insn.kind == InsnKind::JumpUnconditional {
+                if let Some(d) = n.jump_dest {
+                    let doff = self.nodes[d as usize].insn.offset;
+                    if doff <= n.insn.offset || doff > self.nodes[orig as usize].insn.offset {
+                        break;
+                    }
+                }
+            }
+            if let Some(t) = self.arch_find_switch_table(id) {
+                let (tsec, ridx) = t;
+                let r = &self.obj.relocs(tsec)[ridx];
+                let target = self.obj.symbols[r.symbol]
+                    .section
+                    .and_then(|s| self.find_insn(s, r.addend as u64));
+                if let Some(dest) = target {
+                    if self
+                        .insn_func(dest)
+                        .is_some_and(|df| self.syms[df].pfunc == func)
+                    {
+                        return Some(t);
+                    }
+                }
+            }
+            cur = self.nodes[id as usize]
+                .first_jump_src
+                .or_else(|| self.prev_insn_same_sym(id));
+        }
+        None
+    }
+
+    fn arch_find_switch_table(&mut self, id: NodeId) -> Option<(usize, usize)> {
+        let r = self.insn_reloc(id)?;
+        let sym = &self.obj.symbols[r.symbol];
+        let tsec = sym.section?;
+        if sym.kind != SymKind::Section || !self.is_rodata(tsec) {
+            return None;
+        }
+        let mut toff = r.addend;
+        if r.r_type == reloc_types::PC32 {
+            toff += 4;
+        }
+        let toff = u64::try_from(toff).ok()?;
+        if self.obj.symbol_containing(tsec, toff, false).is_some()
+            && self.obj.sections[tsec].name != ".data.rel.ro.c_jump_table"
+        {
+            return None;
+        }
+        let ridx = self.obj.reloc_index_at(tsec, toff)?;
+        if r.r_type == reloc_types::PC32 {
+            self.ignore_unreachables = true;
+        }
+        Some((tsec, ridx))
+    }
+
+    fn add_jump_table(
+        &mut self,
+        id: NodeId,
+        next_table: Option<(usize, usize)>,
+    ) -> Result<(), Box<Finding>> {
+        let Some(func) = self.insn_func(id) else {
+            return Ok(());
+        };
+        let pfunc = self.syms[func].pfunc;
+        let (psec, poff, plen) = {
+            let p = &self.obj.symbols[pfunc];
+            (p.section, p.value, self.syms[pfunc].len)
+        };
+        let Some((tsec, start)) = self.nodes[id as usize].jump_table else {
+            return Ok(());
+        };
+        let relocs = self.obj.relocs(tsec);
+        let mut prev_offset = 0u64;
+        let mut new_alts = Vec::new();
+        for (k, r) in relocs.iter().enumerate().skip(start) {
+            if k != start && Some((tsec, k)) == next_table {
+                break;
+            }
+            if prev_offset != 0 && r.offset != prev_offset + 8 {
+                break;
+            }
+            let rsec = self.obj.symbols[r.symbol].section;
+            if rsec == psec && r.addend == poff as i64 {
+                break;
+            }
+            if !(rsec == psec && r.addend == (poff + plen) as i64) {
+                let Some(dest) = rsec.and_then(|s| self.find_insn(s, r.addend as u64)) else {
+                    break;
+                };
+                if !self
+                    .insn_func(dest)
+                    .is_some_and(|df| self.syms[df].pfunc == pfunc)
+                {
+                    break;
+                }
+                new_alts.push(dest);
+            }
+            prev_offset = r.offset;
+        }
+        if prev_offset == 0 {
+            return Err(self.fatal_at(id, "can't find switch jump table"));
+        }
+        for dest in new_alts {
+            self.nodes[id as usize].alts.insert(
+                0,
+                Alt {
+                    node: dest,
+                    skip_orig: false,
+                    kind: AltKind::SwitchTable,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn read_unwind_hints(&mut self) -> Result<(), Box<Finding>> {
+        let hints = special::read_unwind_hints(self.obj).map_err(|m| self.fatal(m))?;
+        let zero = self.era.zero_hint_type();
+        let mut cfi = CfiState::init(zero);
+        for h in hints {
+            let Some(id) = self.find_insn(h.at.0, h.at.1) else {
+                return Err(self.fatal(format!("can't find insn for unwind_hints[{}]", h.index)));
+            };
+            self.nodes[id as usize].hint = true;
+            let kind = match self.era {
+                Era::V6_12 => match h.ty {
+                    0 => HintKindRaw::Undefined,
+                    1 => HintKindRaw::State(HintType::EndOfStack),
+                    2 => HintKindRaw::State(HintType::Call),
+                    3 => HintKindRaw::State(HintType::Regs),
+                    4 => HintKindRaw::State(HintType::RegsPartial),
+                    5 => HintKindRaw::Func,
+                    6 => HintKindRaw::Save,
+                    7 => HintKindRaw::Restore,
+                    t => HintKindRaw::Unknown(t),
+                },
+                Era::V6_1 => match h.ty {
+                    0 | 4 => HintKindRaw::State(HintType::Call),
+                    1 => HintKindRaw::State(HintType::Regs),
+                    2 => HintKindRaw::State(HintType::RegsPartial),
+                    3 => HintKindRaw::Func,
+                    5 => HintKindRaw::Save,
+                    6 => HintKindRaw::Restore,
+                    t => HintKindRaw::Unknown(t),
+                },
+            };
+            match kind {
+                HintKindRaw::Undefined => {
+                    let mut s = CfiState::init(zero);
+                    s.force_undefined = true;
+                    self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&s));
+                    continue;
+                }
+                HintKindRaw::Save => {
+                    let n = &mut self.nodes[id as usize];
+                    n.hint = false;
+                    n.save = true;
+                    continue;
+                }
+                HintKindRaw::Restore => {
+                    self.nodes[id as usize].restore = true;
+                    continue;
+                }
+                HintKindRaw::Func => {
+                    let s = CfiState::func_entry(zero);
+                    self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&s));
+                    continue;
+                }
+                HintKindRaw::Unknown(_) | HintKindRaw::State(_) => {}
+            }
+            if let Some(existing) = self.nodes[id as usize].hint_cfi {
+                cfi = self.interner.get(existing).clone();
+            }
+            cfi.cfa.base = match h.sp_reg {
+                0 => UNDEFINED,
+                5 => i32::from(reg::SP),
+                4 => i32::from(reg::BP),
+                9 => SP_INDIRECT,
+                6 => i32::from(reg::R10),
+                7 => i32::from(reg::R13),
+                3 => i32::from(reg::DI),
+                2 => i32::from(reg::DX),
+                r => {
+                    return Err(
+                        self.fatal_at(id, format!("unsupported unwind_hint sp base reg {r}"))
+                    )
+                }
+            };
+            cfi.cfa.offset = i32::from(h.sp_offset);
+            match kind {
+                HintKindRaw::State(t) => cfi.ty = t,
+                HintKindRaw::Unknown(t) => {
+                    // objtool stores the number and fails later when generating ORC.
+                    self.warnings.push(Finding::new(
+                        FindingKind::HintError,
+                        Some(self.node_location(id)),
+                        format!("unknown unwind hint type {t}"),
+                    ));
+                }
+                _ => {}
+            }
+            match self.era {
+                Era::V6_12 => cfi.signal = h.byte8 != 0,
+                Era::V6_1 => cfi.end = h.byte8 != 0,
+            }
+            let _ = CFA;
+            self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&cfi));
+        }
+        Ok(())
+    }
+}
+
+enum HintKindRaw {
+    Undefined,
+    State(HintType),
+    Func,
+    Save,
+    Restore,
+    Unknown(u8),
+}

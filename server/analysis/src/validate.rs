@@ -1,0 +1,817 @@
+//! CFI stage, part two: the walk. Computes the state on entry to every reachable instruction, fills and checks the
+//! shared per-offset arrays of alternative sites, and raises findings, exactly as objtool's `validate_branch` and
+//! its callers do (roots: every function, then every unvisited hint, then — only if nothing warned — the first
+//! unreachable instruction).
+//!
+//! A path ends at its first warning, and the whole walk from that root with it, as in objtool. With
+//! [`Options::all_conflicts`] a second walk that does not stop at alternative conflicts collects every conflicting
+//! offset; it only adds detail to the conflict findings of the first walk and never changes verdicts or ORC.
+
+use crate::alternatives::next_insn_to_validate;
+use crate::cfi::{apply_op, CfiId, CfiState, Interner, OpContext, OpError};
+use crate::decode::InsnKind;
+use crate::findings::{AltConflict, Finding, FindingKind, Location};
+use crate::flow::{NodeId, Program};
+use crate::object::SymKind;
+use crate::options::{Era, Options};
+
+/// Result of the walk.
+#[derive(Debug)]
+pub struct WalkResult {
+    /// State on entry to each node (by [`NodeId`]), where known.
+    pub cfi: Vec<Option<CfiId>>,
+    /// Per original group id (see [`crate::alternatives::AltGroup::slots`]): the shared slot array.
+    pub slots: Vec<Vec<Option<CfiId>>>,
+    /// Which node filled each slot.
+    pub slot_owner: Vec<Vec<Option<NodeId>>>,
+    /// Every state seen.
+    pub interner: Interner,
+    /// Findings, in objtool's order.
+    pub findings: Vec<Finding>,
+    /// objtool would stop before generating ORC (a negative return from validation).
+    pub fatal: bool,
+    /// Nodes visited.
+    pub visited: Vec<bool>,
+    /// Every alternative conflict observed, with the nodes involved: (group slots id, offset, recorded node, node).
+    pub conflicts: Vec<(usize, usize, NodeId, NodeId)>,
+}
+
+/// How deep branch recursion may go before the walk gives up (a path this deep is not real code).
+const MAX_DEPTH: u32 = 200_000;
+
+struct Walker<'a, 'o, 'd> {
+    p: &'a Program<'o, 'd>,
+    opts: Options,
+    exhaustive: bool,
+    cfi: Vec<Option<CfiId>>,
+    visited: Vec<bool>,
+    slots: Vec<Vec<Option<CfiId>>>,
+    slot_owner: Vec<Vec<Option<NodeId>>>,
+    warned: Vec<bool>,
+    interner: Interner,
+    findings: Vec<Finding>,
+    conflicts: Vec<(usize, usize, NodeId, NodeId)>,
+    depth: u32,
+}
+
+/// Runs the walk over a built program.
+pub fn walk(p: &Program, opts: Options) -> WalkResult {
+    let first = walk_once(p, opts, false);
+    if !opts.all_conflicts || first.conflicts.is_empty() {
+        return first;
+    }
+    let extra = walk_once(p, opts, true);
+    let mut r = first;
+    for c in extra.conflicts {
+        if !r
+            .conflicts
+            .iter()
+            .any(|k| k.0 == c.0 && k.1 == c.1 && k.3 == c.3)
+        {
+            r.conflicts.push(c);
+        }
+    }
+    // The exhaustive walk's states describe the conflicting nodes the first walk never reached.
+    for (i, c) in extra.cfi.iter().enumerate() {
+        if r.cfi[i].is_none() && c.is_some() && !r.visited[i] {
+            // keep the first walk's view for ORC: only used for explaining conflicts
+        }
+    }
+    r.interner = extra_interner_merge(r.interner, extra.interner);
+    r
+}
+
+fn extra_interner_merge(first: Interner, extra: Interner) -> Interner {
+    // Ids of the first walk must stay valid; the exhaustive walk started from a clone of the same program interner
+    // and interned in a different order, so its ids are not used outside `conflicts` (which are node ids).
+    let _ = extra;
+    first
+}
+
+fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
+    let n = p.nodes.len();
+    let mut w = Walker {
+        p,
+        opts,
+        exhaustive,
+        cfi: p.nodes.iter().map(|n| n.hint_cfi).collect(),
+        visited: vec![false; n],
+        slots: p
+            .groups
+            .iter()
+            .map(|g| {
+                if g.orig_group.is_none() {
+                    vec![None; g.len]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect(),
+        slot_owner: p
+            .groups
+            .iter()
+            .map(|g| {
+                if g.orig_group.is_none() {
+                    vec![None; g.len]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect(),
+        warned: vec![false; p.obj.symbols.len()],
+        interner: p.interner.clone(),
+        findings: p.warnings.clone(),
+        conflicts: Vec::new(),
+        depth: 0,
+    };
+    let mut warnings: i64 = 0;
+    let mut fatal = false;
+    let v = w.validate_functions();
+    if v < 0 {
+        fatal = true;
+    } else {
+        warnings += v;
+        let h = w.validate_unwind_hints();
+        if h < 0 {
+            fatal = true;
+        } else {
+            warnings += h;
+            if warnings == 0 {
+                w.validate_reachable();
+            }
+        }
+    }
+    WalkResult {
+        cfi: w.cfi,
+        slots: w.slots,
+        slot_owner: w.slot_owner,
+        interner: w.interner,
+        findings: w.findings,
+        fatal,
+        visited: w.visited,
+        conflicts: w.conflicts,
+    }
+}
+
+impl Walker<'_, '_, '_> {
+    fn era(&self) -> Era {
+        self.p.era
+    }
+
+    /// objtool's `WARN_INSN`: in 6.12 one warning per symbol.
+    fn warn_insn(&mut self, node: NodeId, kind: FindingKind, msg: String) -> Option<usize> {
+        let sym = self.p.nodes[node as usize].sym;
+        let print = self.era() == Era::V6_1 || sym.is_none_or(|s| !self.warned[s]);
+        if let Some(s) = sym {
+            self.warned[s] = true;
+        }
+        if !print || self.exhaustive {
+            return None;
+        }
+        self.findings
+            .push(Finding::new(kind, Some(self.p.node_location(node)), msg));
+        Some(self.findings.len() - 1)
+    }
+
+    fn warn(&mut self, kind: FindingKind, msg: String) {
+        if !self.exhaustive {
+            self.findings.push(Finding::new(kind, None, msg));
+        }
+    }
+
+    fn state(&self, id: CfiId) -> &CfiState {
+        self.interner.get(id)
+    }
+
+    fn validate_functions(&mut self) -> i64 {
+        let p = self.p;
+        let mut warnings = 0i64;
+        for sec in &p.obj.sections {
+            if !sec.is_exec() {
+                continue;
+            }
+            for &si in p.obj.symbols_in(sec.index) {
+                let s = &p.obj.symbols[si];
+                if s.kind != SymKind::Func {
+                    continue;
+                }
+                if p.syms[si].len == 0 {
+                    self.warn(
+                        FindingKind::MissingSize,
+                        format!("{}() is missing an ELF size annotation", s.name),
+                    );
+                    warnings += 1;
+                    continue;
+                }
+                if p.syms[si].pfunc != si || p.syms[si].alias != si {
+                    continue;
+                }
+                let Some(insn) = p.find_insn(sec.index, s.value) else {
+                    continue;
+                };
+                if p.nodes[insn as usize].ignore || self.visited[insn as usize] {
+                    continue;
+                }
+                let state = CfiState::func_entry(self.era().zero_hint_type());
+                let func = p.insn_func(insn);
+                warnings += i64::from(self.validate_branch(func, insn, state));
+            }
+        }
+        warnings
+    }
+
+    fn validate_unwind_hints(&mut self) -> i64 {
+        let p = self.p;
+        let mut warnings = 0i64;
+        let init = CfiState::init(self.era().zero_hint_type());
+        for id in 0..p.nodes.len() as NodeId {
+            let n = &p.nodes[id as usize];
+            if n.synthetic || !n.hint || self.visited[id as usize] || n.ignore {
+                continue;
+            }
+            warnings += i64::from(self.validate_branch(p.insn_func(id), id, init.clone()));
+        }
+        warnings
+    }
+
+    fn ignore_unreachable(&self, id: NodeId) -> bool {
+        let p = self.p;
+        let n = &p.nodes[id as usize];
+        if n.ignore || matches!(n.insn.kind, InsnKind::Nop | InsnKind::Trap) {
+            return true;
+        }
+        let sname = &p.obj.sections[n.sec].name;
+        if sname == ".altinstr_replacement" || sname == ".altinstr_aux" {
+            return true;
+        }
+        let Some(func) = p.insn_func(id) else {
+            return false;
+        };
+        if p.syms[func].static_call_tramp {
+            return true;
+        }
+        if let Some(prev) = p.prev_insn_same_sec(id) {
+            if p.nodes[prev as usize].dead_end
+                && (n.insn.kind == InsnKind::Bug
+                    || (n.insn.kind == InsnKind::JumpUnconditional
+                        && n.jump_dest
+                            .is_some_and(|d| p.nodes[d as usize].insn.kind == InsnKind::Bug)))
+            {
+                return true;
+            }
+        }
+        let fsym = &p.obj.symbols[func];
+        let fend = fsym.value + p.syms[func].len;
+        let mut cur = id;
+        for _ in 0..5 {
+            let c = &p.nodes[cur as usize];
+            if let Some(d) = c.call_dest {
+                let name = &p.obj.symbols[d].name;
+                if matches!(c.insn.kind, InsnKind::Call)
+                    && (name == "__asan_handle_no_return"
+                        || name == "__ubsan_handle_builtin_unreachable")
+                {
+                    return true;
+                }
+            }
+            if c.insn.kind == InsnKind::JumpUnconditional {
+                match c.jump_dest {
+                    Some(d) if p.insn_func(d) == p.insn_func(cur) => {
+                        cur = d;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            if c.insn.end() >= fend {
+                break;
+            }
+            match p.next_insn_same_sec(cur) {
+                Some(nx) => cur = nx,
+                None => break,
+            }
+        }
+        false
+    }
+
+    fn validate_reachable(&mut self) {
+        let p = self.p;
+        if p.ignore_unreachables {
+            return;
+        }
+        for id in 0..p.nodes.len() as NodeId {
+            if p.nodes[id as usize].synthetic
+                || self.visited[id as usize]
+                || self.ignore_unreachable(id)
+            {
+                continue;
+            }
+            if self.era() == Era::V6_1 {
+                self.warn_insn(
+                    id,
+                    FindingKind::UnreachableInstruction,
+                    "unreachable instruction".into(),
+                );
+                return;
+            }
+            if let Some(prev) = p.prev_insn_same_sec(id) {
+                let pn = &p.nodes[prev as usize];
+                if pn.dead_end {
+                    if let Some(d) = pn.call_dest {
+                        let name = p.obj.symbols[d].name.clone();
+                        if name == "exc_double_fault" {
+                            if let Some(s) = pn.sym {
+                                self.warned[s] = true;
+                            }
+                        } else {
+                            self.warn_insn(
+                                id,
+                                FindingKind::MissingNoreturn,
+                                format!("{name}() is missing a __noreturn annotation"),
+                            );
+                            continue;
+                        }
+                    }
+                }
+            }
+            self.warn_insn(
+                id,
+                FindingKind::UnreachableInstruction,
+                "unreachable instruction".into(),
+            );
+        }
+    }
+
+    fn cfi_match(&mut self, id: NodeId, s2: &CfiState) -> bool {
+        let Some(c1) = self.cfi[id as usize] else {
+            self.warn(FindingKind::StackStateMismatch, "CFI missing".into());
+            return false;
+        };
+        let s1 = self.state(c1).clone();
+        if s1.cfa != s2.cfa {
+            let msg = format!(
+                "stack state mismatch: cfa1={}{:+} cfa2={}{:+}",
+                s1.cfa.base, s1.cfa.offset, s2.cfa.base, s2.cfa.offset
+            );
+            let f = self.warn_insn(id, FindingKind::StackStateMismatch, msg);
+            self.add_states(f, &s1, s2);
+            return false;
+        }
+        if s1.regs != s2.regs {
+            for i in 0..s1.regs.len() {
+                if s1.regs[i] == s2.regs[i] {
+                    continue;
+                }
+                let msg = format!(
+                    "stack state mismatch: reg1[{i}]={}{:+} reg2[{i}]={}{:+}",
+                    s1.regs[i].base, s1.regs[i].offset, s2.regs[i].base, s2.regs[i].offset
+                );
+                let f = self.warn_insn(id, FindingKind::StackStateMismatch, msg);
+                self.add_states(f, &s1, s2);
+            }
+            return false;
+        }
+        if s1.ty != s2.ty {
+            let era = self.era();
+            let msg = format!(
+                "stack state mismatch: type1={} type2={}",
+                era.hint_type_number(s1.ty),
+                era.hint_type_number(s2.ty)
+            );
+            let f = self.warn_insn(id, FindingKind::StackStateMismatch, msg);
+            self.add_states(f, &s1, s2);
+            return false;
+        }
+        if s1.drap != s2.drap
+            || (s1.drap && (s1.drap_reg != s2.drap_reg || s1.drap_offset != s2.drap_offset))
+        {
+            let msg = format!(
+                "stack state mismatch: drap1={}({},{}) drap2={}({},{})",
+                i32::from(s1.drap),
+                s1.drap_reg,
+                s1.drap_offset,
+                i32::from(s2.drap),
+                s2.drap_reg,
+                s2.drap_offset
+            );
+            let f = self.warn_insn(id, FindingKind::StackStateMismatch, msg);
+            self.add_states(f, &s1, s2);
+            return false;
+        }
+        true
+    }
+
+    fn add_states(&mut self, f: Option<usize>, first: &CfiState, second: &CfiState) {
+        if let Some(i) = f {
+            self.findings[i]
+                .details
+                .push(format!("state from the first path: {first}"));
+            self.findings[i]
+                .details
+                .push(format!("state from this path:      {second}"));
+        }
+    }
+
+    /// objtool's `propagate_alt_cfi`. Non-zero ends the path.
+    fn propagate_alt_cfi(&mut self, id: NodeId) -> i32 {
+        let p = self.p;
+        let Some(g) = p.nodes[id as usize].alt_group else {
+            return 0;
+        };
+        let Some(c) = self.cfi[id as usize] else {
+            self.warn(FindingKind::StackStateMismatch, "CFI missing".into());
+            return -1;
+        };
+        let grp = &p.groups[g];
+        let off = p.nodes[id as usize]
+            .insn
+            .offset
+            .wrapping_sub(p.nodes[grp.first as usize].insn.offset) as usize;
+        let slots = grp.slots;
+        if off >= self.slots[slots].len() {
+            return 0;
+        }
+        match self.slots[slots][off] {
+            None => {
+                self.slots[slots][off] = Some(c);
+                self.slot_owner[slots][off] = Some(id);
+                0
+            }
+            Some(have) if have == c => 0,
+            Some(_) => {
+                let owner = self.slot_owner[slots][off].unwrap_or(id);
+                self.conflicts.push((slots, off, owner, id));
+                if self.exhaustive {
+                    return 0;
+                }
+                let where_ = p.node_location(id);
+                let og = grp.orig_group.unwrap_or(g);
+                let orig_first = p.groups[og].first;
+                let f = match self.era() {
+                    Era::V6_12 => self.warn_insn(
+                        orig_first,
+                        FindingKind::AltStackConflict,
+                        format!("stack layout conflict in alternatives: {}", where_.display),
+                    ),
+                    Era::V6_1 => self.warn_insn(
+                        id,
+                        FindingKind::AltStackConflict,
+                        "stack layout conflict in alternatives".into(),
+                    ),
+                };
+                if let Some(i) = f {
+                    let owner_loc: Location = p.node_location(owner);
+                    self.findings[i]
+                        .related
+                        .push(("state recorded by".into(), owner_loc));
+                    self.findings[i]
+                        .related
+                        .push(("conflicting instruction".into(), where_));
+                }
+                -1
+            }
+        }
+    }
+
+    fn restore_state(
+        &mut self,
+        func: Option<usize>,
+        id: NodeId,
+        prev: Option<NodeId>,
+    ) -> Result<(), i32> {
+        let p = self.p;
+        let lower = func
+            .or(p.nodes[id as usize].sym)
+            .map_or(0, |f| p.obj.symbols[f].value);
+        let mut cur = p.prev_insn_same_sec(id);
+        let mut save = None;
+        while let Some(c) = cur {
+            if p.nodes[c as usize].insn.offset < lower {
+                break;
+            }
+            if p.nodes[c as usize].save {
+                save = Some(c);
+                break;
+            }
+            cur = p.prev_insn_same_sec(c);
+        }
+        let Some(save) = save else {
+            self.warn_insn(
+                id,
+                FindingKind::HintError,
+                "no corresponding CFI save for CFI restore".into(),
+            );
+            return Err(1);
+        };
+        if !self.visited[save as usize] {
+            if prev.is_none() {
+                return Err(0);
+            }
+            self.warn_insn(
+                id,
+                FindingKind::HintError,
+                "objtool isn't smart enough to handle this CFI save/restore combo".into(),
+            );
+            return Err(1);
+        }
+        self.cfi[id as usize] = self.cfi[save as usize];
+        Ok(())
+    }
+
+    fn handle_insn_ops(&mut self, id: NodeId, next: Option<NodeId>, state: &mut CfiState) -> i32 {
+        let p = self.p;
+        let n = &p.nodes[id as usize];
+        let cx = OpContext {
+            in_func: p.insn_func(id).is_some(),
+            next_has_hint: next.is_some_and(|x| p.nodes[x as usize].hint),
+            stackval: self.opts.frame_pointer,
+        };
+        for op in &n.insn.ops {
+            if let Err(e) = apply_op(state, op, cx) {
+                let kind = match e {
+                    OpError::UndefinedStackState => FindingKind::UndefinedStackState,
+                    OpError::UnsupportedStackRegisterModification => {
+                        FindingKind::UnsupportedStackRegisterModification
+                    }
+                    OpError::UnsupportedStackPointerRealignment => {
+                        FindingKind::UnsupportedStackPointerRealignment
+                    }
+                    OpError::UnknownStackRelatedInstruction
+                    | OpError::UnknownStackRelatedMemoryOperation => {
+                        FindingKind::UnknownStackOperation
+                    }
+                };
+                let f = self.warn_insn(id, kind, e.message().into());
+                if let Some(i) = f {
+                    self.findings[i]
+                        .details
+                        .push(format!("state before the instruction: {state}"));
+                }
+                return 1;
+            }
+        }
+        0
+    }
+
+    fn validate_sibling_call(&mut self, id: NodeId, state: &CfiState) -> i32 {
+        if self.p.insn_func(id).is_some() && state.has_modified_stack_frame() {
+            let f = self.warn_insn(
+                id,
+                FindingKind::SiblingCallWithModifiedFrame,
+                "sibling call from callable instruction with modified stack frame".into(),
+            );
+            if let Some(i) = f {
+                self.findings[i]
+                    .details
+                    .push(format!("state at the jump: {state}"));
+            }
+            return 1;
+        }
+        0
+    }
+
+    fn validate_branch(&mut self, func: Option<usize>, start: NodeId, state: CfiState) -> i32 {
+        self.depth += 1;
+        let r = if self.depth > MAX_DEPTH {
+            self.warn_insn(
+                start,
+                FindingKind::BadObject,
+                "control flow nests too deeply to follow".into(),
+            );
+            1
+        } else {
+            self.validate_branch_inner(func, start, state)
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn validate_branch_inner(
+        &mut self,
+        func: Option<usize>,
+        start: NodeId,
+        mut state: CfiState,
+    ) -> i32 {
+        let p = self.p;
+        let mut insn = start;
+        let mut prev: Option<NodeId> = None;
+        let sec = p.nodes[start as usize].sec;
+        loop {
+            let next = next_insn_to_validate(p, insn);
+            let n = &p.nodes[insn as usize];
+
+            if let (Some(f), Some(inf)) = (func, p.insn_func(insn)) {
+                if f != p.syms[inf].pfunc {
+                    let fname = &p.obj.symbols[f].name;
+                    if fname.starts_with("__cfi_")
+                        || fname.starts_with("__pfx_")
+                        || p.ignore_unreachables
+                    {
+                        return 0;
+                    }
+                    let msg = format!(
+                        "{fname}() falls through to next function {}()",
+                        p.obj.symbols[inf].name
+                    );
+                    self.warn(FindingKind::FallsThrough, msg);
+                    if !self.exhaustive {
+                        if let Some(last) = self.findings.last_mut() {
+                            last.related
+                                .push(("falls into".into(), p.node_location(insn)));
+                        }
+                    }
+                    self.warned[f] = true;
+                    return 1;
+                }
+            }
+
+            if self.visited[insn as usize] {
+                if !n.hint && !self.cfi_match(insn, &state) {
+                    return 1;
+                }
+                return 0;
+            }
+
+            if n.hint {
+                if n.restore {
+                    if let Err(r) = self.restore_state(func, insn, prev) {
+                        return r;
+                    }
+                }
+                match self.cfi[insn as usize] {
+                    Some(c) => state = self.state(c).clone(),
+                    None => {
+                        self.warn(FindingKind::HintError, "CFI missing".into());
+                        return 1;
+                    }
+                }
+            } else {
+                let reuse = prev
+                    .and_then(|pv| self.cfi[pv as usize])
+                    .filter(|&c| *self.state(c) == state);
+                self.cfi[insn as usize] = Some(match reuse {
+                    Some(c) => c,
+                    None => self.interner.intern(&state),
+                });
+            }
+            self.visited[insn as usize] = true;
+
+            if self.propagate_alt_cfi(insn) != 0 {
+                return 1;
+            }
+
+            if !n.ignore_alts && !n.alts.is_empty() {
+                let mut skip_orig = false;
+                for alt in &n.alts {
+                    if alt.skip_orig {
+                        skip_orig = true;
+                    }
+                    let ret = self.validate_branch(func, alt.node, state.clone());
+                    if ret != 0 {
+                        return ret;
+                    }
+                }
+                if skip_orig {
+                    return 0;
+                }
+            }
+
+            let ret = self.handle_insn_ops(insn, next, &mut state);
+            if ret != 0 {
+                return ret;
+            }
+
+            match n.insn.kind {
+                InsnKind::Return => {
+                    if func.is_some() && state.has_modified_stack_frame() {
+                        let f = self.warn_insn(
+                            insn,
+                            FindingKind::ReturnWithModifiedFrame,
+                            "return with modified stack frame".into(),
+                        );
+                        if let Some(i) = f {
+                            self.findings[i]
+                                .details
+                                .push(format!("state at the return: {state}"));
+                        }
+                        return 1;
+                    }
+                    if state.bp_scratch {
+                        self.warn_insn(
+                            insn,
+                            FindingKind::BpScratch,
+                            "BP used as a scratch register".into(),
+                        );
+                        return 1;
+                    }
+                    return 0;
+                }
+                InsnKind::Call | InsnKind::CallDynamic => {
+                    let special = n.insn.kind == InsnKind::Call
+                        && n.call_dest
+                            .is_some_and(|d| p.syms[d].fentry || p.syms[d].embedded_insn);
+                    if self.opts.frame_pointer
+                        && func.is_some()
+                        && !special
+                        && !state.has_valid_stack_frame()
+                    {
+                        let f = self.warn_insn(
+                            insn,
+                            FindingKind::CallWithoutFrame,
+                            "call without frame pointer save/setup".into(),
+                        );
+                        if let Some(i) = f {
+                            self.findings[i]
+                                .details
+                                .push(format!("state at the call: {state}"));
+                        }
+                        return 1;
+                    }
+                }
+                InsnKind::JumpConditional | InsnKind::JumpUnconditional => {
+                    if p.is_sibling_call(insn) {
+                        let r = self.validate_sibling_call(insn, &state);
+                        if r != 0 {
+                            return r;
+                        }
+                    } else if let Some(d) = n.jump_dest {
+                        let r = self.validate_branch(func, d, state.clone());
+                        if r != 0 {
+                            return r;
+                        }
+                    }
+                    if n.insn.kind == InsnKind::JumpUnconditional {
+                        return 0;
+                    }
+                }
+                InsnKind::JumpDynamic | InsnKind::JumpDynamicConditional => {
+                    if p.is_sibling_call(insn) {
+                        let r = self.validate_sibling_call(insn, &state);
+                        if r != 0 {
+                            return r;
+                        }
+                    }
+                    if n.insn.kind == InsnKind::JumpDynamic {
+                        return 0;
+                    }
+                }
+                InsnKind::ContextSwitch => {
+                    if func.is_some() && next.is_none_or(|x| !p.nodes[x as usize].hint) {
+                        self.warn_insn(
+                            insn,
+                            FindingKind::UnsupportedInstruction,
+                            "unsupported instruction in callable function".into(),
+                        );
+                        return 1;
+                    }
+                    return 0;
+                }
+                _ => {}
+            }
+
+            if n.dead_end {
+                return 0;
+            }
+            match next {
+                None => {
+                    if state.cfa.base == crate::cfi::UNDEFINED || p.ignore_unreachables {
+                        return 0;
+                    }
+                    let msg = format!("{}: unexpected end of section", p.obj.sections[sec].name);
+                    self.warn(FindingKind::UnexpectedEndOfSection, msg);
+                    return 1;
+                }
+                Some(nx) => {
+                    prev = Some(insn);
+                    insn = nx;
+                }
+            }
+        }
+    }
+}
+
+/// Turns the recorded conflicts into [`AltConflict`] records on each conflict finding. `describe` renders one side.
+pub fn conflict_records(
+    r: &WalkResult,
+    slots_id: usize,
+    mut describe: impl FnMut(NodeId, Option<CfiId>) -> crate::findings::VariantAt,
+) -> Vec<AltConflict> {
+    let mut out: Vec<AltConflict> = Vec::new();
+    for &(s, off, owner, node) in &r.conflicts {
+        if s != slots_id {
+            continue;
+        }
+        let rec = describe(owner, r.cfi[owner as usize]);
+        let con = describe(node, r.cfi[node as usize]);
+        let c = AltConflict {
+            site_offset: off as u64,
+            recorded: rec,
+            conflicting: con,
+        };
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out.sort_by_key(|c| c.site_offset);
+    out
+}
