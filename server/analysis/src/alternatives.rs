@@ -182,6 +182,7 @@ fn handle_group_alt(
                 kind: InsnKind::Nop,
                 immediate: 0,
                 ops: Vec::new(),
+                notrack: false,
             },
         );
         node.sym = orig_sym;

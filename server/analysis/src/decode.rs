@@ -147,6 +147,8 @@ pub struct Insn {
     pub immediate: i64,
     /// Stack operations, in order (at most two; `leave` has two).
     pub ops: Vec<StackOp>,
+    /// An indirect call or jump with a `notrack` (0x3e) prefix, which objtool warns about.
+    pub notrack: bool,
 }
 
 impl Insn {
@@ -208,6 +210,7 @@ struct Fields {
     prefix: u8,
     nprefixes: usize,
     last_prefix: u8,
+    has_notrack: bool,
     rex_w: bool,
     rex_b: bool,
     op1: u8,
@@ -266,6 +269,7 @@ fn parse_fields(raw: &[u8]) -> Fields {
     let mut nprefixes = 0;
     let mut last_prefix = 0;
     let mut opsize16 = false;
+    let mut has_notrack = false;
     while i < raw.len() && is_legacy_prefix(raw[i]) {
         if nprefixes == 0 {
             prefix = raw[i];
@@ -273,6 +277,7 @@ fn parse_fields(raw: &[u8]) -> Fields {
         if raw[i] == 0x66 {
             opsize16 = true;
         }
+        has_notrack |= raw[i] == 0x3e;
         last_prefix = raw[i];
         nprefixes += 1;
         i += 1;
@@ -304,6 +309,7 @@ fn parse_fields(raw: &[u8]) -> Fields {
         prefix,
         nprefixes,
         last_prefix,
+        has_notrack,
         rex_w,
         rex_b: rex_b != 0,
         op1,
@@ -370,6 +376,7 @@ fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> b
         kind: InsnKind::Other,
         immediate: 0,
         ops: Vec::new(),
+        notrack: false,
     };
     if !legacy {
         // VEX/EVEX/XOP: objtool's decoder stops before looking at the opcode.
@@ -478,8 +485,14 @@ fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> b
         0xfc => insn.kind = InsnKind::Cld,
         0xfd => insn.kind = InsnKind::Std,
         0xff if has_modrm => match f.modrm_reg & 7 {
-            2 | 3 => insn.kind = InsnKind::CallDynamic,
-            4 => insn.kind = InsnKind::JumpDynamic,
+            2 | 3 => {
+                insn.kind = InsnKind::CallDynamic;
+                insn.notrack = f.has_notrack;
+            }
+            4 => {
+                insn.kind = InsnKind::JumpDynamic;
+                insn.notrack = f.has_notrack;
+            }
             5 => insn.kind = InsnKind::ContextSwitch,
             6 => ops.push(op(OpDest::Push, OpSrc::Const)),
             _ => {}

@@ -517,6 +517,13 @@ impl<'o, 'data> Program<'o, 'data> {
                 f.fatal = true;
                 Box::new(f)
             })?;
+            for i in insns.iter().filter(|i| i.notrack) {
+                self.warnings.push(Finding::new(
+                    FindingKind::BadObject,
+                    None,
+                    format!("notrack prefix found at {}:0x{:x}", sec.name, i.offset),
+                ));
+            }
             let start = self.nodes.len() as u32;
             self.nodes.extend(insns.into_iter().map(|i| {
                 let mut n = Node::new(idx, i);

@@ -368,6 +368,7 @@ impl Walker<'_, '_, '_> {
                 );
                 let f = self.warn_insn(id, FindingKind::StackStateMismatch, msg);
                 self.add_states(f, &s1, s2);
+                break;
             }
             return false;
         }
