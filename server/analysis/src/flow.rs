@@ -871,14 +871,14 @@ impl<'o, 'data> Program<'o, 'data> {
     }
 
     fn add_dead_ends(&mut self) -> Result<(), Box<Finding>> {
-        // 6.12 no longer reads the old unreachable()/reachable annotations.
-        if self.era == Era::V6_12 {
-            return Ok(());
-        }
+        // 6.12 no longer reads the old unreachable() annotation; WARN_ON()'s reachable one stays.
         for (name, value) in [
             (".discard.unreachable", true),
             (".discard.reachable", false),
         ] {
+            if value && self.era == Era::V6_12 {
+                continue;
+            }
             for (sec, r) in self.annotation_targets(name) {
                 let sym = &self.obj.symbols[r.symbol];
                 let off = if sym.kind == SymKind::Section {
