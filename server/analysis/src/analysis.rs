@@ -175,7 +175,7 @@ fn analyze_here(
     };
     let sites = build_sites(&p, &w, features);
     let insns = insn_infos(&p, &w);
-    enrich_conflicts(&p, &w, &sites, &insns, &mut findings);
+    enrich_conflicts(&p, &w, features, &mut findings);
     Ok(Analysis {
         era,
         findings,
@@ -307,82 +307,95 @@ fn group_text(p: &Program, g: usize) -> String {
 fn enrich_conflicts(
     p: &Program,
     w: &WalkResult,
-    sites: &[AltSite],
-    _insns: &[super::analysis::InsnInfo],
+    features: &FeatureNames,
     findings: &mut [Finding],
 ) {
     if w.conflicts.is_empty() {
         return;
     }
-    let describe = |id: NodeId, cfi: Option<CfiId>| -> VariantAt {
+    let describe = |id: NodeId, state: &CfiState| -> VariantAt {
         let n = &p.nodes[id as usize];
         let g = n.alt_group;
         let (replacement, feature) = match g.and_then(|g| p.groups[g].entry.map(|k| (g, k))) {
             Some((g, k)) => {
-                let og = p.groups[g].orig_group.unwrap_or(g);
+                let slots = p.groups[p.groups[g].orig_group.unwrap_or(g)].slots;
                 let number = p
                     .groups
                     .iter()
-                    .filter(|x| x.orig_group.map(|o| p.groups[o].slots) == Some(p.groups[og].slots))
-                    .position(|x| std::ptr::eq(x, &p.groups[g]))
+                    .enumerate()
+                    .filter(|(_, x)| x.orig_group.is_some_and(|o| p.groups[o].slots == slots))
+                    .position(|(i, _)| i == g)
                     .map(|i| i + 1);
-                (number, Some(feature_text(p, k, &FeatureNames::default())))
+                (number, Some(feature_text(p, k, features)))
             }
             None => (None, None),
         };
-        let state = cfi.map(|c| w.interner.get(c));
         VariantAt {
             replacement,
             feature,
             location: p.node_location(id),
             instruction: node_text(p, id),
             variant_text: g.map(|g| group_text(p, g)).unwrap_or_default(),
-            state: state.map_or("unknown".into(), |s| s.to_string()),
-            cfa: state.map_or("unknown".into(), |s| format!("{}", CfaOnly(s))),
+            state: state.to_string(),
+            cfa: format!("{}", CfaOnly(state)),
         }
     };
     for f in findings
         .iter_mut()
         .filter(|f| f.kind == FindingKind::AltStackConflict)
     {
-        // The site: the slot array whose first instruction is at (or whose conflict is at) the finding location.
         let Some(loc) = f.location.clone() else {
             continue;
         };
-        let slots_id = w.conflicts.iter().map(|c| c.0).find(|&s| {
-            let g = &p.groups[s];
-            let first = &p.nodes[g.first as usize];
-            (first.sec == loc.section && first.insn.offset == loc.offset)
-                || w.conflicts.iter().any(|c| {
-                    c.0 == s && {
-                        let n = &p.nodes[c.3 as usize];
-                        n.sec == loc.section && n.insn.offset == loc.offset
-                    }
-                })
-        });
-        let Some(slots_id) = slots_id else { continue };
+        // The site whose first original instruction (6.12) or a conflicting instruction (6.1) is the location.
+        let at = |id: NodeId| {
+            let n = &p.nodes[id as usize];
+            n.sec == loc.section && n.insn.offset == loc.offset
+        };
+        let Some(slots_id) = w
+            .conflicts
+            .iter()
+            .find(|c| at(p.groups[c.slots].first) || at(c.node))
+            .map(|c| c.slots)
+        else {
+            continue;
+        };
         f.conflicts = validate::conflict_records(w, slots_id, describe);
-        let _ = sites;
+        for c in &mut f.conflicts {
+            // Show the original first when it is one of the two sides.
+            if c.conflicting.replacement.is_none() && c.recorded.replacement.is_some() {
+                std::mem::swap(&mut c.recorded, &mut c.conflicting);
+            }
+        }
         for c in &f.conflicts {
+            let pad = format!("at +0x{:x}: ", c.site_offset);
             f.details.push(format!(
-                "at +0x{:x} {} ({}) has {}",
-                c.site_offset,
+                "{pad}{} ({}) has {}",
                 side_name(&c.recorded),
                 c.recorded.variant_text,
                 c.recorded.state
             ));
             f.details.push(format!(
-                "     {} ({}) has {}",
+                "{}{} ({}) has {}",
+                " ".repeat(pad.len()),
                 side_name(&c.conflicting),
                 c.conflicting.variant_text,
                 c.conflicting.state
             ));
         }
+        f.related.clear();
         if let Some(c) = f.conflicts.first() {
-            f.related.push((
-                format!("{} at +0x{:x}", side_name(&c.recorded), c.site_offset),
-                c.recorded.location.clone(),
-            ));
+            for v in [&c.recorded, &c.conflicting] {
+                f.related.push((
+                    format!(
+                        "{} at +0x{:x} ({})",
+                        side_name(v),
+                        c.site_offset,
+                        v.instruction
+                    ),
+                    v.location.clone(),
+                ));
+            }
         }
     }
 }

@@ -526,11 +526,11 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         s.drap_offset = -1;
                     }
                     let slot = s.regs[dreg as usize].offset;
-                    if s.drap && sr == BP && disp == slot {
-                        restore_reg(s, dreg);
-                    } else if sr == s.cfa.base && disp == slot + s.cfa.offset {
-                        restore_reg(s, dreg);
-                    } else if sr == SP && disp == slot + s.stack_size {
+                    // mov disp(%rbp), %reg under DRAP; mov disp(%rbp|%rsp), %reg from the save slot
+                    let from_slot = (s.drap && sr == BP && disp == slot)
+                        || (sr == s.cfa.base && disp == slot + s.cfa.offset)
+                        || (sr == SP && disp == slot + s.stack_size);
+                    if from_slot {
                         restore_reg(s, dreg);
                     }
                 }

@@ -470,7 +470,7 @@ fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> b
             ops.push(op(OpDest::Reg(reg::BP), OpSrc::Pop));
         }
         0xcc => insn.kind = InsnKind::Trap,
-        0xe3 | 0xe0..=0xe2 => insn.kind = InsnKind::JumpConditional,
+        0xe0..=0xe3 => insn.kind = InsnKind::JumpConditional,
         0xe9 | 0xeb => insn.kind = InsnKind::JumpUnconditional,
         0xc2 | 0xc3 => insn.kind = InsnKind::Return,
         0xcf if in_func(offset) => {
@@ -585,6 +585,23 @@ fn decode_mov_store(
             OpSrc::Reg(f.modrm_reg),
         ));
     }
+}
+
+/// AT&T disassembly of the instruction at the start of `bytes`, as if at `ip` (relative branch targets are shown
+/// as addresses from `ip`).
+pub fn disassemble(bytes: &[u8], ip: u64) -> String {
+    use iced_x86::{Formatter, GasFormatter};
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let instr = decoder.decode();
+    if instr.is_invalid() {
+        return "(bad)".into();
+    }
+    let mut f = GasFormatter::new();
+    f.options_mut().set_space_after_operand_separator(false);
+    f.options_mut().set_uppercase_hex(false);
+    let mut out = String::new();
+    f.format(&instr, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -751,21 +768,4 @@ mod tests {
         // a truncated instruction at the end of the section
         assert!(decode_section(&[0x90, 0xe8, 0x00], |_| false).is_err());
     }
-}
-
-/// AT&T disassembly of the instruction at the start of `bytes`, as if at `ip` (relative branch targets are shown
-/// as addresses from `ip`).
-pub fn disassemble(bytes: &[u8], ip: u64) -> String {
-    use iced_x86::{Formatter, GasFormatter};
-    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
-    let instr = decoder.decode();
-    if instr.is_invalid() {
-        return "(bad)".into();
-    }
-    let mut f = GasFormatter::new();
-    f.options_mut().set_space_after_operand_separator(false);
-    f.options_mut().set_uppercase_hex(false);
-    let mut out = String::new();
-    f.format(&instr, &mut out);
-    out
 }

@@ -1083,9 +1083,9 @@ impl<'o, 'data> Program<'o, 'data> {
                 let Some(dest) = rsec.and_then(|s| self.find_insn(s, r.addend as u64)) else {
                     break;
                 };
-                if !self
+                if self
                     .insn_func(dest)
-                    .is_some_and(|df| self.syms[df].pfunc == pfunc)
+                    .is_none_or(|df| self.syms[df].pfunc != pfunc)
                 {
                     break;
                 }

@@ -82,8 +82,11 @@ pub fn json_report(files: Vec<Value>) -> Value {
     json!({ "tool": "altcfi", "version": env!("CARGO_PKG_VERSION"), "files": files })
 }
 
+/// One file's input to [`sarif`]: object path, findings, and the source position of each finding.
+pub type SarifFile = (String, Vec<Finding>, Vec<Option<SourcePos>>);
+
 /// SARIF 2.1.0 log for many files: `(object path, findings, source positions)`.
-pub fn sarif(files: &[(String, Vec<Finding>, Vec<Option<SourcePos>>)]) -> Value {
+pub fn sarif(files: &[SarifFile]) -> Value {
     let rules: Vec<Value> = FindingKind::ALL
         .iter()
         .map(|k| {

@@ -122,7 +122,7 @@ pub fn detect_alt_entry_size(obj: &Object, section: usize) -> Result<usize, Spec
     let sec = &obj.sections[section];
     let relocs = obj.relocs(section);
     let fits = |stride: u64| {
-        sec.size % stride == 0
+        sec.size.is_multiple_of(stride)
             && relocs.iter().all(|r| matches!(r.offset % stride, 0 | 4))
             && (0..sec.size / stride).all(|i| obj.reloc_at(section, i * stride).is_some())
     };

@@ -33,7 +33,25 @@ pub struct WalkResult {
     /// Nodes visited.
     pub visited: Vec<bool>,
     /// Every alternative conflict observed, with the nodes involved: (group slots id, offset, recorded node, node).
-    pub conflicts: Vec<(usize, usize, NodeId, NodeId)>,
+    pub conflicts: Vec<ConflictSeen>,
+}
+
+/// One alternative conflict observed by a walk: the shared array (by original group id), the offset, the node that
+/// filled the slot and its state, and the node that disagreed and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictSeen {
+    /// Slot array id.
+    pub slots: usize,
+    /// Offset in the site.
+    pub offset: usize,
+    /// Node that filled the slot.
+    pub owner: NodeId,
+    /// Its state.
+    pub owner_state: CfiState,
+    /// Node that disagreed.
+    pub node: NodeId,
+    /// Its state.
+    pub node_state: CfiState,
 }
 
 /// How deep branch recursion may go before the walk gives up (a path this deep is not real code).
@@ -50,7 +68,7 @@ struct Walker<'a, 'o, 'd> {
     warned: Vec<bool>,
     interner: Interner,
     findings: Vec<Finding>,
-    conflicts: Vec<(usize, usize, NodeId, NodeId)>,
+    conflicts: Vec<ConflictSeen>,
     depth: u32,
 }
 
@@ -66,26 +84,12 @@ pub fn walk(p: &Program, opts: Options) -> WalkResult {
         if !r
             .conflicts
             .iter()
-            .any(|k| k.0 == c.0 && k.1 == c.1 && k.3 == c.3)
+            .any(|k| k.slots == c.slots && k.offset == c.offset && k.node == c.node)
         {
             r.conflicts.push(c);
         }
     }
-    // The exhaustive walk's states describe the conflicting nodes the first walk never reached.
-    for (i, c) in extra.cfi.iter().enumerate() {
-        if r.cfi[i].is_none() && c.is_some() && !r.visited[i] {
-            // keep the first walk's view for ORC: only used for explaining conflicts
-        }
-    }
-    r.interner = extra_interner_merge(r.interner, extra.interner);
     r
-}
-
-fn extra_interner_merge(first: Interner, extra: Interner) -> Interner {
-    // Ids of the first walk must stay valid; the exhaustive walk started from a clone of the same program interner
-    // and interned in a different order, so its ids are not used outside `conflicts` (which are node ids).
-    let _ = extra;
-    first
 }
 
 fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
@@ -441,7 +445,18 @@ impl Walker<'_, '_, '_> {
             Some(have) if have == c => 0,
             Some(_) => {
                 let owner = self.slot_owner[slots][off].unwrap_or(id);
-                self.conflicts.push((slots, off, owner, id));
+                let owner_state = self.slots[slots][off]
+                    .map(|c| self.state(c).clone())
+                    .unwrap_or_else(|| self.state(c).clone());
+                let node_state = self.state(c).clone();
+                self.conflicts.push(ConflictSeen {
+                    slots,
+                    offset: off,
+                    owner,
+                    owner_state,
+                    node: id,
+                    node_state,
+                });
                 if self.exhaustive {
                     return 0;
                 }
@@ -791,21 +806,18 @@ impl Walker<'_, '_, '_> {
     }
 }
 
-/// Turns the recorded conflicts into [`AltConflict`] records on each conflict finding. `describe` renders one side.
+/// The conflicts of one site as [`AltConflict`] records, by offset; `describe` renders one side.
 pub fn conflict_records(
     r: &WalkResult,
     slots_id: usize,
-    mut describe: impl FnMut(NodeId, Option<CfiId>) -> crate::findings::VariantAt,
+    mut describe: impl FnMut(NodeId, &CfiState) -> crate::findings::VariantAt,
 ) -> Vec<AltConflict> {
     let mut out: Vec<AltConflict> = Vec::new();
-    for &(s, off, owner, node) in &r.conflicts {
-        if s != slots_id {
-            continue;
-        }
-        let rec = describe(owner, r.cfi[owner as usize]);
-        let con = describe(node, r.cfi[node as usize]);
+    for c in r.conflicts.iter().filter(|c| c.slots == slots_id) {
+        let rec = describe(c.owner, &c.owner_state);
+        let con = describe(c.node, &c.node_state);
         let c = AltConflict {
-            site_offset: off as u64,
+            site_offset: c.offset as u64,
             recorded: rec,
             conflicting: con,
         };

@@ -1,0 +1,240 @@
+//! Differential tests against the reference objtool: every fixture under `tests/fixtures/{core,alt}` (assembled or
+//! compiled here, following `tests/fixtures/README.md`) and every object of the real-macro kernel module in
+//! `tests/kmod` (built against Debian's 6.12 headers) must give altcfi the same warning lines (`altcfi` for
+//! `objtool`) and the same `--dump=orc` rows as objtool 6.12 and, for the 6.1-layout fixtures, objtool 6.1.
+//!
+//! The oracles come from `scripts/deps.sh` (`.cache/oracle/env`, or `OBJTOOL_612`/`OBJTOOL_61`/`KHEADERS_612` in the
+//! environment). A missing oracle fails the test: this suite is the proof that altcfi mirrors objtool. Deliberate
+//! divergences are listed in `tests/known-divergences.txt`, each documented in `docs/objtool-differences.md`.
+
+mod support;
+
+use altcfi_analysis::orc::{self, DumpFormat};
+use altcfi_analysis::{analyze, features::FeatureNames, object::Object, report, Era, Options};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::{build_fixture, fixtures, oracle_env, repo_root, Fixture};
+
+/// What one tool said about one object.
+#[derive(Debug, PartialEq, Eq)]
+struct Verdict {
+    warnings: Vec<String>,
+    orc: Vec<String>,
+}
+
+fn objtool(bin: &Path, obj: &Path) -> Verdict {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = obj.file_name().expect("object name");
+    let copy = dir.path().join(name);
+    std::fs::copy(obj, &copy).expect("copy object");
+    let out = Command::new(bin)
+        .arg("--orc")
+        .arg(name)
+        .current_dir(dir.path())
+        .output()
+        .expect("run objtool");
+    assert!(
+        out.status.success(),
+        "objtool --orc failed on {}: {}",
+        obj.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let mut warnings: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(": warning: objtool: "))
+        .map(str::to_string)
+        .collect();
+    warnings.sort();
+    let dump = Command::new(bin)
+        .arg("--dump=orc")
+        .arg(name)
+        .current_dir(dir.path())
+        .output()
+        .expect("run objtool --dump");
+    assert!(
+        dump.status.success(),
+        "objtool --dump=orc failed on {}",
+        obj.display()
+    );
+    let orc = String::from_utf8_lossy(&dump.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    Verdict { warnings, orc }
+}
+
+fn altcfi(obj: &Path, era: Era) -> Verdict {
+    let data = std::fs::read(obj).expect("read object");
+    let name = obj
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let opts = Options {
+        era: Some(era),
+        frame_pointer: false,
+        all_conflicts: true,
+    };
+    let a = analyze(&data, opts, &FeatureNames::default()).expect("analysis runs");
+    let text = report::text(&name, &a.findings, &[]);
+    let mut warnings: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(": warning: altcfi: "))
+        .map(|l| l.replacen(": warning: altcfi: ", ": warning: objtool: ", 1))
+        .collect();
+    warnings.sort();
+    let parsed = Object::parse(&data).expect("parses");
+    let format = match era {
+        Era::V6_12 => DumpFormat::Modern,
+        Era::V6_1 => DumpFormat::Legacy,
+    };
+    let orc = a
+        .orc
+        .unwrap_or_default()
+        .iter()
+        .map(|r| orc::dump_line(&parsed, r, format))
+        .collect();
+    Verdict { warnings, orc }
+}
+
+fn known_divergences() -> Vec<String> {
+    let path = repo_root().join("tests/known-divergences.txt");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn describe(a: &Verdict, b: &Verdict) -> String {
+    let mut s = String::new();
+    if a.warnings != b.warnings {
+        s.push_str(&format!(
+            "  warnings: objtool {:#?}\n            altcfi  {:#?}\n",
+            a.warnings, b.warnings
+        ));
+    }
+    if a.orc != b.orc {
+        let first = a
+            .orc
+            .iter()
+            .zip(&b.orc)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.orc.len().min(b.orc.len()));
+        s.push_str(&format!(
+            "  orc: objtool {} rows, altcfi {} rows; first difference at row {first}: objtool {:?} altcfi {:?}\n",
+            a.orc.len(),
+            b.orc.len(),
+            a.orc.get(first),
+            b.orc.get(first)
+        ));
+    }
+    s
+}
+
+/// Runs one (object, oracle) comparison; returns a failure description.
+fn compare(label: &str, obj: &Path, bin: &Path, era: Era, known: &[String]) -> Result<(), String> {
+    let reference = objtool(bin, obj);
+    let ours = altcfi(obj, era);
+    let key = format!("{label} {}", era.name());
+    if reference == ours {
+        if known.contains(&key) {
+            eprintln!(
+                "note: {key} is listed in tests/known-divergences.txt but now matches; remove it"
+            );
+        }
+        return Ok(());
+    }
+    if known.contains(&key) {
+        eprintln!("known divergence {key}:\n{}", describe(&reference, &ours));
+        return Ok(());
+    }
+    Err(format!("{key}:\n{}", describe(&reference, &ours)))
+}
+
+#[test]
+fn fixtures_match_objtool() {
+    let env = oracle_env();
+    let known = known_divergences();
+    let out = tempfile::tempdir().expect("temp dir");
+    let all: Vec<Fixture> = fixtures();
+    assert!(
+        all.len() >= 100,
+        "expected the fixture corpus, found {}",
+        all.len()
+    );
+    let mut runs = 0;
+    let mut failures = Vec::new();
+    for f in &all {
+        let obj = build_fixture(f, out.path());
+        for (era, bin) in [(Era::V6_12, &env.objtool_612), (Era::V6_1, &env.objtool_61)] {
+            if !f.oracles.contains(&era) {
+                continue;
+            }
+            runs += 1;
+            if let Err(e) = compare(&f.name, &obj, bin, era, &known) {
+                failures.push(e);
+            }
+        }
+    }
+    eprintln!(
+        "differential: {} fixtures, {runs} oracle runs, {} match",
+        all.len(),
+        runs - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs differ from objtool:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn kernel_module_objects_match_objtool_612() {
+    let env = oracle_env();
+    let known = known_divergences();
+    let out = tempfile::tempdir().expect("temp dir");
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts/build-kmod.sh"))
+        .arg(out.path())
+        .env("KHEADERS_612", &env.kheaders_612)
+        .output()
+        .expect("run build-kmod.sh");
+    assert!(
+        status.status.success(),
+        "kernel module build failed:\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let mut objs: Vec<PathBuf> = std::fs::read_dir(out.path())
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objs.sort();
+    assert!(
+        objs.len() >= 10,
+        "expected the module objects, found {objs:?}"
+    );
+    let mut failures = Vec::new();
+    for obj in &objs {
+        let label = format!("kmod/{}", obj.file_name().expect("name").to_string_lossy());
+        if let Err(e) = compare(&label, obj, &env.objtool_612, Era::V6_12, &known) {
+            failures.push(e);
+        }
+    }
+    eprintln!(
+        "differential: {} kernel module objects, {} match objtool 6.12",
+        objs.len(),
+        objs.len() - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} objects differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
