@@ -16,5 +16,5 @@ status=0
 cargo test --workspace --all-targets 2>&1 | tee "$log" || status=$?
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -oE '^test result: .* ([0-9]+) failed' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
-echo "cargo tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed"
 exit "$status"
