@@ -22,6 +22,30 @@ struct Verdict {
     orc: Vec<String>,
 }
 
+/// objtool `--stackval` (frame-pointer kernels: no ORC) warnings; `None` when objtool itself crashed.
+fn objtool_stackval(bin: &Path, obj: &Path) -> Option<Vec<String>> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = obj.file_name().expect("object name");
+    std::fs::copy(obj, dir.path().join(name)).expect("copy object");
+    let out = Command::new(bin)
+        .arg("--stackval")
+        .arg(name)
+        .current_dir(dir.path())
+        .output()
+        .expect("run objtool");
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    let mut w: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(": warning: objtool: "))
+        .map(str::to_string)
+        .collect();
+    w.sort();
+    Some(w)
+}
+
 fn objtool(bin: &Path, obj: &Path) -> Verdict {
     let dir = tempfile::tempdir().expect("temp dir");
     let name = obj.file_name().expect("object name");
@@ -66,6 +90,10 @@ fn objtool(bin: &Path, obj: &Path) -> Verdict {
 }
 
 fn altcfi(obj: &Path, era: Era) -> Verdict {
+    altcfi_with(obj, era, false)
+}
+
+fn altcfi_with(obj: &Path, era: Era, frame_pointer: bool) -> Verdict {
     let data = std::fs::read(obj).expect("read object");
     let name = obj
         .file_name()
@@ -74,7 +102,7 @@ fn altcfi(obj: &Path, era: Era) -> Verdict {
         .into_owned();
     let opts = Options {
         era: Some(era),
-        frame_pointer: false,
+        frame_pointer,
         all_conflicts: true,
     };
     let a = analyze(&data, opts, &FeatureNames::default()).expect("analysis runs");
@@ -188,6 +216,46 @@ fn fixtures_match_objtool() {
     assert!(
         failures.is_empty(),
         "{} of {runs} runs differ from objtool:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Frame-pointer rules: objtool `--stackval` against `altcfi check --frame-pointer`, warnings only.
+#[test]
+fn fixtures_match_objtool_frame_pointer_rules() {
+    let env = oracle_env();
+    let known = known_divergences();
+    let out = tempfile::tempdir().expect("temp dir");
+    let all = fixtures();
+    let mut runs = 0;
+    let mut failures = Vec::new();
+    for f in &all {
+        let obj = build_fixture(f, out.path());
+        for (era, bin) in [(Era::V6_12, &env.objtool_612), (Era::V6_1, &env.objtool_61)] {
+            if !f.oracles.contains(&era) {
+                continue;
+            }
+            runs += 1;
+            let key = format!("{} {} fp", f.name, era.name());
+            let ours = altcfi_with(&obj, era, true).warnings;
+            match objtool_stackval(bin, &obj) {
+                Some(reference) if reference == ours => {}
+                _ if known.contains(&key) => eprintln!("known divergence {key}"),
+                Some(reference) => failures.push(format!(
+                    "{key}:\n  objtool {reference:#?}\n  altcfi  {ours:#?}"
+                )),
+                None => failures.push(format!("{key}: objtool --stackval crashed")),
+            }
+        }
+    }
+    eprintln!(
+        "differential (--stackval): {runs} oracle runs, {} match",
+        runs - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs differ:\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -151,7 +151,8 @@ fn analyze_here(
     };
     let w = validate::walk(&p, opts);
     let mut findings = w.findings.clone();
-    let orc = if w.fatal {
+    // Frame-pointer kernels run objtool without --orc: no ORC, so no ORC errors either.
+    let orc = if w.fatal || opts.frame_pointer {
         None
     } else {
         match orc::generate(&p, &w) {

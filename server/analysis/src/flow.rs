@@ -1097,14 +1097,16 @@ impl<'o, 'data> Program<'o, 'data> {
             return Err(self.fatal_at(id, "can't find switch jump table"));
         }
         for dest in new_alts {
-            self.nodes[id as usize].alts.insert(
-                0,
-                Alt {
-                    node: dest,
-                    skip_orig: false,
-                    kind: AltKind::SwitchTable,
-                },
-            );
+            let alt = Alt {
+                node: dest,
+                skip_orig: false,
+                kind: AltKind::SwitchTable,
+            };
+            match self.era {
+                // 6.3+ prepends to a singly linked list; 6.1 appends to a list_head.
+                Era::V6_12 => self.nodes[id as usize].alts.insert(0, alt),
+                Era::V6_1 => self.nodes[id as usize].alts.push(alt),
+            }
         }
         Ok(())
     }

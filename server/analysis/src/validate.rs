@@ -177,6 +177,24 @@ impl Walker<'_, '_, '_> {
         Some(self.findings.len() - 1)
     }
 
+    /// objtool 6.1 reports some warnings at the offset of the instruction but in the section where the current
+    /// branch walk *started* (`WARN_FUNC(msg, sec, insn->offset)`): a walk that entered from a replacement prints
+    /// `.altinstr_replacement+<offset in .text>`. 6.12 reports at the instruction.
+    fn warn_at_walk_section(
+        &mut self,
+        sec: usize,
+        node: NodeId,
+        kind: FindingKind,
+        msg: &str,
+    ) -> Option<usize> {
+        let i = self.warn_insn(node, kind, msg.into())?;
+        if self.era() == Era::V6_1 && self.p.nodes[node as usize].sec != sec {
+            let off = self.p.nodes[node as usize].insn.offset;
+            self.findings[i].location = Some(self.p.location(sec, off));
+        }
+        Some(i)
+    }
+
     fn warn(&mut self, kind: FindingKind, msg: String) {
         if !self.exhaustive {
             self.findings.push(Finding::new(kind, None, msg));
@@ -731,10 +749,11 @@ impl Walker<'_, '_, '_> {
                         && !special
                         && !state.has_valid_stack_frame()
                     {
-                        let f = self.warn_insn(
+                        let f = self.warn_at_walk_section(
+                            sec,
                             insn,
                             FindingKind::CallWithoutFrame,
-                            "call without frame pointer save/setup".into(),
+                            "call without frame pointer save/setup",
                         );
                         if let Some(i) = f {
                             self.findings[i]
@@ -773,10 +792,11 @@ impl Walker<'_, '_, '_> {
                 }
                 InsnKind::ContextSwitch => {
                     if func.is_some() && next.is_none_or(|x| !p.nodes[x as usize].hint) {
-                        self.warn_insn(
+                        self.warn_at_walk_section(
+                            sec,
                             insn,
                             FindingKind::UnsupportedInstruction,
-                            "unsupported instruction in callable function".into(),
+                            "unsupported instruction in callable function",
                         );
                         return 1;
                     }
