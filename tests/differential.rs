@@ -163,8 +163,14 @@ fn describe(a: &Verdict, b: &Verdict) -> String {
     s
 }
 
-/// Runs one (object, oracle) comparison; returns a failure description.
-fn compare(label: &str, obj: &Path, bin: &Path, era: Era, known: &[String]) -> Result<(), String> {
+/// Runs one (object, oracle) comparison: `Ok(true)` match, `Ok(false)` a listed divergence, `Err` a failure.
+fn compare(
+    label: &str,
+    obj: &Path,
+    bin: &Path,
+    era: Era,
+    known: &[String],
+) -> Result<bool, String> {
     let reference = objtool(bin, obj);
     let ours = altcfi(obj, era);
     let key = format!("{label} {}", era.name());
@@ -174,11 +180,11 @@ fn compare(label: &str, obj: &Path, bin: &Path, era: Era, known: &[String]) -> R
                 "note: {key} is listed in tests/known-divergences.txt but now matches; remove it"
             );
         }
-        return Ok(());
+        return Ok(true);
     }
     if known.contains(&key) {
         eprintln!("known divergence {key}:\n{}", describe(&reference, &ours));
-        return Ok(());
+        return Ok(false);
     }
     Err(format!("{key}:\n{}", describe(&reference, &ours)))
 }
@@ -195,6 +201,7 @@ fn fixtures_match_objtool() {
         all.len()
     );
     let mut runs = 0;
+    let mut divergent = 0;
     let mut failures = Vec::new();
     for f in &all {
         let obj = build_fixture(f, out.path());
@@ -203,15 +210,17 @@ fn fixtures_match_objtool() {
                 continue;
             }
             runs += 1;
-            if let Err(e) = compare(&f.name, &obj, bin, era, &known) {
-                failures.push(e);
+            match compare(&f.name, &obj, bin, era, &known) {
+                Ok(true) => {}
+                Ok(false) => divergent += 1,
+                Err(e) => failures.push(e),
             }
         }
     }
     eprintln!(
-        "differential: {} fixtures, {runs} oracle runs, {} match",
+        "differential: {} fixtures, {runs} oracle runs, {} match, {divergent} known divergences",
         all.len(),
-        runs - failures.len()
+        runs - failures.len() - divergent
     );
     assert!(
         failures.is_empty(),
@@ -229,6 +238,7 @@ fn fixtures_match_objtool_frame_pointer_rules() {
     let out = tempfile::tempdir().expect("temp dir");
     let all = fixtures();
     let mut runs = 0;
+    let mut divergent = 0;
     let mut failures = Vec::new();
     for f in &all {
         let obj = build_fixture(f, out.path());
@@ -241,7 +251,10 @@ fn fixtures_match_objtool_frame_pointer_rules() {
             let ours = altcfi_with(&obj, era, true).warnings;
             match objtool_stackval(bin, &obj) {
                 Some(reference) if reference == ours => {}
-                _ if known.contains(&key) => eprintln!("known divergence {key}"),
+                _ if known.contains(&key) => {
+                    divergent += 1;
+                    eprintln!("known divergence {key}");
+                }
                 Some(reference) => failures.push(format!(
                     "{key}:\n  objtool {reference:#?}\n  altcfi  {ours:#?}"
                 )),
@@ -250,8 +263,8 @@ fn fixtures_match_objtool_frame_pointer_rules() {
         }
     }
     eprintln!(
-        "differential (--stackval): {runs} oracle runs, {} match",
-        runs - failures.len()
+        "differential (--stackval): {runs} oracle runs, {} match, {divergent} known divergences",
+        runs - failures.len() - divergent
     );
     assert!(
         failures.is_empty(),
@@ -287,17 +300,20 @@ fn kernel_module_objects_match_objtool_612() {
         objs.len() >= 10,
         "expected the module objects, found {objs:?}"
     );
+    let mut divergent = 0;
     let mut failures = Vec::new();
     for obj in &objs {
         let label = format!("kmod/{}", obj.file_name().expect("name").to_string_lossy());
-        if let Err(e) = compare(&label, obj, &env.objtool_612, Era::V6_12, &known) {
-            failures.push(e);
+        match compare(&label, obj, &env.objtool_612, Era::V6_12, &known) {
+            Ok(true) => {}
+            Ok(false) => divergent += 1,
+            Err(e) => failures.push(e),
         }
     }
     eprintln!(
-        "differential: {} kernel module objects, {} match objtool 6.12",
+        "differential: {} kernel module objects, {} match objtool 6.12, {divergent} known divergences",
         objs.len(),
-        objs.len() - failures.len()
+        objs.len() - failures.len() - divergent
     );
     assert!(
         failures.is_empty(),
