@@ -13,7 +13,7 @@ use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::{analyze, features::FeatureNames, object::Object, report, Era, Options};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{build_fixture, fixtures, oracle_env, repo_root, Fixture};
+use support::{build_fixture, build_fixture_with, fixtures, oracle_env, repo_root, Fixture};
 
 /// What one tool said about one object.
 #[derive(Debug, PartialEq, Eq)]
@@ -225,6 +225,44 @@ fn fixtures_match_objtool() {
     assert!(
         failures.is_empty(),
         "{} of {runs} runs differ from objtool:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The same fixtures with DWARF 4 and DWARF 5 debug info, and C with `-ffunction-sections`: relocations in
+/// `.debug_*` and many executable sections at address 0 must not change a verdict.
+#[test]
+fn fixtures_with_debug_info_and_function_sections_match_objtool() {
+    let env = oracle_env();
+    let known = known_divergences();
+    let mut runs = 0;
+    let mut failures = Vec::new();
+    for (variant, flags) in [
+        ("dwarf4", &["-g", "-gdwarf-4", "-ffunction-sections"][..]),
+        ("dwarf5", &["-g", "-gdwarf-5"][..]),
+    ] {
+        let out = tempfile::tempdir().expect("temp dir");
+        for f in fixtures() {
+            let obj = build_fixture_with(&f, out.path(), flags);
+            for (era, bin) in [(Era::V6_12, &env.objtool_612), (Era::V6_1, &env.objtool_61)] {
+                if !f.oracles.contains(&era) {
+                    continue;
+                }
+                runs += 1;
+                if let Err(e) = compare(&format!("{}[{variant}]", f.name), &obj, bin, era, &known) {
+                    failures.push(e);
+                }
+            }
+        }
+    }
+    eprintln!(
+        "differential (debug info variants): {runs} oracle runs, {} match",
+        runs - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs differ:\n{}",
         failures.len(),
         failures.join("\n")
     );

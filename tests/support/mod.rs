@@ -80,6 +80,11 @@ pub fn fixtures() -> Vec<Fixture> {
 
 /// Builds a fixture into `outdir`, returning the object path.
 pub fn build_fixture(f: &Fixture, outdir: &Path) -> PathBuf {
+    build_fixture_with(f, outdir, &[])
+}
+
+/// Builds a fixture with `extra` gcc flags after the fixture's own (e.g. `-gdwarf-4`), returning the object path.
+pub fn build_fixture_with(f: &Fixture, outdir: &Path, extra: &[&str]) -> PathBuf {
     let out = outdir.join(format!("{}.o", f.name));
     let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()));
     cmd.arg("-c");
@@ -91,9 +96,17 @@ pub fn build_fixture(f: &Fixture, outdir: &Path) -> PathBuf {
             "-mno-red-zone",
             "-fno-stack-protector",
         ]);
-        cmd.args(&f.flags).arg(&f.src).arg("-o").arg(&out);
+        cmd.args(&f.flags)
+            .args(extra)
+            .arg(&f.src)
+            .arg("-o")
+            .arg(&out);
     } else {
-        cmd.arg(&f.src).arg("-o").arg(&out).args(&f.flags);
+        cmd.arg(&f.src)
+            .arg("-o")
+            .arg(&out)
+            .args(&f.flags)
+            .args(extra);
     }
     let o = cmd.output().expect("run gcc");
     assert!(
