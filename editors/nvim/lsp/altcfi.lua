@@ -1,0 +1,23 @@
+-- altcfi's configuration for Neovim 0.11+'s vim.lsp.config/vim.lsp.enable. With this plugin on the runtimepath:
+--
+--   vim.lsp.config('altcfi', { init_options = { framePointer = true } })   -- optional overrides
+--   vim.lsp.enable('altcfi')
+--
+-- init_options is the server's initializationOptions contract; unset keys take the server's defaults.
+return {
+  cmd = { 'altcfi', 'lsp' },
+  filetypes = { 'asm', 'vmasm', 'c' },
+  -- Tried in order, each upward from the file (see lua/altcfi/init.lua).
+  root_markers = { 'compile_commands.json', 'altcfi.toml', '.git', 'Kbuild' },
+  init_options = {
+    objectGlobs = {},
+    framePointer = false,
+    kernel = 'auto',
+    cpufeatures = vim.NIL,
+    inlayHints = true,
+    buildDirs = {},
+  },
+  on_attach = function(client, bufnr)
+    require('altcfi').on_attach(client, bufnr)
+  end,
+}
