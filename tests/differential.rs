@@ -360,3 +360,97 @@ fn kernel_module_objects_match_objtool_612() {
         failures.join("\n")
     );
 }
+
+/// The flags kbuild 6.12 passes to objtool for a module (`tests/kmod/README.md`).
+const KBUILD_OBJTOOL_FLAGS: &[&str] = &[
+    "--hacks=jump_label",
+    "--hacks=noinstr",
+    "--hacks=skylake",
+    "--ibt",
+    "--orc",
+    "--retpoline",
+    "--rethunk",
+    "--sls",
+    "--static-call",
+    "--uaccess",
+    "--prefix=16",
+    "--link",
+    "--module",
+];
+
+/// Messages of objtool passes altcfi does not implement (IBT, retpoline, rethunk, SLS, uaccess).
+fn is_other_pass(line: &str) -> bool {
+    [
+        "data relocation to !ENDBR",
+        "MITIGATION_",
+        "missing int3",
+        "UACCESS",
+        "uaccess",
+        "ENDBR",
+    ]
+    .iter()
+    .any(|m| line.contains(m))
+}
+
+/// A linked module object as a user's build tree has it: objtool 6.12 already ran with kbuild's full flag set
+/// (`__pfx_` symbols added, `.orc_unwind` written). Re-analysing it must give objtool's stack-validation warnings
+/// and exactly the ORC rows objtool wrote (`altcfi orc --verify`).
+#[test]
+fn kbuild_processed_module_reanalysis_matches_objtool() {
+    let env = oracle_env();
+    let out = tempfile::tempdir().expect("temp dir");
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts/build-kmod.sh"))
+        .arg(out.path())
+        .env("KHEADERS_612", &env.kheaders_612)
+        .output()
+        .expect("run build-kmod.sh");
+    assert!(status.status.success(), "kernel module build failed");
+    let obj = out.path().join("altcfi_kmod.o");
+    let run = Command::new(&env.objtool_612)
+        .args(KBUILD_OBJTOOL_FLAGS)
+        .arg("altcfi_kmod.o")
+        .current_dir(out.path())
+        .output()
+        .expect("run objtool");
+    assert!(run.status.success(), "objtool failed");
+    let text = String::from_utf8_lossy(&run.stderr);
+    let mut reference: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(": warning: objtool: ") && !is_other_pass(l))
+        .map(str::to_string)
+        .collect();
+    reference.sort();
+    assert!(
+        reference
+            .iter()
+            .any(|l| l.contains("stack layout conflict")),
+        "the module has conflicts: {reference:#?}"
+    );
+
+    let data = std::fs::read(&obj).expect("read processed object");
+    let a = analyze(&data, Options::default(), &FeatureNames::default()).expect("analysis runs");
+    let text = report::text("altcfi_kmod.o", &a.findings, &[]);
+    let mut ours: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(": warning: altcfi: "))
+        .map(|l| l.replacen(": warning: altcfi: ", ": warning: objtool: ", 1))
+        .collect();
+    ours.sort();
+    assert_eq!(
+        reference, ours,
+        "stack-validation warnings on the processed object"
+    );
+
+    let existing = a.existing_orc.as_ref().expect("objtool wrote .orc_unwind");
+    let computed = a.orc.as_ref().expect("altcfi computes ORC");
+    assert!(
+        existing.len() > 100,
+        "expected a real ORC table, got {} rows",
+        existing.len()
+    );
+    assert_eq!(
+        existing, computed,
+        "altcfi's ORC must equal the rows objtool wrote"
+    );
+}

@@ -145,6 +145,7 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
             }
         }
     }
+    w.propagate_prefix_cfi();
     WalkResult {
         cfi: w.cfi,
         slots: w.slots,
@@ -228,6 +229,10 @@ impl Walker<'_, '_, '_> {
                 if p.syms[si].pfunc != si || p.syms[si].alias != si {
                     continue;
                 }
+                // objtool creates `__pfx_` symbols itself, after validation (see `propagate_prefix_cfi`).
+                if s.name.starts_with("__pfx_") {
+                    continue;
+                }
                 let Some(insn) = p.find_insn(sec.index, s.value) else {
                     continue;
                 };
@@ -240,6 +245,40 @@ impl Walker<'_, '_, '_> {
             }
         }
         warnings
+    }
+
+    /// In an object objtool already processed with `--prefix`, the `__pfx_foo` NOP padding has the state of `foo`'s
+    /// entry: objtool adds the symbols after validation and copies the function's entry CFI to them (none for a
+    /// `STACK_FRAME_NON_STANDARD` function). Reproducing that keeps re-analysis of a built object, and
+    /// `orc --verify`, faithful to what objtool wrote.
+    fn propagate_prefix_cfi(&mut self) {
+        let p = self.p;
+        for s in &p.obj.symbols {
+            let Some(name) = s.name.strip_prefix("__pfx_") else {
+                continue;
+            };
+            let Some(sec) = s.section else { continue };
+            if s.kind != SymKind::Func {
+                continue;
+            }
+            let func_at = s.value + s.size;
+            let is_func = p.obj.symbols_in(sec).iter().any(|&i| {
+                let f = &p.obj.symbols[i];
+                f.name == name && f.value == func_at
+            });
+            if !is_func {
+                continue;
+            }
+            let Some(entry) = p.find_insn(sec, func_at) else {
+                continue;
+            };
+            let cfi = self.cfi[entry as usize];
+            for n in p.sym_insns(s.index) {
+                if !self.visited[n as usize] {
+                    self.cfi[n as usize] = cfi;
+                }
+            }
+        }
     }
 
     fn validate_unwind_hints(&mut self) -> i64 {
