@@ -146,6 +146,11 @@ pub struct Object<'data> {
     relocs: Vec<Vec<Reloc>>,
     /// Symbols per section, sorted by value then symbol index.
     section_symbols: Vec<Vec<usize>>,
+    /// Per section, parallel to `section_symbols`: the running maximum of `value+size` over the non-section
+    /// symbols up to each position (0 before the first), so containment queries are binary searches.
+    end_max: Vec<Vec<u64>>,
+    /// The same running maximum over `STT_FUNC` symbols only.
+    func_end_max: Vec<Vec<u64>>,
 }
 
 impl<'data> Object<'data> {
@@ -283,6 +288,25 @@ impl<'data> Object<'data> {
         for list in &mut section_symbols {
             list.sort_by_key(|&i| (symbols[i].value, i));
         }
+        let running_end = |keep: &dyn Fn(&Symbol) -> bool| -> Vec<Vec<u64>> {
+            section_symbols
+                .iter()
+                .map(|list| {
+                    let mut max = 0u64;
+                    list.iter()
+                        .map(|&i| {
+                            let s = &symbols[i];
+                            if keep(s) {
+                                max = max.max(s.value.saturating_add(s.size));
+                            }
+                            max
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let end_max = running_end(&|s| s.kind != SymKind::Section);
+        let func_end_max = running_end(&|s| s.kind == SymKind::Func);
 
         Ok(Object {
             data,
@@ -291,6 +315,8 @@ impl<'data> Object<'data> {
             symbols,
             relocs,
             section_symbols,
+            end_max,
+            func_end_max,
         })
     }
 
@@ -340,34 +366,29 @@ impl<'data> Object<'data> {
     }
 
     /// The first non-section symbol whose `[value, value+size)` contains `offset`; functions win when `prefer_func`.
+    ///
+    /// "First" is in [`Self::symbols_in`] order. Two binary searches: the symbols starting at or before `offset`
+    /// form a prefix of that order, and within it the first symbol containing `offset` is where the running maximum
+    /// of symbol ends first exceeds `offset`.
     pub fn symbol_containing(
         &self,
         section: usize,
         offset: u64,
         prefer_func: bool,
     ) -> Option<&Symbol> {
-        let contains = |s: &&Symbol| {
-            s.kind != SymKind::Section
-                && s.value <= offset
-                && offset < s.value.saturating_add(s.size)
+        let list = self.symbols_in(section);
+        let starts = list.partition_point(|&i| self.symbols[i].value <= offset);
+        let first_reaching = |ends: Option<&Vec<u64>>| -> Option<&Symbol> {
+            let ends = &ends?[..starts];
+            let k = ends.partition_point(|&e| e <= offset);
+            (k < starts).then(|| &self.symbols[list[k]])
         };
-        let mut candidates = self
-            .symbols_in(section)
-            .iter()
-            .map(|&i| &self.symbols[i])
-            .filter(contains);
         if prefer_func {
-            let f = self
-                .symbols_in(section)
-                .iter()
-                .map(|&i| &self.symbols[i])
-                .filter(contains)
-                .find(|s| s.kind == SymKind::Func);
-            if f.is_some() {
-                return f;
+            if let Some(f) = first_reaching(self.func_end_max.get(section)) {
+                return Some(f);
             }
         }
-        candidates.next()
+        first_reaching(self.end_max.get(section))
     }
 }
 
