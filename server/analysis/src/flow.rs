@@ -401,10 +401,12 @@ impl<'o, 'data> Program<'o, 'data> {
         let end = s
             .value
             .saturating_add(self.syms.get(sym).map_or(s.size, |i| i.len));
+        // A section's nodes are sorted by offset: the symbol's nodes are one contiguous run.
         let r = self.sec_ranges[sec].clone();
-        (r.start..r.end)
-            .filter(|&i| (s.value..end).contains(&self.nodes[i as usize].insn.offset))
-            .collect()
+        let slice = &self.nodes[r.start as usize..r.end as usize];
+        let lo = slice.partition_point(|n| n.insn.offset < s.value);
+        let hi = slice.partition_point(|n| n.insn.offset < end);
+        (r.start + lo as u32..r.start + hi.max(lo) as u32).collect()
     }
 
     /// The first relocation inside an instruction (objtool's `insn_reloc`).
