@@ -224,6 +224,35 @@ impl fmt::Display for CfiState {
     }
 }
 
+impl CfiState {
+    /// The state in the notation of `readelf -wF` (`--debug-dump=frames-interp`): the CFA rule, then every saved
+    /// register in DWARF register order, CFA-relative ones as `c-16`: `CFA=rsp+16 rbx=c-16 ra=c-8`. objtool's
+    /// pseudo-bases read `CFA=[rsp]+8` (the CFA is loaded from `(%rsp)`, then the offset added) and
+    /// `CFA=[rbp-8]` (loaded from `-8(%rbp)`); an unknown CFA is `CFA=undefined`.
+    pub fn to_readelf(&self) -> String {
+        // DWARF numbering: rax rdx rcx rbx rsi rdi rbp rsp r8..r15, then the return address column.
+        const DWARF_ORDER: [u8; 17] = [0, 2, 1, 3, 6, 7, 5, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+        let mut out = format!("CFA={}", fmt_rule(self.cfa.base, self.cfa.offset));
+        for r in DWARF_ORDER {
+            let Some(rule) = self.regs.get(r as usize) else {
+                continue;
+            };
+            let name = reg::name(r);
+            match rule.base {
+                UNDEFINED => {}
+                CFA => out.push_str(&format!(" {name}=c{:+}", rule.offset)),
+                b => out.push_str(&format!(" {name}={}", fmt_rule(b, rule.offset))),
+            }
+        }
+        out
+    }
+
+    /// Only the CFA part of [`CfiState::to_readelf`]: `CFA=rsp+16`.
+    pub fn cfa_readelf(&self) -> String {
+        format!("CFA={}", fmt_rule(self.cfa.base, self.cfa.offset))
+    }
+}
+
 /// Index of an interned [`CfiState`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct CfiId(pub u32);
@@ -716,6 +745,42 @@ mod tests {
                 }
             ),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn readelf_notation() {
+        let mut s = CfiState::func_entry(HintType::Call);
+        assert_eq!(s.to_readelf(), "CFA=rsp+8 ra=c-8");
+        s.cfa.offset = 16;
+        s.regs[reg::BX as usize] = CfiReg {
+            base: CFA,
+            offset: -16,
+        };
+        assert_eq!(s.to_readelf(), "CFA=rsp+16 rbx=c-16 ra=c-8");
+        s.cfa = CfiReg {
+            base: BP,
+            offset: 16,
+        };
+        s.regs[reg::BP as usize] = CfiReg {
+            base: CFA,
+            offset: -16,
+        };
+        assert_eq!(s.to_readelf(), "CFA=rbp+16 rbx=c-16 rbp=c-16 ra=c-8");
+        assert_eq!(s.cfa_readelf(), "CFA=rbp+16");
+        s.cfa = CfiReg {
+            base: SP_INDIRECT,
+            offset: 8,
+        };
+        assert_eq!(s.cfa_readelf(), "CFA=[rsp]+8");
+        s.cfa = CfiReg {
+            base: BP_INDIRECT,
+            offset: -8,
+        };
+        assert_eq!(s.cfa_readelf(), "CFA=[rbp-8]");
+        assert_eq!(
+            CfiState::init(HintType::Undefined).to_readelf(),
+            "CFA=undefined"
         );
     }
 }

@@ -6,7 +6,8 @@
 //! [`special`] (alternatives, jump labels, exception fixups, unwind hints as data) → [`flow`] and [`alternatives`]
 //! (functions, branch targets, jump tables, noreturn calls, alternative groups) → [`cfi`] and [`validate`] (the walk,
 //! per-instruction CFI, the shared per-offset arrays, findings) → [`orc`] (ORC rows) → [`lines`] (DWARF source
-//! locations) → [`report`] (text, JSON, SARIF). [`analysis`] runs the stages for one object.
+//! locations) → [`sources`] (findings and explanations on source lines) → [`report`] (text, JSON, SARIF).
+//! [`analysis`] runs the stages for one object.
 //!
 //! Architecture invariant: this crate does no I/O of its own (callers hand it bytes), never panics on input, and
 //! knows nothing about LSP, tokio or the command line.
@@ -23,6 +24,7 @@ pub mod object;
 pub mod options;
 pub mod orc;
 pub mod report;
+pub mod sources;
 pub mod special;
 pub mod validate;
 

@@ -14,26 +14,57 @@ pub fn docs_url(kind: FindingKind) -> String {
     format!("{DOCS_BASE}/{}.md", kind.code())
 }
 
-/// Source location of a finding, added by the caller from the lines stage: `(path, line, column)`.
-pub type SourcePos = (String, u32, u32);
+pub use crate::sources::{FindingSources, SourcePos};
 
-/// Text report of one file: per finding, `FILE: warning: altcfi: LOC: MESSAGE`, then indented details. With a
-/// source position the line is prefixed gcc-style (`path:line:col: `).
-pub fn text(file: &str, findings: &[Finding], sources: &[Option<SourcePos>]) -> String {
+/// `path:line:col` of a source position, the column 1 when DWARF does not know it (gcc's shape).
+fn gcc_pos(p: &SourcePos) -> String {
+    format!("{}:{}:{}", p.path.display(), p.line, p.column.max(1))
+}
+
+fn source_json(p: &SourcePos) -> Value {
+    json!({"path": p.path, "line": p.line, "column": p.column})
+}
+
+/// Text report of one file: per finding, `FILE: warning: altcfi: LOC: MESSAGE`, then indented details and related
+/// locations. `sources` (parallel to `findings`, may be empty) adds a gcc-style `path:line:col: ` prefix with the
+/// primary source position, the source line of each related location, and the remaining related source positions
+/// (replacement sides, inline call sites).
+pub fn text(file: &str, findings: &[Finding], sources: &[FindingSources]) -> String {
     let mut out = String::new();
     for (i, f) in findings.iter().enumerate() {
-        if let Some(Some((path, line, col))) = sources.get(i) {
-            out.push_str(&format!("{path}:{line}:{col}: "));
+        let src = sources.get(i);
+        if let Some(p) = src.and_then(|s| s.primary.as_ref()) {
+            out.push_str(&format!("{}: ", gcc_pos(p)));
         }
         out.push_str(&format!("{file}: warning: altcfi: {}\n", f.headline()));
         for d in &f.details {
             out.push_str(&format!("    {d}\n"));
         }
+        let related_src = src.map(|s| s.related.as_slice()).unwrap_or(&[]);
         for (what, loc) in &f.related {
+            let at = related_src
+                .iter()
+                .find(|(w, _)| w == what)
+                .map(|(_, p)| format!(" at {}", gcc_pos(p)))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "    {what}: {} ({}+0x{:x})\n",
+                "    {what}: {} ({}+0x{:x}){at}\n",
                 loc.display, loc.section_name, loc.offset
             ));
+        }
+        // The rest (replacement sides, inline call sites), unless that line was already named.
+        let mut shown: Vec<&SourcePos> = src.and_then(|s| s.primary.as_ref()).into_iter().collect();
+        shown.extend(
+            related_src
+                .iter()
+                .filter(|(w, _)| f.related.iter().any(|(what, _)| what == w))
+                .map(|(_, p)| p),
+        );
+        for (what, p) in related_src {
+            if !f.related.iter().any(|(w, _)| w == what) && !shown.contains(&p) {
+                out.push_str(&format!("    {what}: {}\n", gcc_pos(p)));
+                shown.push(p);
+            }
         }
     }
     out
@@ -44,7 +75,7 @@ pub fn json_file(
     file: &str,
     analysis: Option<&Analysis>,
     error: Option<&str>,
-    sources: &[Option<SourcePos>],
+    sources: &[FindingSources],
 ) -> Value {
     let findings: Vec<Value> = analysis
         .map(|a| {
@@ -52,13 +83,19 @@ pub fn json_file(
                 .iter()
                 .enumerate()
                 .map(|(i, f)| {
-                    let src = sources.get(i).cloned().flatten();
+                    let src = sources.get(i);
                     json!({
                         "code": f.kind.code(),
                         "message": f.message,
                         "headline": f.headline(),
                         "location": f.location,
-                        "source": src.map(|(p, l, c)| json!({"path": p, "line": l, "column": c})),
+                        "source": src.and_then(|s| s.primary.as_ref()).map(source_json),
+                        "related_sources": src.map(|s| s.related.iter().map(|(w, p)| {
+                            let mut v = source_json(p);
+                            v["what"] = json!(w);
+                            v
+                        }).collect::<Vec<_>>()).unwrap_or_default(),
+                        "inline_frames": src.map(|s| s.inline_frames.iter().map(source_json).collect::<Vec<_>>()).unwrap_or_default(),
                         "details": f.details,
                         "related": f.related.iter().map(|(w, l)| json!({"what": w, "location": l})).collect::<Vec<_>>(),
                         "conflicts": f.conflicts,
@@ -82,8 +119,9 @@ pub fn json_report(files: Vec<Value>) -> Value {
     json!({ "tool": "altcfi", "version": env!("CARGO_PKG_VERSION"), "files": files })
 }
 
-/// One file's input to [`sarif`]: object path, findings, and the source position of each finding.
-pub type SarifFile = (String, Vec<Finding>, Vec<Option<SourcePos>>);
+/// One file's input to [`sarif`]: object path, findings, and the source positions of each finding (parallel to the
+/// findings, may be empty).
+pub type SarifFile = (String, Vec<Finding>, Vec<FindingSources>);
 
 /// SARIF 2.1.0 log for many files: `(object path, findings, source positions)`.
 pub fn sarif(files: &[SarifFile]) -> Value {
@@ -101,15 +139,32 @@ pub fn sarif(files: &[SarifFile]) -> Value {
     for (path, findings, sources) in files {
         for (i, f) in findings.iter().enumerate() {
             let mut locations = Vec::new();
-            if let Some(Some((src, line, col))) = sources.get(i) {
+            let src = sources.get(i);
+            if let Some(p) = src.and_then(|s| s.primary.as_ref()) {
                 locations.push(json!({
                     "physicalLocation": {
-                        "artifactLocation": {"uri": src},
-                        "region": {"startLine": line, "startColumn": (*col).max(1)},
+                        "artifactLocation": {"uri": p.path},
+                        "region": {"startLine": p.line, "startColumn": p.column.max(1)},
                     },
                     "logicalLocations": [{"name": f.location.as_ref().map(|l| l.display.clone()), "kind": "function"}],
                 }));
             }
+            let related: Vec<Value> = src
+                .map(|s| s.related.as_slice())
+                .unwrap_or(&[])
+                .iter()
+                .enumerate()
+                .map(|(k, (what, p))| {
+                    json!({
+                        "id": k,
+                        "message": {"text": what},
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": p.path},
+                            "region": {"startLine": p.line, "startColumn": p.column.max(1)},
+                        },
+                    })
+                })
+                .collect();
             locations.push(json!({
                 "physicalLocation": {"artifactLocation": {"uri": path}},
                 "logicalLocations": [{"name": f.location.as_ref().map(|l| l.display.clone()), "kind": "function"}],
@@ -124,6 +179,7 @@ pub fn sarif(files: &[SarifFile]) -> Value {
                 "level": if f.fatal { "error" } else { "warning" },
                 "message": {"text": text},
                 "locations": locations,
+                "relatedLocations": related,
             }));
         }
     }
