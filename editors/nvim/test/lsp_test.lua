@@ -29,6 +29,13 @@ local function check(name, ok, detail)
   return ok
 end
 
+-- Context for the log (not checked): '# ' lines.
+local function note(text)
+  for l in (text .. '\n'):gmatch('(.-)\n') do
+    table.insert(results, '# ' .. l)
+  end
+end
+
 local function finish()
   local f = assert(io.open(out, 'w'))
   f:write(table.concat(results, '\n') .. '\n')
@@ -97,6 +104,7 @@ local function body()
   check('exactly one alt-stack-conflict', #diags == 1, vim.inspect(vim.diagnostic.get(buf)))
   local d = diags[1]
   if d then
+    note(('diagnostic at line %d: %s'):format(d.lnum + 1, d.message))
     check('on the ALTERNATIVE line of save_fl_bad', d.lnum == bad_line, ('line %d, want %d'):format(d.lnum, bad_line))
     check('source is altcfi', d.source == 'altcfi', d.source)
     check('message names the conflict', d.message:find('stack layout conflict', 1, true) ~= nil, d.message)
@@ -121,6 +129,7 @@ local function body()
   if shown then
     local tbuf = vim.api.nvim_get_current_buf()
     local text = table.concat(vim.api.nvim_buf_get_lines(tbuf, 0, -1, false), '\n')
+    note(vim.api.nvim_buf_get_name(tbuf) .. '\n' .. text)
     check('table is read-only', vim.bo[tbuf].modifiable == false)
     check('table names save_fl_bad', (vim.api.nvim_buf_get_name(tbuf) .. '\n' .. text):find('save_fl_bad', 1, true) ~= nil,
       vim.api.nvim_buf_get_name(tbuf))

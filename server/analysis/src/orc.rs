@@ -300,7 +300,8 @@ pub fn dump_line(obj: &Object, row: &OrcRow, format: DumpFormat) -> String {
 pub fn read_existing(obj: &Object, era: Era) -> Option<Vec<OrcRow>> {
     let orc = obj.section_by_name(".orc_unwind")?;
     let ip = obj.section_by_name(".orc_unwind_ip")?;
-    let n = (orc.size / 6) as usize;
+    // Rows that are really in the file: an SHT_NOBITS section has a size but no bytes.
+    let n = orc.data.len() / 6;
     let mut rows = Vec::with_capacity(n);
     for i in 0..n {
         let b = orc.data.get(i * 6..i * 6 + 6)?;
@@ -310,7 +311,7 @@ pub fn read_existing(obj: &Object, era: Era) -> Option<Vec<OrcRow>> {
         let offset = if sym.kind == SymKind::Section {
             r.addend
         } else {
-            sym.value as i64 + r.addend
+            (sym.value as i64).wrapping_add(r.addend)
         };
         let flags = b[5];
         let (ty, signal, end) = match era {
