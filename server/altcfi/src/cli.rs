@@ -1,4 +1,4 @@
-//! Subcommands: `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed.
+//! Subcommands: `lsp`, `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed.
 
 use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::orc::{self, DumpFormat};
@@ -70,6 +70,8 @@ struct Common {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the language server on stdin/stdout (diagnostics, hover, inlay hints, code lens; see docs/lsp.md).
+    Lsp,
     /// Check objects: every stack-validation finding objtool would report, with explanations.
     Check {
         /// Add the frame-pointer rules (objtool --stackval).
@@ -103,6 +105,7 @@ enum Command {
 pub fn run() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Lsp => crate::lsp::run().map(|()| 0),
         Command::Check {
             frame_pointer,
             format,

@@ -3,6 +3,7 @@
 //! I/O lives here: reading objects and headers, printing reports, exit codes. No analysis logic.
 
 mod cli;
+mod lsp;
 
 fn main() {
     std::process::exit(cli::run());

@@ -1,0 +1,150 @@
+//! Checking one open document: load (from the cache) each object that holds its code, decide whether the results
+//! may be shown (the object exists, is readable, is not older than the source), and collect the diagnostics.
+//!
+//! Architecture invariant: blocking code, run on the blocking pool; it produces a [`DocView`] of plain data and
+//! protocol values and never talks to the client.
+
+use super::convert;
+use super::scheduler::{Checked, LoadError, ObjectCache, ObjectKey, Settings};
+use super::workspace::{stat, FoundBy, Resolution};
+use lsp_types::{Diagnostic, DiagnosticSeverity, NumberOrString, Position, Range};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What altcfi knows about one open document after a check.
+#[derive(Debug)]
+pub struct DocView {
+    /// How its objects were found (`None`: no object found).
+    pub resolution: Option<Resolution>,
+    /// The objects whose results are shown (present, analysable, not older than the source).
+    pub objects: Vec<Arc<Checked>>,
+    /// Every object looked at, with the version seen (`None`: missing or unreadable).
+    pub seen: Vec<(PathBuf, Option<(u64, std::time::SystemTime)>)>,
+    /// What to publish.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Lines for the log.
+    pub notes: Vec<String>,
+}
+
+impl DocView {
+    /// What the view was computed from; equal fingerprints mean equal hints and lenses.
+    pub fn fingerprint(&self) -> Vec<(PathBuf, Option<ObjectKey>)> {
+        self.seen
+            .iter()
+            .map(|(p, _)| {
+                let key = self.objects.iter().find(|c| &c.path == p).map(|c| c.key);
+                (p.clone(), key)
+            })
+            .collect()
+    }
+
+    /// Whether an object changed on disk since the view was made (a cheap `stat` per object).
+    pub fn outdated(&self) -> bool {
+        self.seen.iter().any(|(p, key)| stat(p) != *key)
+    }
+}
+
+/// The code of altcfi's own status diagnostics (not findings).
+pub const STATUS_CODE: &str = "altcfi-status";
+
+fn status(severity: DiagnosticSeverity, message: String) -> Diagnostic {
+    Diagnostic {
+        range: Range::new(Position::new(0, 0), Position::new(0, 0)),
+        severity: Some(severity),
+        code: Some(NumberOrString::String(STATUS_CODE.into())),
+        source: Some("altcfi".into()),
+        message,
+        ..Default::default()
+    }
+}
+
+/// Checks one document against the objects `resolution` names. Blocking.
+pub fn check_document(
+    cache: &ObjectCache,
+    settings: &Settings,
+    source: &Path,
+    text: &str,
+    resolution: Option<Resolution>,
+    related_information: bool,
+) -> DocView {
+    let mut view = DocView {
+        resolution: resolution.clone(),
+        objects: Vec::new(),
+        seen: Vec::new(),
+        diagnostics: Vec::new(),
+        notes: Vec::new(),
+    };
+    let Some(resolution) = resolution else {
+        view.notes.push(format!(
+            "{}: no object file found (no compile_commands.json entry, no object's DWARF names it, no objectGlobs match)",
+            source.display()
+        ));
+        return view;
+    };
+    let source_mtime = stat(source).map(|(_, m)| m);
+    let lines = convert::LineTable::new(text);
+    for object in &resolution.objects {
+        let shown = object.display();
+        match cache.load(object, settings) {
+            Err(LoadError::Missing) => {
+                view.seen.push((object.clone(), None));
+                view.diagnostics.push(status(
+                    DiagnosticSeverity::INFORMATION,
+                    format!(
+                        "altcfi: {shown} (from {}) does not exist yet; build it to check this file",
+                        resolution.found_by
+                    ),
+                ));
+            }
+            Err(LoadError::Io(e)) => {
+                view.seen.push((object.clone(), None));
+                view.notes.push(e.clone());
+                view.diagnostics.push(status(
+                    DiagnosticSeverity::WARNING,
+                    format!("altcfi: cannot read {e}"),
+                ));
+            }
+            Ok(checked) => {
+                view.seen
+                    .push((object.clone(), Some((checked.key.size, checked.key.mtime))));
+                match checked.analysis.as_ref() {
+                    Err(e) => {
+                        view.notes.push(format!("{shown}: cannot analyse: {e}"));
+                        view.diagnostics.push(status(
+                            DiagnosticSeverity::WARNING,
+                            format!("altcfi: cannot analyse {shown}: {e}"),
+                        ));
+                    }
+                    Ok(_) if source_mtime.is_some_and(|s| checked.key.mtime < s) => {
+                        view.diagnostics.push(status(
+                            DiagnosticSeverity::INFORMATION,
+                            format!(
+                                "altcfi: {shown} is older than this file; rebuild it to re-check (its results are hidden until then)"
+                            ),
+                        ));
+                    }
+                    Ok(analysis) => {
+                        let main_file = matches!(resolution.found_by, FoundBy::CompileCommands(_))
+                            || object.file_stem() == source.file_stem();
+                        match convert::diagnostics(
+                            analysis,
+                            &checked.data,
+                            source,
+                            &lines,
+                            main_file,
+                            related_information,
+                        ) {
+                            Ok(d) => view.diagnostics.extend(d),
+                            Err(e) => view.diagnostics.push(status(
+                                DiagnosticSeverity::WARNING,
+                                format!("altcfi: cannot read the source lines of {shown}: {e}"),
+                            )),
+                        }
+                        view.objects.push(checked.clone());
+                    }
+                }
+            }
+        }
+    }
+    view
+}

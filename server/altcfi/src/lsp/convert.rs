@@ -1,0 +1,723 @@
+//! Conversion from the analysis (findings, per-instruction CFI, alternative sites, source mapping through
+//! [`altcfi_analysis::sources`]) to protocol values: diagnostics with related information and back-references,
+//! hover text, inlay hints, code lenses, and the plain-text CFI table of `altcfi/cfiTable`.
+//!
+//! Architecture invariant: converts only. Every fact comes from the analysis library; this module decides how it
+//! looks in an editor, and it never does I/O beyond what the library does on the bytes it is handed.
+
+use super::check::DocView;
+use super::workspace::same_file;
+use altcfi_analysis::findings::{Finding, FindingKind, VariantAt};
+use altcfi_analysis::lines::{LineMap, LinesError};
+use altcfi_analysis::orc::{self, DumpFormat};
+use altcfi_analysis::report::docs_url;
+use altcfi_analysis::sources::{ExplainRow, Explanation, SourcePos, Sources};
+use altcfi_analysis::{Analysis, Era};
+use lsp_types::{
+    CodeDescription, CodeLens, Command, Diagnostic, DiagnosticRelatedInformation,
+    DiagnosticSeverity, InlayHint, InlayHintLabel, Location, NumberOrString, Position, Range, Url,
+};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Line lengths of a document in UTF-16 code units (the protocol's default position encoding).
+#[derive(Debug, Clone)]
+pub struct LineTable {
+    /// Per line: (first non-blank column, length).
+    lines: Vec<(u32, u32)>,
+}
+
+impl LineTable {
+    /// Measures `text`.
+    pub fn new(text: &str) -> Self {
+        let lines = text
+            .split('\n')
+            .map(|l| {
+                let l = l.strip_suffix('\r').unwrap_or(l);
+                let len = l.encode_utf16().count() as u32;
+                let trimmed = l.trim_start();
+                let indent = (l.len() - trimmed.len()) as u32;
+                (indent.min(len), len)
+            })
+            .collect();
+        LineTable { lines }
+    }
+
+    /// The range of a (0-based) line's text, from its first non-blank character to its end.
+    pub fn range(&self, line: u32) -> Range {
+        let (start, end) = self.lines.get(line as usize).copied().unwrap_or((0, 0));
+        Range::new(Position::new(line, start), Position::new(line, end))
+    }
+
+    /// The end of a (0-based) line.
+    pub fn end(&self, line: u32) -> Position {
+        Position::new(line, self.lines.get(line as usize).map_or(0, |l| l.1))
+    }
+
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+/// The 0-based line of a source position, if it is in `doc`.
+fn line_in(pos: &SourcePos, doc: &Path) -> Option<u32> {
+    (pos.line > 0 && same_file(&pos.path, doc)).then(|| pos.line - 1)
+}
+
+fn location_of(pos: &SourcePos) -> Option<Location> {
+    let uri = Url::from_file_path(&pos.path).ok()?;
+    let line = pos.line.saturating_sub(1);
+    let col = pos.column.saturating_sub(1);
+    Some(Location::new(
+        uri,
+        Range::new(Position::new(line, col), Position::new(line, col)),
+    ))
+}
+
+fn side(v: &VariantAt) -> String {
+    match (v.replacement, &v.feature) {
+        (None, _) => format!("the original ({})", v.variant_text),
+        (Some(n), Some(f)) => format!("replacement #{n} ({f}: {})", v.variant_text),
+        (Some(n), None) => format!("replacement #{n} ({})", v.variant_text),
+    }
+}
+
+/// A message that stands on its own: objtool's words, the function and offset, and for alternative conflicts
+/// the feature, the site offset and both sides' CFA rules.
+pub fn message(f: &Finding) -> String {
+    let mut out = String::new();
+    if f.kind == FindingKind::AltStackConflict && !f.conflicts.is_empty() {
+        let site = f
+            .location
+            .as_ref()
+            .map(|l| format!(" ({})", l.display))
+            .unwrap_or_default();
+        out.push_str(&format!("stack layout conflict in alternatives{site}"));
+        for (i, c) in f.conflicts.iter().enumerate() {
+            let same_cfa = c.recorded.cfa == c.conflicting.cfa;
+            // The CFA rule, plus what else differs when the CFA rules agree (objtool compares whole states).
+            let rule = |v: &VariantAt, other: &VariantAt| {
+                if !same_cfa {
+                    return format!("CFA={}", v.cfa);
+                }
+                let theirs: Vec<&str> = other.state.split(", ").collect();
+                let mut parts = vec![format!("CFA={}", v.cfa)];
+                parts.extend(
+                    v.state
+                        .split(", ")
+                        .filter(|p| !p.starts_with("CFA=") && !theirs.contains(p))
+                        .map(str::to_owned),
+                );
+                parts.join(", ")
+            };
+            if i == 0 {
+                out.push_str(&format!(
+                    ": at +0x{:x} {} has {}, {} has {}",
+                    c.site_offset,
+                    side(&c.recorded),
+                    rule(&c.recorded, &c.conflicting),
+                    side(&c.conflicting),
+                    rule(&c.conflicting, &c.recorded)
+                ));
+            } else {
+                out.push_str(&format!(
+                    "; at +0x{:x} {} vs {}",
+                    c.site_offset,
+                    rule(&c.recorded, &c.conflicting),
+                    rule(&c.conflicting, &c.recorded)
+                ));
+            }
+        }
+        return out;
+    }
+    out.push_str(&f.headline());
+    for d in &f.details {
+        out.push('\n');
+        out.push_str(d);
+    }
+    out
+}
+
+fn severity(f: &Finding) -> DiagnosticSeverity {
+    if f.kind == FindingKind::AltStackConflict || f.fatal {
+        DiagnosticSeverity::ERROR
+    } else {
+        DiagnosticSeverity::WARNING
+    }
+}
+
+fn finding_code(f: &Finding) -> (Option<NumberOrString>, Option<CodeDescription>) {
+    let code = Some(NumberOrString::String(f.kind.code().to_owned()));
+    let desc = Url::parse(&docs_url(f.kind))
+        .ok()
+        .map(|href| CodeDescription { href });
+    (code, desc)
+}
+
+/// The diagnostics of one object's findings that belong in document `doc`: each finding at its source line, or,
+/// for code inlined from a header, at the line of `doc` it was inlined into (the header line in related
+/// information); Hint-level back-references at the related lines of `doc`. A finding without any source line
+/// is shown on the first line when `main_file` (the object was built from `doc`).
+pub fn diagnostics(
+    analysis: &Analysis,
+    data: &[u8],
+    doc: &Path,
+    lines: &LineTable,
+    main_file: bool,
+    related_information: bool,
+) -> Result<Vec<Diagnostic>, LinesError> {
+    let sources = Sources::new(analysis, data)?;
+    let mut out = Vec::new();
+    let mut hints = Vec::new();
+    let mut hinted: BTreeSet<(u32, String)> = BTreeSet::new();
+    for f in &analysis.findings {
+        let fs = sources.for_finding(f);
+        let mut related: Vec<(String, SourcePos)> = Vec::new();
+        let anchor = match &fs.primary {
+            Some(p) => match line_in(p, doc) {
+                Some(l) => Some(l),
+                None => {
+                    // Inlined from a header: the first outer frame in this document.
+                    let outer = fs.inline_frames.iter().find_map(|fr| line_in(fr, doc));
+                    if outer.is_some() {
+                        related.push(("the code is here (inlined)".into(), p.clone()));
+                    }
+                    outer
+                }
+            },
+            None => main_file.then_some(0),
+        };
+        let Some(anchor) = anchor else { continue };
+        // `related` already holds the outer inline frames, labelled; drop the one the diagnostic sits on.
+        related.extend(
+            fs.related
+                .iter()
+                .filter(|(_, p)| !(fs.inline_frames.contains(p) && line_in(p, doc) == Some(anchor)))
+                .cloned(),
+        );
+        let msg = message(f);
+        let (code, code_description) = finding_code(f);
+        let first_line = msg.lines().next().unwrap_or("").to_owned();
+        for (what, pos) in &related {
+            if let Some(l) = line_in(pos, doc) {
+                if l != anchor && hinted.insert((l, first_line.clone())) {
+                    hints.push(Diagnostic {
+                        range: lines.range(l),
+                        severity: Some(DiagnosticSeverity::HINT),
+                        code: code.clone(),
+                        code_description: code_description.clone(),
+                        source: Some("altcfi".into()),
+                        message: format!(
+                            "{what}: see the original diagnostic on line {}: {first_line}",
+                            anchor + 1
+                        ),
+                        related_information: location_of(&SourcePos {
+                            path: doc.to_path_buf(),
+                            line: anchor + 1,
+                            column: 1,
+                        })
+                        .map(|location| {
+                            vec![DiagnosticRelatedInformation {
+                                location,
+                                message: "original diagnostic".into(),
+                            }]
+                        }),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let mut message = msg;
+        let related_info: Vec<DiagnosticRelatedInformation> = related
+            .iter()
+            .filter_map(|(what, pos)| {
+                location_of(pos).map(|location| DiagnosticRelatedInformation {
+                    location,
+                    message: what.clone(),
+                })
+            })
+            .collect();
+        if !related_information {
+            for (what, pos) in &related {
+                let _ = write!(message, "\n{what}: {}:{}", pos.path.display(), pos.line);
+            }
+        }
+        out.push(Diagnostic {
+            range: lines.range(anchor),
+            severity: Some(severity(f)),
+            code,
+            code_description,
+            source: Some("altcfi".into()),
+            message,
+            related_information: (related_information && !related_info.is_empty())
+                .then_some(related_info),
+            data: Some(serde_json::json!({ "rendered": render(f) })),
+            ..Default::default()
+        });
+    }
+    out.extend(hints);
+    Ok(out)
+}
+
+/// The full text of a finding, as `altcfi check` prints it.
+fn render(f: &Finding) -> String {
+    let mut s = f.headline();
+    for d in &f.details {
+        s.push_str("\n    ");
+        s.push_str(d);
+    }
+    s
+}
+
+/// Hover text for a source line: per object, the instructions the line produced (instruction, CFI in
+/// `readelf -wF` notation, ORC row in effect), and for each alternative site on the line a fenced block per offset
+/// with the original's and each replacement's instruction and CFI. `None` when the line produced no code.
+pub fn hover_text(view: &DocView, doc: &Path, line: u32) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in &view.objects {
+        let Ok(analysis) = c.analysis.as_ref() else {
+            continue;
+        };
+        let Ok(sources) = Sources::new(analysis, &c.data) else {
+            continue;
+        };
+        let e = sources.explain_line(doc, line);
+        if e.rows.is_empty() && e.sites.is_empty() {
+            continue;
+        }
+        let name = c
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        parts.push(hover_markdown(&e, &name));
+    }
+    (!parts.is_empty()).then(|| parts.join("\n\n---\n\n"))
+}
+
+fn hover_markdown(e: &Explanation, object: &str) -> String {
+    let mut out = format!("**altcfi** · `{object}`\n");
+    // Code outside alternative sites: one block.
+    let plain: Vec<&ExplainRow> = e.rows.iter().filter(|r| r.site.is_none()).collect();
+    if !plain.is_empty() {
+        let w = plain
+            .iter()
+            .map(|r| r.text.chars().count())
+            .max()
+            .unwrap_or(0);
+        let lw = plain
+            .iter()
+            .map(|r| r.location.chars().count())
+            .max()
+            .unwrap_or(0);
+        out.push_str("\n```text\n");
+        for r in &plain {
+            let _ = writeln!(
+                out,
+                "{:<lw$}  {:<w$}  {}",
+                r.location,
+                r.text,
+                r.cfi.as_deref().unwrap_or("(not reached)")
+            );
+            if let Some(orc) = &r.orc {
+                let _ = writeln!(out, "{:<lw$}  ORC {orc}", "");
+            }
+        }
+        out.push_str("```\n");
+    }
+    for site in &e.sites {
+        let conflicts: Vec<String> = site
+            .offsets
+            .iter()
+            .filter(|o| o.conflict)
+            .map(|o| format!("+0x{:x}", o.offset))
+            .collect();
+        let verdict = if conflicts.is_empty() {
+            "consistent".to_owned()
+        } else {
+            format!("stack layout conflict at {}", conflicts.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "\nalternative site `{}` ({} bytes, {} replacement{}): **{verdict}**",
+            site.location,
+            site.len,
+            site.columns.len().saturating_sub(1),
+            if site.columns.len() == 2 { "" } else { "s" }
+        );
+        // The original's rows, by offset from the site start, for the ORC column.
+        let original = format!("site {}, original", site.location);
+        let orig_rows: Vec<&ExplainRow> = e
+            .rows
+            .iter()
+            .filter(|r| r.site.as_deref() == Some(original.as_str()))
+            .collect();
+        let base = orig_rows.iter().map(|r| r.offset).min();
+        let cw = site
+            .columns
+            .iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(0);
+        let iw = site
+            .offsets
+            .iter()
+            .flat_map(|o| o.cells.iter().flatten())
+            .map(|c| c.instruction.chars().count())
+            .max()
+            .unwrap_or(0);
+        for o in &site.offsets {
+            let mark = if o.conflict { "  << conflict" } else { "" };
+            let _ = write!(out, "\n+0x{:x}{mark}\n```text\n", o.offset);
+            for (col, cell) in site.columns.iter().zip(&o.cells) {
+                match cell {
+                    Some(cell) => {
+                        let _ = writeln!(
+                            out,
+                            "{col:<cw$}  {:<iw$}  {}",
+                            cell.instruction,
+                            cell.cfi.as_deref().unwrap_or("(not reached)")
+                        );
+                    }
+                    None => {
+                        let _ =
+                            writeln!(out, "{col:<cw$}  {:<iw$}  (no instruction starts here)", "");
+                    }
+                }
+            }
+            let orc = base.and_then(|b| {
+                orig_rows
+                    .iter()
+                    .find(|r| r.offset == b + o.offset)
+                    .and_then(|r| r.orc.clone())
+            });
+            if let Some(orc) = orc {
+                let _ = writeln!(out, "{:<cw$}  ORC {orc}", "");
+            }
+            out.push_str("```\n");
+        }
+    }
+    out
+}
+
+/// Inlay hints: the CFA rule at the end of each line in `range` that produced code.
+pub fn inlay_hints(view: &DocView, doc: &Path, text: &str, range: Range) -> Vec<InlayHint> {
+    let lines = LineTable::new(text);
+    for c in &view.objects {
+        let Ok(analysis) = c.analysis.as_ref() else {
+            continue;
+        };
+        let Ok(sources) = Sources::new(analysis, &c.data) else {
+            continue;
+        };
+        let summaries = sources.line_summaries(doc);
+        if summaries.is_empty() {
+            continue;
+        }
+        return summaries
+            .into_iter()
+            .filter_map(|s| {
+                let line = s.line.checked_sub(1)?;
+                if line < range.start.line || line > range.end.line || line as usize >= lines.len()
+                {
+                    return None;
+                }
+                let cfa = s.cfa?;
+                let mut label = if cfa.starts_with("CFA") {
+                    cfa
+                } else {
+                    format!("CFA={cfa}")
+                };
+                if s.conflict {
+                    label.push_str(" ⚠ alt conflict");
+                } else if s.site {
+                    label.push_str(" (alt)");
+                }
+                Some(InlayHint {
+                    position: lines.end(line),
+                    label: InlayHintLabel::String(label),
+                    kind: None,
+                    text_edits: None,
+                    tooltip: None,
+                    padding_left: Some(true),
+                    padding_right: None,
+                    data: None,
+                })
+            })
+            .collect();
+    }
+    Vec::new()
+}
+
+/// Code lenses on the lines of alternative sites: the replacements and their features, and "consistent" or the
+/// conflicting offsets. Each lens's command opens the site's function's CFI table (`altcfi.showCfiTable`, with
+/// the `altcfi/cfiTable` parameters as its argument).
+pub fn code_lenses(view: &DocView, doc: &Path, text: &str, uri: &Url) -> Vec<CodeLens> {
+    let lines = LineTable::new(text);
+    let mut out = Vec::new();
+    for c in &view.objects {
+        let Ok(analysis) = c.analysis.as_ref() else {
+            continue;
+        };
+        let Ok(sources) = Sources::new(analysis, &c.data) else {
+            continue;
+        };
+        for site in &analysis.sites {
+            let frames = sources.frames(site.orig.0, site.orig.1);
+            let Some(line) = frames.iter().find_map(|fr| {
+                let file = fr.file.as_ref()?;
+                let l = fr.line?;
+                (l > 0 && same_file(file, doc)).then(|| l - 1)
+            }) else {
+                continue;
+            };
+            let end = site.orig.1 + site.len as u64;
+            let in_site = |sec: usize, off: u64| {
+                sec == site.orig.0 && (site.orig.1..end.max(site.orig.1 + 1)).contains(&off)
+            };
+            let mut conflicts: BTreeSet<u64> = BTreeSet::new();
+            for f in analysis
+                .findings
+                .iter()
+                .filter(|f| f.kind == FindingKind::AltStackConflict)
+            {
+                for k in &f.conflicts {
+                    let hit = [&k.recorded, &k.conflicting].iter().any(|v| {
+                        v.replacement.is_none() && in_site(v.location.section, v.location.offset)
+                    }) || f
+                        .location
+                        .as_ref()
+                        .is_some_and(|l| l.section == site.orig.0 && l.offset == site.orig.1);
+                    if hit {
+                        conflicts.insert(k.site_offset);
+                    }
+                }
+            }
+            let n = site.replacements.len();
+            let features: Vec<&str> = site
+                .replacements
+                .iter()
+                .map(|r| r.feature.as_str())
+                .collect();
+            let verdict = if conflicts.is_empty() {
+                "consistent".to_owned()
+            } else {
+                let offs: Vec<String> = conflicts.iter().map(|o| format!("+0x{o:x}")).collect();
+                format!("conflict at {}", offs.join(", "))
+            };
+            let title = format!(
+                "{n} replacement{}: {} — {verdict}",
+                if n == 1 { "" } else { "s" },
+                features.join(", ")
+            );
+            let function = site.location.split('+').next().unwrap_or("").to_owned();
+            out.push(CodeLens {
+                range: lines.range(line),
+                command: Some(Command {
+                    title,
+                    command: "altcfi.showCfiTable".into(),
+                    arguments: Some(vec![serde_json::json!({
+                        "textDocument": {"uri": uri},
+                        "position": {"line": line, "character": 0},
+                        "function": function,
+                    })]),
+                }),
+                data: None,
+            });
+        }
+    }
+    out
+}
+
+/// The function name of an objtool location (`save_fl_bad+0x2` → `save_fl_bad`).
+fn function_of(location: &str) -> &str {
+    location.rsplit_once('+').map_or(location, |(f, _)| f)
+}
+
+/// The function a source line's code belongs to, in one object.
+fn function_at_line(analysis: &Analysis, data: &[u8], doc: &Path, line: u32) -> Option<String> {
+    let map = LineMap::new(data).ok()?;
+    let ranges = map.code_for_line(doc, line).ok()?;
+    let insn = ranges.iter().find_map(|r| {
+        analysis
+            .insns
+            .iter()
+            .find(|i| i.section == r.section && i.offset >= r.start && i.offset < r.end)
+    })?;
+    let loc = match insn.site {
+        Some((s, Some(_))) => analysis.sites.get(s).map(|s| s.location.as_str()),
+        _ => Some(insn.location.as_str()),
+    }?;
+    Some(function_of(loc).to_owned())
+}
+
+/// `altcfi/cfiTable`: a plain-text table of a function's instructions with their CFI and ORC rows, then each of
+/// its alternative sites' replacements. The function is `function`, else the one holding `line`'s code. Returns
+/// (title, content).
+pub fn cfi_table(
+    view: &DocView,
+    doc: &Path,
+    line: Option<u32>,
+    function: Option<&str>,
+) -> Option<(String, String)> {
+    for c in &view.objects {
+        let Ok(analysis) = c.analysis.as_ref() else {
+            continue;
+        };
+        let name = match function {
+            Some(f) if !f.is_empty() => f.to_owned(),
+            _ => match line {
+                Some(l) => match function_at_line(analysis, &c.data, doc, l) {
+                    Some(f) => f,
+                    None => continue,
+                },
+                None => continue,
+            },
+        };
+        let object = c
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(content) = function_table(analysis, &name, &object) {
+            return Some((format!("{name} — {object}"), content));
+        }
+    }
+    None
+}
+
+fn orc_text(analysis: &Analysis, section: usize, offset: u64, format: DumpFormat) -> String {
+    let Some(rows) = &analysis.orc else {
+        return "(no ORC: fatal finding)".into();
+    };
+    rows.iter()
+        .filter(|r| r.section == section && r.offset <= offset)
+        .max_by_key(|r| r.offset)
+        .map(|r| {
+            let at = if r.offset == offset { "" } else { "↑ " };
+            format!("{at}{}", orc::entry_text(&r.entry, format).trim())
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+fn function_table(analysis: &Analysis, name: &str, object: &str) -> Option<String> {
+    let format = match analysis.era {
+        Era::V6_12 => DumpFormat::Modern,
+        Era::V6_1 => DumpFormat::Legacy,
+    };
+    let rows: Vec<_> = analysis
+        .insns
+        .iter()
+        .filter(|i| {
+            function_of(&i.location) == name && i.site.is_none_or(|(_, side)| side.is_none())
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let cfi = |i: &altcfi_analysis::analysis::InsnInfo| {
+        i.cfi
+            .map(|id| analysis.state(id).to_readelf())
+            .unwrap_or_else(|| "(not reached)".into())
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{name} in {object} (objtool {} rules)\n",
+        analysis.era.name()
+    );
+    let width = rows
+        .iter()
+        .map(|i| i.text.len())
+        .max()
+        .unwrap_or(0)
+        .clamp(12, 48);
+    let _ = writeln!(
+        out,
+        "{:<22} {:<width$}  {:<44}  ORC",
+        "LOCATION", "INSTRUCTION", "CFI"
+    );
+    let mut sites: BTreeSet<usize> = BTreeSet::new();
+    for i in &rows {
+        let mark = match i.site {
+            Some((s, None)) => {
+                sites.insert(s);
+                format!("  [alt site {}]", s + 1)
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<22} {:<width$}  {:<44}  {}{mark}",
+            i.location,
+            i.text,
+            cfi(i),
+            orc_text(analysis, i.section, i.offset, format)
+        );
+    }
+    for s in sites {
+        let Some(site) = analysis.sites.get(s) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "\nalt site {} at {} ({} bytes):",
+            s + 1,
+            site.location,
+            site.len
+        );
+        for r in &site.replacements {
+            let _ = writeln!(out, "  replacement #{} [{}]:", r.number, r.feature);
+            let mut any = false;
+            for i in analysis
+                .insns
+                .iter()
+                .filter(|i| i.site == Some((s, Some(r.number))))
+            {
+                any = true;
+                let off = r.at.map_or(0, |(_, o)| i.offset.saturating_sub(o));
+                let _ = writeln!(
+                    out,
+                    "    +0x{off:<3x} {:<width$}  {:<44}  {}",
+                    i.text,
+                    cfi(i),
+                    orc_text(analysis, i.section, i.offset, format)
+                );
+            }
+            if !any {
+                let _ = writeln!(out, "    (empty)");
+            }
+        }
+        for (off, slot) in site.slots.iter().enumerate() {
+            if let Some(id) = slot {
+                let _ = writeln!(out, "  slot +0x{off:x}: {}", analysis.state(*id));
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_table_counts_utf16() {
+        let t = LineTable::new("\tab\r\n  é😀\nx");
+        assert_eq!(
+            t.range(0),
+            Range::new(Position::new(0, 1), Position::new(0, 3))
+        );
+        assert_eq!(t.end(1), Position::new(1, 5));
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.end(9), Position::new(9, 0));
+    }
+
+    #[test]
+    fn function_names() {
+        assert_eq!(function_of("save_fl_bad+0x2"), "save_fl_bad");
+        assert_eq!(function_of("foo"), "foo");
+    }
+}

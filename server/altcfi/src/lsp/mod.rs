@@ -1,0 +1,811 @@
+//! `altcfi lsp`: the language server over stdio, on tower-lsp 0.20 and tokio.
+//!
+//! This module is the adapter: the only place that imports `tower_lsp`. It keeps the per-document state, turns
+//! protocol messages into calls on [`workspace`] (which objects), [`scheduler`] (analysis off the async threads,
+//! newest request wins), [`check`] and [`convert`] (analysis → protocol data), and [`watch`] (objects rewritten by
+//! builds), and it works around tower-lsp's traps (`shared/reference/lsp-notes.md` §3):
+//! - the process exits on `exit` and when stdin closes ([`ExitOnExit`], [`run`]);
+//! - document state is changed before any `.await` in a handler;
+//! - a notification handler never awaits a request to the client (those run in spawned tasks);
+//! - analyses run on the blocking pool; each document has a generation counter and only the newest result is
+//!   published.
+//!
+//! Architecture invariant: no analysis logic here, only conversion and scheduling.
+
+pub mod check;
+pub mod convert;
+pub mod scheduler;
+pub mod watch;
+pub mod workspace;
+
+use altcfi_analysis::features::FeatureNames;
+use altcfi_analysis::Options;
+use check::DocView;
+use scheduler::{blocking, Generations, ObjectCache, Settings};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tower_lsp::jsonrpc::{self, Request, Response};
+use tower_lsp::lsp_types::notification::Progress;
+use tower_lsp::lsp_types::request::WorkDoneProgressCreate;
+use tower_lsp::lsp_types::*;
+use tower_lsp::{Client, ExitedError, LanguageServer, LspService, Server};
+use workspace::{Config, Resolution, Workspace};
+
+/// Name of the custom request returning a function's per-instruction CFI/ORC table.
+pub const CFI_TABLE_METHOD: &str = "altcfi/cfiTable";
+
+/// Runs the language server on stdin/stdout until `exit` or the end of stdin.
+pub fn run() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (service, socket) = LspService::build(Backend::new)
+            .custom_method(CFI_TABLE_METHOD, Backend::cfi_table)
+            .finish();
+        let service = ExitOnExit {
+            inner: service,
+            shutdown: Arc::new(AtomicBool::new(false)),
+        };
+        Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+            .serve(service)
+            .await;
+    });
+    eprintln!("altcfi lsp: input closed, exiting");
+    // Do not wait for background analyses: nobody is listening any more.
+    std::process::exit(0)
+}
+
+/// Wraps the service so that the `exit` notification ends the process (tower-lsp 0.20 keeps serving after it,
+/// tower-lsp#399), with status 0 after `shutdown` and 1 without, as the protocol asks.
+struct ExitOnExit<S> {
+    inner: S,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl<S> tower_service::Service<Request> for ExitOnExit<S>
+where
+    S: tower_service::Service<Request, Response = Option<Response>, Error = ExitedError>,
+{
+    type Response = Option<Response>;
+    type Error = ExitedError;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match req.method() {
+            "shutdown" => self.shutdown.store(true, Ordering::SeqCst),
+            "exit" => {
+                let code = if self.shutdown.load(Ordering::SeqCst) {
+                    0
+                } else {
+                    1
+                };
+                eprintln!("altcfi lsp: exit");
+                std::process::exit(code);
+            }
+            _ => {}
+        }
+        self.inner.call(req)
+    }
+}
+
+/// Parameters of `altcfi/cfiTable`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CfiTableParams {
+    /// The document.
+    pub text_document: TextDocumentIdentifier,
+    /// A position inside the function (optional).
+    pub position: Option<Position>,
+    /// The function's name (optional; wins over `position`).
+    pub function: Option<String>,
+}
+
+/// Result of `altcfi/cfiTable`: a title and a plain-text table for a read-only view.
+#[derive(Debug, Serialize)]
+pub struct CfiTableResult {
+    /// Title for the view (`save_fl_bad — demo.o`).
+    pub title: String,
+    /// The table.
+    pub content: String,
+}
+
+/// What the client said it can do, as far as the server cares.
+#[derive(Debug, Default, Clone, Copy)]
+struct ClientCaps {
+    work_done_progress: bool,
+    watch_registration: bool,
+    related_information: bool,
+    inlay_hint_refresh: bool,
+    code_lens_refresh: bool,
+}
+
+/// One open document.
+struct Doc {
+    path: PathBuf,
+    text: Arc<String>,
+    version: i32,
+    view: Option<Arc<DocView>>,
+}
+
+/// State shared by the handlers and the background tasks.
+struct Inner {
+    root: Mutex<Option<PathBuf>>,
+    init_options: Mutex<Option<Value>>,
+    config: Mutex<Config>,
+    settings: Mutex<Settings>,
+    caps: Mutex<ClientCaps>,
+    docs: Mutex<HashMap<Url, Doc>>,
+    workspace: Workspace,
+    cache: ObjectCache,
+    generations: Generations,
+    index_lock: tokio::sync::Mutex<()>,
+    watcher: Mutex<Option<watch::DirWatcher>>,
+    progress_tokens: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The server: a client handle and the shared state.
+#[derive(Clone)]
+struct Backend {
+    client: Client,
+    inner: Arc<Inner>,
+}
+
+impl Backend {
+    fn new(client: Client) -> Self {
+        Backend {
+            client,
+            inner: Arc::new(Inner {
+                root: Mutex::new(None),
+                init_options: Mutex::new(None),
+                config: Mutex::new(Config::default()),
+                settings: Mutex::new(Settings {
+                    options: Options::default(),
+                    features: Arc::new(FeatureNames::default()),
+                }),
+                caps: Mutex::new(ClientCaps::default()),
+                docs: Mutex::new(HashMap::new()),
+                workspace: Workspace::default(),
+                cache: ObjectCache::default(),
+                generations: Generations::default(),
+                index_lock: tokio::sync::Mutex::new(()),
+                watcher: Mutex::new(None),
+                progress_tokens: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Logs to stderr and, without waiting, to the client (`window/logMessage`).
+    fn log(&self, typ: MessageType, msg: String) {
+        eprintln!("altcfi lsp: {msg}");
+        let client = self.client.clone();
+        tokio::spawn(async move { client.log_message(typ, msg).await });
+    }
+
+    /// (Re)computes the configuration and analysis settings from `altcfi.toml` and the initialization options,
+    /// and logs them.
+    fn reload_config(&self) {
+        let root = lock(&self.inner.root).clone();
+        let init = lock(&self.inner.init_options).clone();
+        let (config, warnings) = Config::load(root.as_deref(), init.as_ref());
+        let mut warnings = warnings;
+        let features = match config.cpufeatures_under(root.as_deref()) {
+            Some(p) => match std::fs::read_to_string(&p) {
+                Ok(text) => match FeatureNames::from_header(&text) {
+                    Some(f) => f,
+                    None => {
+                        warnings.push(format!(
+                            "{}: no X86_FEATURE definitions found; using the built-in 6.12 names",
+                            p.display()
+                        ));
+                        FeatureNames::default()
+                    }
+                },
+                Err(e) => {
+                    warnings.push(format!(
+                        "cpufeatures {}: {e}; using the built-in 6.12 names",
+                        p.display()
+                    ));
+                    FeatureNames::default()
+                }
+            },
+            None => FeatureNames::default(),
+        };
+        let settings = Settings {
+            options: Options {
+                era: config.kernel.era(),
+                frame_pointer: config.frame_pointer,
+                all_conflicts: true,
+            },
+            features: Arc::new(features),
+        };
+        for w in warnings {
+            self.log(MessageType::WARNING, w);
+        }
+        let shown = serde_json::to_string(&config).unwrap_or_default();
+        self.log(
+            MessageType::INFO,
+            format!(
+                "configuration (defaults < initializationOptions < {}): {shown}; root {}",
+                workspace::CONFIG_FILE,
+                root.as_deref()
+                    .map(|r| r.display().to_string())
+                    .unwrap_or_else(|| "(none)".into())
+            ),
+        );
+        *lock(&self.inner.config) = config;
+        *lock(&self.inner.settings) = settings;
+        self.inner.cache.clear();
+    }
+
+    /// Starts a check of one document; the newest check of a document wins.
+    fn schedule(&self, uri: Url) {
+        let ticket = self.inner.generations.next(uri.as_str());
+        let this = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            if let Err(e) = this.check(&uri, ticket).await {
+                this.log(MessageType::ERROR, format!("{uri}: {e}"));
+            } else {
+                eprintln!(
+                    "altcfi lsp: checked {} in {} ms",
+                    uri.path(),
+                    started.elapsed().as_millis()
+                );
+            }
+        });
+    }
+
+    fn schedule_all(&self) {
+        let uris: Vec<Url> = lock(&self.inner.docs).keys().cloned().collect();
+        for u in uris {
+            self.schedule(u);
+        }
+    }
+
+    async fn check(&self, uri: &Url, ticket: scheduler::Ticket) -> Result<(), String> {
+        let Some((path, text)) = lock(&self.inner.docs)
+            .get(uri)
+            .map(|d| (d.path.clone(), d.text.clone()))
+        else {
+            return Ok(());
+        };
+        let resolution = self.resolve(&path).await?;
+        if !self.inner.generations.is_current(&ticket) {
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        let settings = lock(&inner.settings).clone();
+        let related = lock(&inner.caps).related_information;
+        let view = {
+            let (path, resolution) = (path.clone(), resolution.clone());
+            blocking(move || {
+                check::check_document(&inner.cache, &settings, &path, &text, resolution, related)
+            })
+            .await?
+        };
+        if !self.inner.generations.is_current(&ticket) {
+            return Ok(());
+        }
+        for note in &view.notes {
+            self.log(MessageType::INFO, note.clone());
+        }
+        self.watch_for(&path, resolution.as_ref());
+        let diagnostics = view.diagnostics.clone();
+        let version = {
+            let mut docs = lock(&self.inner.docs);
+            let Some(doc) = docs.get_mut(uri) else {
+                return Ok(());
+            };
+            let previous = doc.view.as_ref().and_then(|v| v.resolution.clone());
+            if view.resolution.is_some() && previous != view.resolution {
+                if let Some(r) = &view.resolution {
+                    let objects: Vec<String> =
+                        r.objects.iter().map(|o| o.display().to_string()).collect();
+                    self.log(
+                        MessageType::INFO,
+                        format!(
+                            "{}: objects {} (found by {})",
+                            path.display(),
+                            objects.join(", "),
+                            r.found_by
+                        ),
+                    );
+                }
+            }
+            let changed = doc.view.as_ref().map(|v| v.fingerprint()) != Some(view.fingerprint());
+            doc.view = Some(Arc::new(view));
+            if changed {
+                self.refresh_views();
+            }
+            doc.version
+        };
+        self.client
+            .publish_diagnostics(uri.clone(), diagnostics, Some(version))
+            .await;
+        Ok(())
+    }
+
+    /// Asks the client to re-query inlay hints and code lenses (in the background; never awaited by a handler).
+    fn refresh_views(&self) {
+        let caps = *lock(&self.inner.caps);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            if caps.inlay_hint_refresh {
+                let _ = client.inlay_hint_refresh().await;
+            }
+            if caps.code_lens_refresh {
+                let _ = client.code_lens_refresh().await;
+            }
+        });
+    }
+
+    /// The objects of a source file: compilation database, else the DWARF index, else the configuration.
+    async fn resolve(&self, path: &Path) -> Result<Option<Resolution>, String> {
+        let root = lock(&self.inner.root).clone();
+        let config = lock(&self.inner.config).clone();
+        let inner = self.inner.clone();
+        let (p, r, c) = (path.to_path_buf(), root.clone(), config.clone());
+        let found =
+            blocking(move || inner.workspace.by_compile_commands(&p, r.as_deref(), &c)).await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        let Some(root) = root else {
+            return Ok(None);
+        };
+        self.ensure_index(&root, &config).await?;
+        let inner = self.inner.clone();
+        let p = path.to_path_buf();
+        blocking(move || {
+            inner
+                .workspace
+                .by_index(&p)
+                .or_else(|| inner.workspace.by_config(&p, &root, &config))
+        })
+        .await
+    }
+
+    /// Builds or refreshes the DWARF index of the workspace's objects, with `$/progress`; one at a time.
+    async fn ensure_index(&self, root: &Path, config: &Config) -> Result<(), String> {
+        if !self.inner.workspace.index_needs_refresh() {
+            return Ok(());
+        }
+        let _guard = self.inner.index_lock.lock().await;
+        if !self.inner.workspace.index_needs_refresh() {
+            return Ok(());
+        }
+        let first = !self.inner.workspace.index_built();
+        let started = Instant::now();
+        let token = NumberOrString::String(format!(
+            "altcfi/index/{}",
+            self.inner.progress_tokens.fetch_add(1, Ordering::Relaxed)
+        ));
+        let progress = lock(&self.inner.caps).work_done_progress
+            && self
+                .client
+                .send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                    token: token.clone(),
+                })
+                .await
+                .is_ok();
+        let send = |value: WorkDoneProgress| {
+            let client = self.client.clone();
+            let token = token.clone();
+            async move {
+                client
+                    .send_notification::<Progress>(ProgressParams {
+                        token,
+                        value: ProgressParamsValue::WorkDone(value),
+                    })
+                    .await;
+            }
+        };
+        if progress {
+            send(WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                title: "altcfi: indexing objects".into(),
+                cancellable: Some(false),
+                message: Some(root.display().to_string()),
+                percentage: Some(0),
+            }))
+            .await;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, usize)>();
+        let inner = self.inner.clone();
+        let (r, c) = (root.to_path_buf(), config.clone());
+        let job = blocking(move || {
+            inner.workspace.refresh_index(&r, &c, &mut |done, total| {
+                let _ = tx.send((done, total));
+            })
+        });
+        tokio::pin!(job);
+        let count = loop {
+            tokio::select! {
+                res = &mut job => break res?,
+                Some((done, total)) = rx.recv() => {
+                    if progress {
+                        send(WorkDoneProgress::Report(WorkDoneProgressReport {
+                            cancellable: Some(false),
+                            message: Some(format!("{done}/{total} objects")),
+                            percentage: Some((done * 100).checked_div(total).unwrap_or(100) as u32),
+                        }))
+                        .await;
+                    }
+                }
+            }
+        };
+        if progress {
+            send(WorkDoneProgress::End(WorkDoneProgressEnd {
+                message: Some(format!("{count} objects")),
+            }))
+            .await;
+        }
+        if first {
+            self.log(
+                MessageType::INFO,
+                format!(
+                    "indexed {count} objects under {} in {} ms",
+                    root.display(),
+                    started.elapsed().as_millis()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Watches the directories of a document's objects and compilation databases (our own watcher, when the
+    /// client does not watch files, or for directories outside the workspace).
+    fn watch_for(&self, source: &Path, resolution: Option<&Resolution>) {
+        let root = lock(&self.inner.root).clone();
+        let client_watches = lock(&self.inner.caps).watch_registration;
+        let config = lock(&self.inner.config).clone();
+        let mut dirs: HashSet<PathBuf> = HashSet::new();
+        if let Some(r) = resolution {
+            for o in &r.objects {
+                if let Some(d) = o.parent() {
+                    dirs.insert(d.to_path_buf());
+                }
+            }
+        }
+        for db in Workspace::compile_db_candidates(source, root.as_deref(), &config) {
+            if let Some(d) = db.parent() {
+                if d.is_dir() && root.as_ref().is_none_or(|r| d.starts_with(r)) {
+                    dirs.insert(d.to_path_buf());
+                }
+            }
+        }
+        if let Some(r) = &root {
+            dirs.insert(r.clone());
+            dirs.extend(config.build_dirs_under(r));
+        }
+        if client_watches {
+            dirs.retain(|d| root.as_ref().is_some_and(|r| !d.starts_with(r)));
+        }
+        let errors = match lock(&self.inner.watcher).as_mut() {
+            Some(w) => w.watch_dirs(dirs),
+            None => Vec::new(),
+        };
+        for e in errors {
+            self.log(MessageType::WARNING, e);
+        }
+    }
+
+    /// Files changed on disk (our watcher or the client's): re-check what they can affect.
+    fn files_changed(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        let mut relevant = false;
+        let mut config_changed = false;
+        let open: Vec<PathBuf> = lock(&self.inner.docs)
+            .values()
+            .map(|d| d.path.clone())
+            .collect();
+        for p in paths {
+            if p.file_name().and_then(|n| n.to_str()) == Some(workspace::CONFIG_FILE) {
+                config_changed = true;
+            }
+            if p.extension().is_some_and(|e| e == "o") {
+                self.inner.workspace.index_dirty();
+            }
+            relevant |= watch::is_relevant(&p) || open.iter().any(|o| o == &p);
+        }
+        if config_changed {
+            self.reload_config();
+        }
+        if relevant || config_changed {
+            self.schedule_all();
+        }
+    }
+
+    /// The document's current view; schedules a re-check if an object changed on disk since it was made.
+    fn view(&self, uri: &Url) -> Option<(Arc<DocView>, PathBuf, Arc<String>)> {
+        let docs = lock(&self.inner.docs);
+        let doc = docs.get(uri)?;
+        let view = doc.view.clone()?;
+        let out = (view.clone(), doc.path.clone(), doc.text.clone());
+        drop(docs);
+        if view.outdated() {
+            self.schedule(uri.clone());
+        }
+        Some(out)
+    }
+
+    async fn cfi_table(&self, params: CfiTableParams) -> jsonrpc::Result<Option<CfiTableResult>> {
+        let uri = params.text_document.uri;
+        let Some((view, path, _)) = self.view(&uri) else {
+            return Ok(None);
+        };
+        let line = params.position.map(|p| p.line + 1);
+        let function = params.function;
+        let res = blocking(move || convert::cfi_table(&view, &path, line, function.as_deref()))
+            .await
+            .map_err(|e| jsonrpc::Error {
+                code: jsonrpc::ErrorCode::InternalError,
+                message: e.into(),
+                data: None,
+            })?;
+        Ok(res.map(|(title, content)| CfiTableResult { title, content }))
+    }
+}
+
+fn file_path(uri: &Url) -> Option<PathBuf> {
+    if uri.scheme() != "file" {
+        return None;
+    }
+    uri.to_file_path().ok()
+}
+
+#[tower_lsp::async_trait]
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> jsonrpc::Result<InitializeResult> {
+        let root = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|f| f.first())
+            .and_then(|f| file_path(&f.uri))
+            .or_else(|| params.root_uri.as_ref().and_then(file_path));
+        #[allow(deprecated)]
+        let root = root.or_else(|| params.root_path.as_ref().map(PathBuf::from));
+        *lock(&self.inner.root) = root.map(|r| workspace::canonical(&r));
+        *lock(&self.inner.init_options) = params.initialization_options.clone();
+        let c = &params.capabilities;
+        let caps = ClientCaps {
+            work_done_progress: c
+                .window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false),
+            watch_registration: c
+                .workspace
+                .as_ref()
+                .and_then(|w| w.did_change_watched_files.as_ref())
+                .and_then(|d| d.dynamic_registration)
+                .unwrap_or(false),
+            related_information: c
+                .text_document
+                .as_ref()
+                .and_then(|t| t.publish_diagnostics.as_ref())
+                .and_then(|p| p.related_information)
+                .unwrap_or(false),
+            inlay_hint_refresh: c
+                .workspace
+                .as_ref()
+                .and_then(|w| w.inlay_hint.as_ref())
+                .and_then(|i| i.refresh_support)
+                .unwrap_or(false),
+            code_lens_refresh: c
+                .workspace
+                .as_ref()
+                .and_then(|w| w.code_lens.as_ref())
+                .and_then(|i| i.refresh_support)
+                .unwrap_or(false),
+        };
+        *lock(&self.inner.caps) = caps;
+        self.reload_config();
+        Ok(InitializeResult {
+            server_info: Some(ServerInfo {
+                name: "altcfi".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            capabilities: ServerCapabilities {
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::FULL),
+                        save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                        ..Default::default()
+                    },
+                )),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                inlay_hint_provider: Some(OneOf::Left(true)),
+                code_lens_provider: Some(CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
+                experimental: Some(serde_json::json!({ "cfiTable": CFI_TABLE_METHOD })),
+                ..Default::default()
+            },
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        let caps = *lock(&self.inner.caps);
+        if caps.watch_registration {
+            let client = self.client.clone();
+            let this = self.clone();
+            tokio::spawn(async move {
+                let watchers = ["**/*.o", "**/compile_commands.json", "**/altcfi.toml"]
+                    .iter()
+                    .map(|g| FileSystemWatcher {
+                        glob_pattern: GlobPattern::String((*g).into()),
+                        kind: None,
+                    })
+                    .collect();
+                let reg = Registration {
+                    id: "altcfi-watch".into(),
+                    method: "workspace/didChangeWatchedFiles".into(),
+                    register_options: serde_json::to_value(
+                        DidChangeWatchedFilesRegistrationOptions { watchers },
+                    )
+                    .ok(),
+                };
+                if let Err(e) = client.register_capability(vec![reg]).await {
+                    this.log(
+                        MessageType::WARNING,
+                        format!("file watch registration failed ({e}); watching with notify"),
+                    );
+                    lock(&this.inner.caps).watch_registration = false;
+                }
+            });
+        }
+        // Our own watcher: always created (the client only sees files inside the workspace).
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        match watch::DirWatcher::new(tx) {
+            Ok(w) => {
+                *lock(&self.inner.watcher) = Some(w);
+                let this = self.clone();
+                tokio::spawn(async move {
+                    while let Some(batch) = watch::next_batch(&mut rx).await {
+                        this.files_changed(batch);
+                    }
+                });
+            }
+            Err(e) => self.log(
+                MessageType::WARNING,
+                format!("cannot watch files ({e}); objects are re-read on open, save and hover"),
+            ),
+        }
+        self.log(
+            MessageType::INFO,
+            format!(
+                "file watching: {}",
+                if caps.watch_registration {
+                    "client (workspace/didChangeWatchedFiles) + notify outside the workspace"
+                } else {
+                    "notify"
+                }
+            ),
+        );
+    }
+
+    async fn shutdown(&self) -> jsonrpc::Result<()> {
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let doc = params.text_document;
+        let Some(path) = file_path(&doc.uri) else {
+            return;
+        };
+        lock(&self.inner.docs).insert(
+            doc.uri.clone(),
+            Doc {
+                path: workspace::canonical(&path),
+                text: Arc::new(doc.text),
+                version: doc.version,
+                view: None,
+            },
+        );
+        self.schedule(doc.uri);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let mut docs = lock(&self.inner.docs);
+        if let Some(doc) = docs.get_mut(&params.text_document.uri) {
+            if let Some(change) = params.content_changes.into_iter().last() {
+                doc.text = Arc::new(change.text);
+            }
+            doc.version = params.text_document.version;
+        }
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        self.schedule(params.text_document.uri);
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let uri = params.text_document.uri;
+        lock(&self.inner.docs).remove(&uri);
+        self.inner.generations.forget(uri.as_str());
+        self.client.publish_diagnostics(uri, Vec::new(), None).await;
+    }
+
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        let paths = params.changes.iter().filter_map(|c| file_path(&c.uri));
+        self.files_changed(paths.collect::<Vec<_>>());
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let settings = params.settings;
+        let settings = settings.get("altcfi").cloned().unwrap_or(settings);
+        if settings.as_object().is_some_and(|m| !m.is_empty()) {
+            {
+                let mut init = lock(&self.inner.init_options);
+                let mut merged = init.clone().unwrap_or_else(|| serde_json::json!({}));
+                if let (Some(m), Some(s)) = (merged.as_object_mut(), settings.as_object()) {
+                    for (k, v) in s {
+                        m.insert(k.clone(), v.clone());
+                    }
+                }
+                *init = Some(merged);
+            }
+            self.reload_config();
+            self.inner.workspace.index_dirty();
+            self.schedule_all();
+        }
+    }
+
+    async fn hover(&self, params: HoverParams) -> jsonrpc::Result<Option<Hover>> {
+        let pos = params.text_document_position_params;
+        let Some((view, path, _)) = self.view(&pos.text_document.uri) else {
+            return Ok(None);
+        };
+        let line = pos.position.line + 1;
+        let text = blocking(move || convert::hover_text(&view, &path, line))
+            .await
+            .unwrap_or(None);
+        Ok(text.map(|value| Hover {
+            contents: HoverContents::Markup(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value,
+            }),
+            range: None,
+        }))
+    }
+
+    async fn inlay_hint(&self, params: InlayHintParams) -> jsonrpc::Result<Option<Vec<InlayHint>>> {
+        if !lock(&self.inner.config).inlay_hints {
+            return Ok(None);
+        }
+        let Some((view, path, text)) = self.view(&params.text_document.uri) else {
+            return Ok(None);
+        };
+        let range = params.range;
+        let hints = blocking(move || convert::inlay_hints(&view, &path, &text, range))
+            .await
+            .unwrap_or_default();
+        Ok(Some(hints))
+    }
+
+    async fn code_lens(&self, params: CodeLensParams) -> jsonrpc::Result<Option<Vec<CodeLens>>> {
+        let uri = params.text_document.uri;
+        let Some((view, path, text)) = self.view(&uri) else {
+            return Ok(None);
+        };
+        let lenses = blocking(move || convert::code_lenses(&view, &path, &text, &uri))
+            .await
+            .unwrap_or_default();
+        Ok(Some(lenses))
+    }
+}

