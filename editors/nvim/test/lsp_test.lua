@@ -150,6 +150,33 @@ local function body()
     local t = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
     check('named table is save_fl_ok', (vim.api.nvim_buf_get_name(0) .. t):find('save_fl_ok', 1, true) ~= nil, t)
   end
+
+  -- The code lens on the conflicting site runs altcfi.showCfiTable (registered by the plugin) with its params.
+  vim.cmd('only')
+  vim.api.nvim_set_current_buf(buf)
+  local res = vim.lsp.buf_request_sync(buf, 'textDocument/codeLens',
+    { textDocument = vim.lsp.util.make_text_document_params(buf) }, timeout) or {}
+  local lens
+  for _, r in pairs(res) do
+    for _, l in ipairs(r.result or {}) do
+      if l.range.start.line == bad_line and l.command and l.command.command == 'altcfi.showCfiTable' then
+        lens = l
+      end
+    end
+  end
+  if check('code lens on the save_fl_bad site', lens ~= nil, vim.inspect(res)) then
+    note('code lens: ' .. lens.command.title)
+    check('code lens says conflict', lens.command.title:find('conflict', 1, true) ~= nil, lens.command.title)
+    before = vim.api.nvim_get_current_buf()
+    vim.lsp.commands['altcfi.showCfiTable'](lens.command, { bufnr = buf, client_id = client.id })
+    shown = vim.wait(timeout, function()
+      return vim.api.nvim_get_current_buf() ~= before
+    end, 50)
+    if check('code lens command opened the table', shown) then
+      local t = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+      check('code lens table is save_fl_bad', t:find('save_fl_bad', 1, true) ~= nil, t)
+    end
+  end
 end
 
 -- After startup (filetype detection and plugin/ scripts are on by then), like a user opening a file.

@@ -144,21 +144,31 @@ async function restart(context: vscode.ExtensionContext): Promise<void> {
     await startClient(context);
 }
 
-async function showCfiTable(tables: CfiTableProvider): Promise<void> {
-    const editor = vscode.window.activeTextEditor;
-    if (editor === undefined) {
-        void vscode.window.showInformationMessage('altcfi: open a source file and put the cursor in a function.');
-        return;
-    }
+/** A code lens argument or a command-palette call: the lens carries the `altcfi/cfiTable` parameters itself. */
+function isTableParams(arg: unknown): arg is CfiTableParams {
+    return typeof arg === 'object' && arg !== null && typeof (arg as CfiTableParams).textDocument?.uri === 'string';
+}
+
+async function showCfiTable(tables: CfiTableProvider, arg?: unknown): Promise<void> {
     if (client === undefined || !client.isRunning()) {
         void vscode.window.showErrorMessage('altcfi: the language server is not running.');
         return;
     }
-    const pos = editor.selection.active;
-    const params: CfiTableParams = {
-        textDocument: { uri: client.code2ProtocolConverter.asUri(editor.document.uri) },
-        position: { line: pos.line, character: pos.character },
-    };
+    let params: CfiTableParams;
+    if (isTableParams(arg)) {
+        params = arg;
+    } else {
+        const editor = vscode.window.activeTextEditor;
+        if (editor === undefined) {
+            void vscode.window.showInformationMessage('altcfi: open a source file and put the cursor in a function.');
+            return;
+        }
+        const pos = editor.selection.active;
+        params = {
+            textDocument: { uri: client.code2ProtocolConverter.asUri(editor.document.uri) },
+            position: { line: pos.line, character: pos.character },
+        };
+    }
     let result: CfiTableResult | null;
     try {
         result = await client.sendRequest(cfiTableRequest, params);
@@ -184,7 +194,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     context.subscriptions.push(
         tables,
         vscode.workspace.registerTextDocumentContentProvider(TABLE_SCHEME, tables),
-        vscode.commands.registerCommand('altcfi.showCfiTable', () => showCfiTable(tables)),
+        vscode.commands.registerCommand('altcfi.showCfiTable', (arg?: unknown) => showCfiTable(tables, arg)),
         vscode.commands.registerCommand('altcfi.restartServer', () => restart(context)),
         vscode.workspace.onDidChangeConfiguration((e) => {
             if (affectsServer((s) => e.affectsConfiguration(s))) {

@@ -154,6 +154,25 @@ function M.show_scratch(title, content)
   return buf
 end
 
+--- Sends `altcfi/cfiTable` with `params` and shows the result in a scratch buffer; `done(bufnr|nil, err|nil)`.
+---@param client vim.lsp.Client
+---@param bufnr integer
+---@param params table
+---@param done fun(buf: integer|nil, err: string|nil)
+function M.request_table(client, bufnr, params, done)
+  request(client, 'altcfi/cfiTable', params, function(err, result)
+    if err then
+      vim.notify('altcfi: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      return done(nil, err.message or 'error')
+    end
+    if result == nil or result == vim.NIL then
+      vim.notify('altcfi: no function with code at the cursor', vim.log.levels.INFO)
+      return done(nil, 'no result')
+    end
+    done(M.show_scratch(result.title, result.content), nil)
+  end, bufnr)
+end
+
 --- :AltcfiTable [function]: asks the server for the CFI table of the function at the cursor (or `fname`) and
 --- shows it. `on_done(bufnr|nil, err|nil)` is called afterwards (for tests).
 ---@param fname string|nil
@@ -170,17 +189,17 @@ function M.table(fname, on_done)
   if fname and fname ~= '' then
     params['function'] = fname
   end
-  request(client, 'altcfi/cfiTable', params, function(err, result)
-    if err then
-      vim.notify('altcfi: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
-      return done(nil, err.message or 'error')
-    end
-    if result == nil or result == vim.NIL then
-      vim.notify('altcfi: no function with code at the cursor', vim.log.levels.INFO)
-      return done(nil, 'no result')
-    end
-    done(M.show_scratch(result.title, result.content), nil)
-  end, bufnr)
+  M.request_table(client, bufnr, params, done)
+end
+
+-- The server's code lenses on alternative sites run the client-side command `altcfi.showCfiTable`, whose one
+-- argument is the `altcfi/cfiTable` parameters of the site's function (:lua vim.lsp.codelens.run()).
+vim.lsp.commands['altcfi.showCfiTable'] = function(command, ctx)
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  local params = command.arguments and command.arguments[1]
+  if client and type(params) == 'table' then
+    M.request_table(client, ctx.bufnr, params, function() end)
+  end
 end
 
 --- :AltcfiRestart: stops the altcfi clients and starts them again for the buffers they served.
