@@ -174,6 +174,11 @@ impl Client {
     }
 
     fn initialize(&mut self, root: &Path, options: Value) -> Value {
+        self.initialize_with(root, options, false)
+    }
+
+    /// `initialize` + `initialized`; `watch` offers dynamic registration of `workspace/didChangeWatchedFiles`.
+    fn initialize_with(&mut self, root: &Path, options: Value, watch: bool) -> Value {
         let root_uri = uri_of(root);
         let result = self.request(
             "initialize",
@@ -189,7 +194,7 @@ impl Client {
                         "hover": {"contentFormat": ["markdown", "plaintext"]},
                         "inlayHint": {}, "codeLens": {}
                     },
-                    "workspace": {"didChangeWatchedFiles": {"dynamicRegistration": false}}
+                    "workspace": {"didChangeWatchedFiles": {"dynamicRegistration": watch}}
                 }
             }),
         );
@@ -762,4 +767,49 @@ fn neovim_headless_shows_the_conflict_hover_and_the_rebuild() {
     }
     assert_eq!(get("gcc"), "0", "{result}");
     assert_eq!(get("gone"), "true", "{result}");
+}
+
+#[test]
+fn client_side_file_watching_through_did_change_watched_files() {
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    gcc(&root, "build/demo.o");
+    let src = root.join("examples/demo.S");
+
+    let mut c = Client::start(&root);
+    c.initialize_with(&root, json!({}), true);
+    let uri = c.open(&src, "asm");
+    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    // The server asked the client to watch objects and compilation databases.
+    let reg = c
+        .pending
+        .iter()
+        .find(|m| m["method"] == "client/registerCapability")
+        .cloned()
+        .expect("registerCapability request");
+    let r = &reg["params"]["registrations"][0];
+    assert_eq!(r["method"], "workspace/didChangeWatchedFiles", "{reg}");
+    let globs = r["registerOptions"]["watchers"].to_string();
+    assert!(
+        globs.contains("**/*.o") && globs.contains("compile_commands.json"),
+        "{globs}"
+    );
+
+    // Fix and rebuild; the client (here: the test) reports the changed object.
+    let text = std::fs::read_to_string(&src).expect("read");
+    let fixed = text.replace(
+        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
+        "\"call xen_save_fl\"",
+    );
+    std::fs::write(&src, fixed).expect("write");
+    gcc(&root, "build/demo.o");
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri_of(&root.join("build/demo.o")), "type": 2}]}),
+    );
+    c.wait_diagnostics(&uri, |d| !d.iter().any(is_conflict));
+    let r = c.request("shutdown", Value::Null);
+    assert!(r.is_null());
+    c.notify("exit", Value::Null);
+    assert!(c.wait_exit(Duration::from_secs(5)).success());
 }
