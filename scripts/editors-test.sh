@@ -113,6 +113,52 @@ else
     fail "cargo build -p altcfi" "$blog"
 fi
 
+echo "== editors: docs"
+# Every finding code in findings.rs has its page (the diagnostics' codeDescription links point there), and every
+# page's minimal example gives the output the page shows (needs the altcfi binary built above).
+dlog="$logdir/docs-findings.log"
+if python3 - "$repo" >"$dlog" 2>&1 <<'PY'
+import os, re, sys
+repo = sys.argv[1]
+src = open(os.path.join(repo, "server/analysis/src/findings.rs")).read()
+codes = sorted(set(re.findall(r'FindingKind::\w+ => \{?\s*"([a-z0-9-]+)"', src)))
+missing = [c for c in codes if not os.path.exists(os.path.join(repo, "docs/findings", c + ".md"))]
+index = open(os.path.join(repo, "docs/findings/README.md")).read()
+unlisted = [c for c in codes if f"({c}.md)" not in index]
+print(f"{len(codes)} finding codes; missing pages: {missing}; not in docs/findings/README.md: {unlisted}")
+sys.exit(1 if missing or unlisted or not codes else 0)
+PY
+then ok "docs/findings: a page for every finding code ($(head -1 "$dlog" | cut -d' ' -f1))"; else fail "docs/findings: pages for every finding code" "$dlog"; fi
+if [[ -x $repo/target/debug/altcfi ]]; then
+    elog="$logdir/docs-examples.log"
+    if python3 - "$repo" >"$elog" 2>&1 <<'PY'
+import os, re, subprocess, sys, tempfile
+repo = sys.argv[1]
+d = os.path.join(repo, "docs/findings")
+bad = checked = 0
+for f in sorted(os.listdir(d)):
+    m = re.search(r"## Minimal example\n\n```asm\n(.*?)```\n\n`(gcc .*?)`:\n\n```\n(.*?)```", open(os.path.join(d, f)).read(), re.S)
+    if not m:
+        continue
+    src, cmd, want = m.groups()
+    tmp = tempfile.mkdtemp()
+    open(os.path.join(tmp, "f.S"), "w").write(src)
+    cmd = cmd.replace("-I tests/fixtures/alt", "-I " + os.path.join(repo, "tests/fixtures/alt"))
+    cmd = cmd.replace("altcfi check", os.path.join(repo, "target/debug/altcfi") + " check")
+    got = subprocess.run(cmd, shell=True, cwd=tmp, capture_output=True, text=True).stdout
+    lines = [l for l in want.strip().split("\n") if l.strip() != "…"]
+    checked += 1
+    if all(l in got for l in lines):
+        print("ok  ", f)
+    else:
+        bad += 1
+        print("BAD ", f, "\n  want:\n" + want + "\n  got:\n" + got)
+print(f"{checked} examples, {bad} differ")
+sys.exit(1 if bad or checked == 0 else 0)
+PY
+    then ok "docs/findings: examples give the output shown ($(tail -1 "$elog"))"; else fail "docs/findings: examples" "$elog"; fi
+fi
+
 echo "test result: $([[ $failed -eq 0 ]] && echo ok || echo FAILED). $passed passed; $failed failed; $skipped ignored (editors, $((SECONDS - start)) s)"
 echo "editors: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
