@@ -19,8 +19,10 @@ failed=0
 skipped=0
 start=$SECONDS
 
-ok() { echo "ok    $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL  $1 (log: ${2:-none})"; failed=$((failed + 1)); [[ -n ${2:-} && -f $2 ]] && tail -n 40 "$2"; }
+t0=$SECONDS
+# ok/fail NAME [LOG]: count a step; the time is since the previous ok/fail line.
+ok() { echo "ok    $1 ($((SECONDS - t0)) s)"; passed=$((passed + 1)); t0=$SECONDS; }
+fail() { echo "FAIL  $1 (log: ${2:-none}, $((SECONDS - t0)) s)"; failed=$((failed + 1)); t0=$SECONDS; [[ -n ${2:-} && -f $2 ]] && tail -n 40 "$2"; }
 
 # step NAME COMMAND...: runs the command in the extension's directory with its output in a log, counts it.
 step() {
@@ -55,7 +57,7 @@ if [[ $deps == 1 ]]; then
     up=$(grep -oE '^# pass [0-9]+' "$ulog" | grep -oE '[0-9]+' || echo 0)
     uf=$(grep -oE '^# fail [0-9]+' "$ulog" | grep -oE '[0-9]+' || echo 0)
     if [[ $urc -ne 0 && $uf -eq 0 ]]; then uf=1; fi
-    echo "$([[ $uf -eq 0 ]] && echo "ok  " || echo FAIL)  unit tests: $up passed, $uf failed (log: $ulog)"
+    echo "$([[ $uf -eq 0 ]] && echo "ok  " || echo FAIL)  unit tests: $up passed, $uf failed ($((SECONDS - t0)) s, log: $ulog)"; t0=$SECONDS
     [[ $uf -ne 0 ]] && tail -n 40 "$ulog"
     passed=$((passed + up)); failed=$((failed + uf))
     step "esbuild bundle" npm run --silent build
@@ -90,7 +92,7 @@ fi
 blog="$logdir/cargo-build.log"
 if cargo build --quiet -p altcfi >"$blog" 2>&1; then
     ok "cargo build -p altcfi"
-    bin="$repo/target/debug/altcfi"
+    bin="${CARGO_TARGET_DIR:-$repo/target}/debug/altcfi"
     hlog="$logdir/altcfi-lsp-help.log"
     if "$bin" lsp --help >"$hlog" 2>&1; then
         tlog="$logdir/nvim-test.log"
@@ -99,7 +101,7 @@ if cargo build --quiet -p altcfi >"$blog" 2>&1; then
         np=$(grep -c '^ok ' "$tlog")
         nf=$(grep -c '^FAIL' "$tlog")
         if [[ $nrc -ne 0 && $nf -eq 0 ]]; then nf=1; fi
-        echo "$([[ $nf -eq 0 ]] && echo "ok  " || echo FAIL)  nvim headless test: $np checks passed, $nf failed (log: $tlog)"
+        echo "$([[ $nf -eq 0 ]] && echo "ok  " || echo FAIL)  nvim headless test: $np checks passed, $nf failed ($((SECONDS - t0)) s, log: $tlog)"; t0=$SECONDS
         [[ $nf -ne 0 ]] && cat "$tlog"
         passed=$((passed + np)); failed=$((failed + nf))
     elif grep -q "unrecognized subcommand 'lsp'" "$hlog"; then
@@ -129,11 +131,11 @@ print(f"{len(codes)} finding codes; missing pages: {missing}; not in docs/findin
 sys.exit(1 if missing or unlisted or not codes else 0)
 PY
 then ok "docs/findings: a page for every finding code ($(head -1 "$dlog" | cut -d' ' -f1))"; else fail "docs/findings: pages for every finding code" "$dlog"; fi
-if [[ -x $repo/target/debug/altcfi ]]; then
+if [[ -x ${bin:-} ]]; then
     elog="$logdir/docs-examples.log"
-    if python3 - "$repo" >"$elog" 2>&1 <<'PY'
+    if python3 - "$repo" "$bin" >"$elog" 2>&1 <<'PY'
 import os, re, subprocess, sys, tempfile
-repo = sys.argv[1]
+repo, altcfi = sys.argv[1], sys.argv[2]
 d = os.path.join(repo, "docs/findings")
 bad = checked = 0
 for f in sorted(os.listdir(d)):
@@ -144,7 +146,7 @@ for f in sorted(os.listdir(d)):
     tmp = tempfile.mkdtemp()
     open(os.path.join(tmp, "f.S"), "w").write(src)
     cmd = cmd.replace("-I tests/fixtures/alt", "-I " + os.path.join(repo, "tests/fixtures/alt"))
-    cmd = cmd.replace("altcfi check", os.path.join(repo, "target/debug/altcfi") + " check")
+    cmd = cmd.replace("altcfi check", altcfi + " check")
     got = subprocess.run(cmd, shell=True, cwd=tmp, capture_output=True, text=True).stdout
     lines = [l for l in want.strip().split("\n") if l.strip() != "…"]
     checked += 1
