@@ -117,6 +117,38 @@ local function body()
     check('nothing above Hint on save_fl_ok', x.severity == vim.diagnostic.severity.HINT, vim.inspect(x))
   end
 
+  -- Inlay hints are turned on by the plugin's on_attach (inlayHints = true), and the server sends some.
+  if client.server_capabilities.inlayHintProvider then
+    check('inlay hints enabled', vim.lsp.inlay_hint.is_enabled({ bufnr = buf }))
+    local hints = vim.lsp.buf_request_sync(buf, 'textDocument/inlayHint', {
+      textDocument = vim.lsp.util.make_text_document_params(buf),
+      range = { start = { line = 0, character = 0 }, ['end'] = { line = vim.api.nvim_buf_line_count(buf), character = 0 } },
+    }, timeout) or {}
+    local on_bad = false
+    for _, r in pairs(hints) do
+      for _, h in ipairs(r.result or {}) do
+        if h.position.line == bad_line then
+          on_bad = true
+        end
+      end
+    end
+    check('an inlay hint on the save_fl_bad site', on_bad, vim.inspect(hints))
+  end
+
+  -- Hover on the site shows the per-offset CFI with the replacement's rsp+24.
+  local hover = vim.lsp.buf_request_sync(buf, 'textDocument/hover', {
+    textDocument = vim.lsp.util.make_text_document_params(buf),
+    position = { line = bad_line, character = 2 },
+  }, timeout) or {}
+  local htext = ''
+  for _, r in pairs(hover) do
+    if r.result and r.result.contents then
+      local c = r.result.contents
+      htext = htext .. (type(c) == 'table' and (c.value or vim.inspect(c)) or tostring(c))
+    end
+  end
+  check('hover shows the replacement CFA rsp+24', htext:find('rsp+24', 1, true) ~= nil, htext)
+
   -- :AltcfiTable with the cursor on the conflicting site.
   vim.api.nvim_win_set_cursor(0, { bad_line + 1, 2 })
   local before = vim.api.nvim_get_current_buf()
