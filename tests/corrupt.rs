@@ -755,3 +755,121 @@ fn regression_orc_unwind_ip_symbol_value_overflow() {
     assert!(done, "f is a function symbol");
     assert_survives(".orc_unwind_ip symbol value i64::MAX", &d);
 }
+
+/// Sets `st_value` and `st_size` of every symbol called `name`; returns how many it changed.
+fn patch_symbol(d: &mut [u8], name: &str, value: Option<u64>, size: Option<u64>) -> usize {
+    let shdrs = section_headers(d);
+    let symtab = shdrs.iter().find(|s| s.sh_type == 2).expect("symtab");
+    let link = u32_at(d, symtab.at + 0x28) as usize;
+    let strtab = shdrs.get(link).expect("strtab").offset;
+    let mut n = 0;
+    for e in 1..symtab.size / 24 {
+        let at = symtab.offset + e * 24;
+        let start = strtab + u32_at(d, at) as usize;
+        let sym_name = d[start..].split(|&b| b == 0).next().unwrap_or_default();
+        if sym_name == name.as_bytes() {
+            if let Some(v) = value {
+                put(d, at + 8, v, 8);
+            }
+            if let Some(s) = size {
+                put(d, at + 16, s, 8);
+            }
+            n += 1;
+        }
+    }
+    n
+}
+
+const COLD_PFX_SRC: &str = "
+.text
+.globl __pfx_f
+.type __pfx_f,@function
+__pfx_f:
+	.skip 16, 0x90
+.size __pfx_f, .-__pfx_f
+.globl f
+.type f,@function
+f:
+	call g
+	ret
+.size f, .-f
+.type f.cold,@function
+f.cold:
+	ret
+.size f.cold, .-f.cold
+.type g,@function
+g:
+	ret
+.size g, .-g
+";
+
+/// Symbol arithmetic with `+` on `st_value`/`st_size` from the file (`__pfx_` padding's function start, a `.cold`
+/// part's end): huge values overflowed (a panic in debug builds).
+#[test]
+fn regression_symbol_value_size_overflow() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = assemble(dir.path(), "coldpfx", COLD_PFX_SRC);
+    assert_survives("cold/pfx", &good);
+    for name in ["__pfx_f", "f", "f.cold", "g"] {
+        for (value, size) in [
+            (None, Some(u64::MAX)),
+            (Some(u64::MAX), None),
+            (Some(u64::MAX - 1), Some(2)),
+            (Some(1 << 63), Some(1 << 63)),
+        ] {
+            let mut d = good.clone();
+            assert_eq!(patch_symbol(&mut d, name, value, size), 1, "{name}");
+            assert_survives(&format!("{name} value {value:x?} size {size:x?}"), &d);
+        }
+    }
+}
+
+/// Calls and jumps across sections (relocations against section and function symbols), a jump table, and the
+/// annotations that name instructions by relocation.
+const CROSS_SECTION_SRC: &str = "
+.section .text.x,\"ax\"
+.type x,@function
+x:
+	call g
+	jmp *table(,%rax,8)
+.size x, .-x
+y:
+	jmp g
+	jmp f
+	call f.cold
+.section .rodata
+table:
+	.quad g
+	.quad f
+.section .discard.ignore_alts
+	.long f - .
+.section .discard.intra_function_calls
+	.long f - .
+";
+
+/// Relocation targets computed as `st_value + r_addend (+ 4)` with `+`: an extreme addend on a call or jump
+/// overflowed (a panic in debug builds).
+#[test]
+fn regression_reloc_addend_overflow() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = assemble(
+        dir.path(),
+        "addend",
+        &format!("{COLD_PFX_SRC}{CROSS_SECTION_SRC}"),
+    );
+    assert_survives("addend", &good);
+    let relas: Vec<_> = section_headers(&good)
+        .into_iter()
+        .filter(|s| s.sh_type == 4)
+        .collect();
+    assert!(!relas.is_empty());
+    for s in &relas {
+        for e in 0..s.size / 24 {
+            for addend in [i64::MAX, i64::MIN, i64::MAX - 3] {
+                let mut d = good.clone();
+                put(&mut d, s.offset + e * 24 + 16, addend as u64, 8);
+                assert_survives(&format!("{} [{e}] addend {addend:#x}", s.name), &d);
+            }
+        }
+    }
+}

@@ -112,12 +112,32 @@ pub fn analyze(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
+    analyze_on_big_stack(data, opts, features, true)
+}
+
+/// [`analyze`] without the per-instruction table: [`Analysis::insns`] is left empty; findings, ORC, sites and
+/// states are the same. For callers that only report findings (`altcfi check` of a clean object): disassembling
+/// and locating every instruction is most of the cost of analysing an object that has nothing to report.
+pub fn analyze_lean(
+    data: &[u8],
+    opts: Options,
+    features: &FeatureNames,
+) -> Result<Analysis, AnalysisError> {
+    analyze_on_big_stack(data, opts, features, false)
+}
+
+fn analyze_on_big_stack(
+    data: &[u8],
+    opts: Options,
+    features: &FeatureNames,
+    with_insns: bool,
+) -> Result<Analysis, AnalysisError> {
     // The walk recurses on branches like objtool; give it a stack that real code cannot exhaust.
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("altcfi-analysis".into())
             .stack_size(256 << 20)
-            .spawn_scoped(s, || analyze_here(data, opts, features))
+            .spawn_scoped(s, || analyze_here(data, opts, features, with_insns))
             .map_err(|e| AnalysisError::Internal(e.to_string()))?
             .join()
             .map_err(|_| AnalysisError::Internal("the analysis thread panicked".into()))?
@@ -128,6 +148,7 @@ fn analyze_here(
     data: &[u8],
     opts: Options,
     features: &FeatureNames,
+    with_insns: bool,
 ) -> Result<Analysis, AnalysisError> {
     let obj = Object::parse(data)?;
     let detected = special::era_from_layout(&obj);
@@ -175,7 +196,11 @@ fn analyze_here(
         }
     };
     let sites = build_sites(&p, &w, features);
-    let insns = insn_infos(&p, &w);
+    let insns = if with_insns {
+        insn_infos(&p, &w)
+    } else {
+        Vec::new()
+    };
     enrich_conflicts(&p, &w, features, &mut findings);
     Ok(Analysis {
         era,
@@ -195,7 +220,7 @@ fn sym_warned(findings: &[Finding], p: &Program, s: usize) -> bool {
     findings.iter().any(|f| match &f.location {
         Some(l) => {
             sym.section == Some(l.section)
-                && (sym.value..sym.value + sym.size.max(1)).contains(&l.offset)
+                && (sym.value..sym.value.saturating_add(sym.size.max(1))).contains(&l.offset)
         }
         None => f.message.starts_with(&format!("{}()", sym.name)),
     })

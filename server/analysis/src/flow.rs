@@ -482,9 +482,10 @@ impl<'o, 'data> Program<'o, 'data> {
             self.syms[parent.index].cfunc = s.index;
             if s.section == parent.section
                 && s.value >= parent.value
-                && s.value + s.size == parent.value + self.syms[parent.index].len
+                && s.value.wrapping_add(s.size)
+                    == parent.value.wrapping_add(self.syms[parent.index].len)
             {
-                self.syms[parent.index].len -= s.size;
+                self.syms[parent.index].len = self.syms[parent.index].len.wrapping_sub(s.size);
             }
         }
         Ok(())
@@ -596,7 +597,7 @@ impl<'o, 'data> Program<'o, 'data> {
 
     fn add_ignore_alternatives(&mut self) {
         for (sec, r) in self.annotation_targets(".discard.ignore_alts") {
-            let off = self.obj.symbols[r.symbol].value as i64 + r.addend;
+            let off = (self.obj.symbols[r.symbol].value as i64).wrapping_add(r.addend);
             if let Some(n) = self.find_insn(sec, off as u64) {
                 self.nodes[n as usize].ignore_alts = true;
             }
@@ -616,7 +617,7 @@ impl<'o, 'data> Program<'o, 'data> {
                     let info = &self.syms[r.symbol];
                     if sym.kind == SymKind::Section {
                         match sym.section {
-                            Some(s) => (s, r.addend + 4),
+                            Some(s) => (s, r.addend.wrapping_add(4)),
                             None => continue,
                         }
                     } else if info.retpoline_thunk {
@@ -629,7 +630,7 @@ impl<'o, 'data> Program<'o, 'data> {
                         self.add_call_dest(id, Some(r.symbol), true);
                         continue;
                     } else if let Some(s) = sym.section {
-                        (s, sym.value as i64 + r.addend + 4)
+                        (s, (sym.value as i64).wrapping_add(r.addend).wrapping_add(4))
                     } else {
                         continue;
                     }
@@ -787,7 +788,7 @@ impl<'o, 'data> Program<'o, 'data> {
 
     fn read_intra_function_calls(&mut self) -> Result<(), Box<Finding>> {
         for (sec, r) in self.annotation_targets(".discard.intra_function_calls") {
-            let off = self.obj.symbols[r.symbol].value as i64 + r.addend;
+            let off = (self.obj.symbols[r.symbol].value as i64).wrapping_add(r.addend);
             let Some(id) = self.find_insn(sec, off as u64) else {
                 return Err(self.fatal(format!(
                     "bad .discard.intra_function_call entry: {}+0x{off:x}",
@@ -852,7 +853,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 Some(r) => {
                     let sym = &self.obj.symbols[r.symbol];
                     if sym.kind == SymKind::Section {
-                        let off = r.addend + 4;
+                        let off = r.addend.wrapping_add(4);
                         let dest = sym.section.and_then(|s| self.find_call_destination(s, off));
                         let Some(dest) = dest else {
                             return Err(self.fatal_at(

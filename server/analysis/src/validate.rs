@@ -261,7 +261,7 @@ impl Walker<'_, '_, '_> {
             if s.kind != SymKind::Func {
                 continue;
             }
-            let func_at = s.value + s.size;
+            let func_at = s.value.wrapping_add(s.size);
             let is_func = p.obj.symbols_in(sec).iter().any(|&i| {
                 let f = &p.obj.symbols[i];
                 f.name == name && f.value == func_at
@@ -322,7 +322,7 @@ impl Walker<'_, '_, '_> {
             }
         }
         let fsym = &p.obj.symbols[func];
-        let fend = fsym.value + p.syms[func].len;
+        let fend = fsym.value.wrapping_add(p.syms[func].len);
         let mut cur = id;
         for _ in 0..5 {
             let c = &p.nodes[cur as usize];
