@@ -80,6 +80,12 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Also compare the emitted .eh_frame/.debug_frame (the .cfi_* directives) with the computed CFI.
+        #[arg(long)]
+        eh_frame: bool,
+        /// Also compare the .orc_unwind already in the object (objtool ran on it) with the computed ORC.
+        #[arg(long)]
+        verify_orc: bool,
         #[command(flatten)]
         common: Common,
         /// Object files.
@@ -109,9 +115,20 @@ pub fn run() -> i32 {
         Command::Check {
             frame_pointer,
             format,
+            eh_frame,
+            verify_orc,
             common,
             files,
-        } => check(&files, frame_pointer, format, &common),
+        } => check(
+            &files,
+            frame_pointer,
+            format,
+            UnwindChecks {
+                eh_frame,
+                verify_orc,
+            },
+            &common,
+        ),
         Command::Orc {
             dump_format,
             verify,
@@ -147,6 +164,7 @@ fn check(
     files: &[PathBuf],
     frame_pointer: bool,
     format: Format,
+    unwind: UnwindChecks,
     common: &Common,
 ) -> anyhow::Result<i32> {
     let names = features(common)?;
@@ -162,7 +180,13 @@ fn check(
     for path in files {
         let shown = path.display().to_string();
         match load(path, opts, &names) {
-            Ok(a) => {
+            Ok(mut a) => {
+                if unwind.eh_frame || unwind.verify_orc {
+                    let data = std::fs::read(path)
+                        .with_context(|| format!("{}: cannot read", path.display()))?;
+                    let extra = unwind_findings(&data, &a, unwind, &shown);
+                    a.findings.extend(extra);
+                }
                 any_findings |= !a.findings.is_empty();
                 match format {
                     Format::Text => print!("{}", report::text(&shown, &a.findings, &[])),
@@ -295,6 +319,48 @@ fn orc_diff(
                 "+ {} (computed, not in object)",
                 orc::dump_line(obj, r, f)
             ));
+        }
+    }
+    out
+}
+
+/// The opt-in comparisons of `check` with unwind data already in the object.
+#[derive(Clone, Copy)]
+struct UnwindChecks {
+    /// `--eh-frame`: `.eh_frame`/`.debug_frame` against the computed CFI.
+    eh_frame: bool,
+    /// `--verify-orc`: `.orc_unwind` against the computed ORC.
+    verify_orc: bool,
+}
+
+/// Findings of the opt-in unwind-data comparisons; unreadable tables are reported on stderr, not fatal.
+fn unwind_findings(
+    data: &[u8],
+    a: &Analysis,
+    checks: UnwindChecks,
+    shown: &str,
+) -> Vec<altcfi_analysis::Finding> {
+    let mut out = Vec::new();
+    if checks.eh_frame {
+        match altcfi_analysis::ehframe::check_unwind_tables(data, a) {
+            Ok(f) => out.extend(f),
+            Err(e) => eprintln!("altcfi: {shown}: cannot read the unwind tables: {e}"),
+        }
+    }
+    if checks.verify_orc {
+        match (&a.existing_orc, &a.orc) {
+            (Some(existing), Some(computed)) => {
+                let format = match a.era {
+                    Era::V6_12 => DumpFormat::Modern,
+                    Era::V6_1 => DumpFormat::Legacy,
+                };
+                let locate = |s: usize, o: u64| altcfi_analysis::ehframe::location_in(a, s, o);
+                out.extend(orc::verify(existing, computed, format, &locate));
+            }
+            (None, _) => {
+                eprintln!("altcfi: {shown}: no .orc_unwind to verify (objtool has not run on it)")
+            }
+            (Some(_), None) => {}
         }
     }
     out

@@ -61,6 +61,12 @@ pub enum FindingKind {
     BadObject,
     /// ORC cannot express a state.
     OrcError,
+    /// An emitted `.eh_frame`/`.debug_frame` row (from `.cfi_*` directives) disagrees with the computed CFI.
+    CfiDirectiveMismatch,
+    /// A function with reachable code that no FDE covers, while the object has FDEs.
+    MissingCfi,
+    /// A `.orc_unwind` entry already in the object differs from the computed one.
+    OrcMismatch,
 }
 
 impl FindingKind {
@@ -90,11 +96,14 @@ impl FindingKind {
             FindingKind::HintError => "hint-error",
             FindingKind::BadObject => "bad-object",
             FindingKind::OrcError => "orc-error",
+            FindingKind::CfiDirectiveMismatch => "cfi-directive-mismatch",
+            FindingKind::MissingCfi => "missing-cfi",
+            FindingKind::OrcMismatch => "orc-mismatch",
         }
     }
 
     /// Every kind, for docs and tests.
-    pub const ALL: [FindingKind; 19] = [
+    pub const ALL: [FindingKind; 22] = [
         FindingKind::AltStackConflict,
         FindingKind::StackStateMismatch,
         FindingKind::UndefinedStackState,
@@ -114,6 +123,9 @@ impl FindingKind {
         FindingKind::HintError,
         FindingKind::BadObject,
         FindingKind::OrcError,
+        FindingKind::CfiDirectiveMismatch,
+        FindingKind::MissingCfi,
+        FindingKind::OrcMismatch,
     ];
 }
 

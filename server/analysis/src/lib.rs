@@ -5,7 +5,8 @@
 //! [`object`] (bytes → sections, symbols, relocations) → [`decode`] (instructions and their stack operations) →
 //! [`special`] (alternatives, jump labels, exception fixups, unwind hints as data) → [`flow`] and [`alternatives`]
 //! (functions, branch targets, jump tables, noreturn calls, alternative groups) → [`cfi`] and [`validate`] (the walk,
-//! per-instruction CFI, the shared per-offset arrays, findings) → [`orc`] (ORC rows) → [`lines`] (DWARF source
+//! per-instruction CFI, the shared per-offset arrays, findings) → [`orc`] (ORC rows; [`ehframe`] compares the
+//! emitted `.eh_frame`/`.debug_frame` tables with the computed CFI) → [`lines`] (DWARF source
 //! locations) → [`sources`] (findings and explanations on source lines) → [`report`] (text, JSON, SARIF).
 //! [`analysis`] runs the stages for one object.
 //!
@@ -16,6 +17,7 @@ pub mod alternatives;
 pub mod analysis;
 pub mod cfi;
 pub mod decode;
+pub mod ehframe;
 pub mod features;
 pub mod findings;
 pub mod flow;

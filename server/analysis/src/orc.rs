@@ -352,3 +352,95 @@ pub fn read_existing(obj: &Object, era: Era) -> Option<Vec<OrcRow>> {
     }
     Some(rows)
 }
+
+/// An ORC entry in words: `call frame, CFA=rsp+16, rbp saved at CFA-16`.
+pub fn entry_words(e: &OrcEntry) -> String {
+    let ty = match e.ty {
+        OrcType::Undefined => return "no unwind information (undefined)".into(),
+        OrcType::EndOfStack => return "end of stack".into(),
+        OrcType::Call => "call frame",
+        OrcType::Regs => "pt_regs frame",
+        OrcType::RegsPartial => "partial pt_regs (iret) frame",
+    };
+    let cfa = match e.sp_reg {
+        orc_reg::UNDEFINED => "undefined".to_string(),
+        orc_reg::SP_INDIRECT => format!("[rsp]{:+}", e.sp_offset),
+        orc_reg::BP_INDIRECT => format!("[rbp{:+}]", e.sp_offset),
+        r => {
+            let name = match r {
+                orc_reg::PREV_SP => "prevsp",
+                orc_reg::DX => "rdx",
+                orc_reg::DI => "rdi",
+                orc_reg::BP => "rbp",
+                orc_reg::SP => "rsp",
+                orc_reg::R10 => "r10",
+                orc_reg::R13 => "r13",
+                _ => "?",
+            };
+            format!("{name}{:+}", e.sp_offset)
+        }
+    };
+    let bp = match e.bp_reg {
+        orc_reg::UNDEFINED => "rbp not saved".to_string(),
+        orc_reg::PREV_SP => format!("rbp saved at CFA{:+}", e.bp_offset),
+        orc_reg::BP => format!("rbp saved at [rbp{:+}]", e.bp_offset),
+        _ => format!("rbp at {}", reg_text(e.bp_reg, e.bp_offset, Era::V6_12)),
+    };
+    let mut s = format!("{ty}, CFA={cfa}, {bp}");
+    if e.signal {
+        s.push_str(", signal frame");
+    }
+    if e.end {
+        s.push_str(", end");
+    }
+    s
+}
+
+/// Compares the `.orc_unwind` rows already in an object (`existing`) with computed ones, by the entry in effect at
+/// every address where either table starts a row (so a row split differently but meaning the same is not a
+/// difference). One [`FindingKind::OrcMismatch`] per differing address, located by `locate` (e.g.
+/// [`crate::ehframe::location_in`] over the analysis), with both entries in objtool's dump format and in words.
+pub fn verify(
+    existing: &[OrcRow],
+    computed: &[OrcRow],
+    format: DumpFormat,
+    locate: &dyn Fn(usize, u64) -> crate::findings::Location,
+) -> Vec<crate::findings::Finding> {
+    use crate::findings::{Finding, FindingKind};
+    use std::collections::BTreeSet;
+    let sorted = |rows: &[OrcRow]| {
+        let mut v: Vec<(usize, u64, OrcEntry)> = rows
+            .iter()
+            .map(|r| (r.section, r.offset, r.entry))
+            .collect();
+        v.sort_by_key(|&(s, o, _)| (s, o));
+        v
+    };
+    let (a, b) = (sorted(existing), sorted(computed));
+    let at = |v: &[(usize, u64, OrcEntry)], s: usize, o: u64| -> Option<OrcEntry> {
+        let i = v.partition_point(|&(vs, vo, _)| (vs, vo) <= (s, o));
+        let (vs, _, e) = *v.get(i.checked_sub(1)?)?;
+        (vs == s).then_some(e)
+    };
+    let keys: BTreeSet<(usize, u64)> = a.iter().chain(&b).map(|&(s, o, _)| (s, o)).collect();
+    let mut out = Vec::new();
+    for (s, o) in keys {
+        let (x, y) = (at(&a, s, o), at(&b, s, o));
+        if x == y {
+            continue;
+        }
+        let text = |e: Option<OrcEntry>| match e {
+            Some(e) => format!("{} ({})", entry_text(&e, format).trim(), entry_words(&e)),
+            None => "no entry".to_string(),
+        };
+        let mut f = Finding::new(
+            FindingKind::OrcMismatch,
+            Some(locate(s, o)),
+            "orc entry in the object disagrees with the computed one",
+        );
+        f.details.push(format!("in the object: {}", text(x)));
+        f.details.push(format!("computed:      {}", text(y)));
+        out.push(f);
+    }
+    out
+}
