@@ -7,9 +7,10 @@
 use super::convert;
 use super::scheduler::{Checked, LoadError, ObjectCache, ObjectKey, Settings};
 use super::workspace::{stat, FoundBy, Resolution};
-use lsp_types::{Diagnostic, DiagnosticSeverity, NumberOrString, Position, Range};
+use altcfi_analysis::sources::LineSummary;
+use lsp_types::{CodeLens, Diagnostic, DiagnosticSeverity, NumberOrString, Position, Range};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What altcfi knows about one open document after a check.
 #[derive(Debug)]
@@ -24,6 +25,10 @@ pub struct DocView {
     pub diagnostics: Vec<Diagnostic>,
     /// Lines for the log.
     pub notes: Vec<String>,
+    /// Per source line of the document, what it produced (for inlay hints); filled on first use.
+    pub summaries: OnceLock<Vec<LineSummary>>,
+    /// The code lenses; filled on first use.
+    pub lenses: OnceLock<Vec<CodeLens>>,
 }
 
 impl DocView {
@@ -73,6 +78,8 @@ pub fn check_document(
         seen: Vec::new(),
         diagnostics: Vec::new(),
         notes: Vec::new(),
+        summaries: OnceLock::new(),
+        lenses: OnceLock::new(),
     };
     let Some(resolution) = resolution else {
         view.notes.push(format!(

@@ -405,26 +405,32 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
 /// Inlay hints: the CFA rule at the end of each line in `range` that produced code.
 pub fn inlay_hints(view: &DocView, doc: &Path, text: &str, range: Range) -> Vec<InlayHint> {
     let lines = LineTable::new(text);
-    for c in &view.objects {
-        let Ok(analysis) = c.analysis.as_ref() else {
-            continue;
-        };
-        let Ok(sources) = Sources::new(analysis, &c.data) else {
-            continue;
-        };
-        let summaries = sources.line_summaries(doc);
-        if summaries.is_empty() {
-            continue;
+    // Summaries cost a source lookup per instruction: computed once per view.
+    let summaries = view.summaries.get_or_init(|| {
+        for c in &view.objects {
+            let Ok(analysis) = c.analysis.as_ref() else {
+                continue;
+            };
+            let Ok(sources) = Sources::new(analysis, &c.data) else {
+                continue;
+            };
+            let summaries = sources.line_summaries(doc);
+            if !summaries.is_empty() {
+                return summaries;
+            }
         }
-        return summaries
-            .into_iter()
+        Vec::new()
+    });
+    {
+        summaries
+            .iter()
             .filter_map(|s| {
                 let line = s.line.checked_sub(1)?;
                 if line < range.start.line || line > range.end.line || line as usize >= lines.len()
                 {
                     return None;
                 }
-                let cfa = s.cfa?;
+                let cfa = s.cfa.clone()?;
                 let mut label = if cfa.starts_with("CFA") {
                     cfa
                 } else {
@@ -446,15 +452,20 @@ pub fn inlay_hints(view: &DocView, doc: &Path, text: &str, range: Range) -> Vec<
                     data: None,
                 })
             })
-            .collect();
+            .collect()
     }
-    Vec::new()
 }
 
 /// Code lenses on the lines of alternative sites: the replacements and their features, and "consistent" or the
 /// conflicting offsets. Each lens's command opens the site's function's CFI table (`altcfi.showCfiTable`, with
 /// the `altcfi/cfiTable` parameters as its argument).
 pub fn code_lenses(view: &DocView, doc: &Path, text: &str, uri: &Url) -> Vec<CodeLens> {
+    view.lenses
+        .get_or_init(|| compute_code_lenses(view, doc, text, uri))
+        .clone()
+}
+
+fn compute_code_lenses(view: &DocView, doc: &Path, text: &str, uri: &Url) -> Vec<CodeLens> {
     let lines = LineTable::new(text);
     let mut out = Vec::new();
     for c in &view.objects {
