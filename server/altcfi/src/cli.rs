@@ -3,6 +3,7 @@
 use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::report;
+use altcfi_analysis::sources::{FindingSources, Sources};
 use altcfi_analysis::{analyze, Analysis, Era, Options};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -49,6 +50,14 @@ enum Format {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExplainFormat {
+    /// A table per instruction and each alternative site side by side.
+    Text,
+    /// The explanation as JSON (see docs/json-schema.md).
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DumpFmt {
     /// The format of the object's era.
     Auto,
@@ -80,6 +89,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// Do not read DWARF: report machine locations only, without source lines.
+        #[arg(long)]
+        no_source: bool,
         /// Also compare the emitted .eh_frame/.debug_frame (the .cfi_* directives) with the computed CFI.
         #[arg(long)]
         eh_frame: bool,
@@ -91,6 +103,19 @@ enum Command {
         /// Object files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Explain what the unwinder sees for one source line (SRC:LINE, needs DWARF) or one location (func+0xOFF,
+    /// .text+0xOFF): every instruction with its CFI and ORC row, and alternative sites side by side.
+    Explain {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ExplainFormat,
+        #[command(flatten)]
+        common: Common,
+        /// Object file.
+        file: PathBuf,
+        /// `path/to/file.S:LINE`, `func+0xOFF` or `.section+0xOFF`.
+        what: String,
     },
     /// Print the ORC table altcfi computes, in objtool's --dump=orc format.
     Orc {
@@ -115,6 +140,7 @@ pub fn run() -> i32 {
         Command::Check {
             frame_pointer,
             format,
+            no_source,
             eh_frame,
             verify_orc,
             common,
@@ -123,12 +149,19 @@ pub fn run() -> i32 {
             &files,
             frame_pointer,
             format,
+            no_source,
             UnwindChecks {
                 eh_frame,
                 verify_orc,
             },
             &common,
         ),
+        Command::Explain {
+            format,
+            common,
+            file,
+            what,
+        } => explain(&file, &what, format, &common),
         Command::Orc {
             dump_format,
             verify,
@@ -155,15 +188,28 @@ fn features(common: &Common) -> anyhow::Result<FeatureNames> {
         .with_context(|| format!("{}: no X86_FEATURE definitions found", path.display()))
 }
 
-fn load(path: &Path, opts: Options, names: &FeatureNames) -> anyhow::Result<Analysis> {
+fn load(path: &Path, opts: Options, names: &FeatureNames) -> anyhow::Result<(Vec<u8>, Analysis)> {
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    analyze(&data, opts, names).with_context(|| path.display().to_string())
+    let a = analyze(&data, opts, names).with_context(|| path.display().to_string())?;
+    Ok((data, a))
+}
+
+/// Source positions of every finding; DWARF is read only when there are findings and it is wanted.
+fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSources> {
+    if no_source || a.findings.is_empty() {
+        return Vec::new();
+    }
+    match Sources::new(a, data) {
+        Ok(s) if s.has_debug_info() => a.findings.iter().map(|f| s.for_finding(f)).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn check(
     files: &[PathBuf],
     frame_pointer: bool,
     format: Format,
+    no_source: bool,
     unwind: UnwindChecks,
     common: &Common,
 ) -> anyhow::Result<i32> {
@@ -180,18 +226,17 @@ fn check(
     for path in files {
         let shown = path.display().to_string();
         match load(path, opts, &names) {
-            Ok(mut a) => {
-                if unwind.eh_frame || unwind.verify_orc {
-                    let data = std::fs::read(path)
-                        .with_context(|| format!("{}: cannot read", path.display()))?;
-                    let extra = unwind_findings(&data, &a, unwind, &shown);
-                    a.findings.extend(extra);
-                }
+            Ok((data, mut a)) => {
+                let extra = unwind_findings(&data, &a, unwind, &shown);
+                a.findings.extend(extra);
                 any_findings |= !a.findings.is_empty();
+                let sources = finding_sources(&a, &data, no_source);
                 match format {
-                    Format::Text => print!("{}", report::text(&shown, &a.findings, &[])),
-                    Format::Json => json_files.push(report::json_file(&shown, Some(&a), None, &[])),
-                    Format::Sarif => sarif_files.push((shown, a.findings, Vec::new())),
+                    Format::Text => print!("{}", report::text(&shown, &a.findings, &sources)),
+                    Format::Json => {
+                        json_files.push(report::json_file(&shown, Some(&a), None, &sources))
+                    }
+                    Format::Sarif => sarif_files.push((shown, a.findings, sources)),
                 }
             }
             Err(e) => {
@@ -226,6 +271,69 @@ fn check(
     } else {
         0
     })
+}
+
+/// `SRC:LINE` → (SRC, LINE); anything else is a location.
+fn parse_src_line(what: &str) -> Option<(&Path, u32)> {
+    let (src, line) = what.rsplit_once(':')?;
+    let line: u32 = line.trim().parse().ok()?;
+    (!src.is_empty() && line > 0).then_some((Path::new(src), line))
+}
+
+fn explain(path: &Path, what: &str, format: ExplainFormat, common: &Common) -> anyhow::Result<i32> {
+    let names = features(common)?;
+    let opts = Options {
+        era: common.kernel.era(),
+        frame_pointer: false,
+        all_conflicts: true,
+    };
+    let (data, a) = load(path, opts, &names)?;
+    let shown = path.display();
+    let sources = Sources::new(&a, &data).with_context(|| shown.to_string())?;
+    let explanation = match parse_src_line(what) {
+        Some((src, line)) => {
+            if !sources.has_debug_info() {
+                anyhow::bail!(
+                    "{shown}: has no DWARF line information, so {what} cannot be mapped to code; rebuild it with -g, \
+                     or ask for a location such as func+0x1a"
+                );
+            }
+            let e = sources.explain_line(src, line);
+            if e.rows.is_empty() {
+                let lines = sources.line_summaries(src);
+                if lines.is_empty() {
+                    let files = sources.source_files();
+                    let listed: Vec<String> =
+                        files.iter().take(20).map(|f| f.display().to_string()).collect();
+                    anyhow::bail!(
+                        "{shown}: no code comes from {} (the object's DWARF names: {}{})",
+                        src.display(),
+                        listed.join(", "),
+                        if files.len() > listed.len() { ", …" } else { "" }
+                    );
+                }
+                let listed: Vec<String> = lines.iter().take(40).map(|l| l.line.to_string()).collect();
+                anyhow::bail!(
+                    "{shown}: no instructions come from {what}; lines of {} that produced code: {}{}",
+                    src.display(),
+                    listed.join(", "),
+                    if lines.len() > listed.len() { ", …" } else { "" }
+                );
+            }
+            e
+        }
+        None => sources.explain_location(what).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{shown}: no instruction at `{what}` (expected SRC:LINE, func+0xOFF or .section+0xOFF naming a \
+                 symbol or section of the object)"
+            )
+        })?,
+    };
+    match format {
+        ExplainFormat::Text => print!("{}", explanation.to_text()),
+        ExplainFormat::Json => println!("{}", serde_json::to_string_pretty(&explanation)?),
+    }
+    Ok(0)
 }
 
 fn orc_cmd(

@@ -257,8 +257,19 @@ impl<'a> Sources<'a> {
         let site = (f.kind == FindingKind::AltStackConflict)
             .then(|| self.site_of(loc.section, loc.offset))
             .flatten();
-        let at = site.map_or((loc.section, loc.offset), |s| self.analysis.sites[s].orig);
-        let frames = self.frames(at.0, at.1);
+        // The site's original line; when gas gave the original no rows (an empty original is only `.skip`
+        // padding), the first replacement that has one.
+        let mut candidates = vec![(loc.section, loc.offset)];
+        if let Some(s) = site {
+            let site = &self.analysis.sites[s];
+            candidates.insert(0, site.orig);
+            candidates.splice(1..1, site.replacements.iter().filter_map(|r| r.at));
+        }
+        let frames = candidates
+            .iter()
+            .map(|&(s, o)| self.frames(s, o))
+            .find(|f| f.iter().any(|x| x.line.is_some()))
+            .unwrap_or_default();
         let mut lined = frames.iter().enumerate().filter(|(_, f)| f.line.is_some());
         if let Some((first, frame)) = lined.next() {
             out.primary = SourcePos::of_frame(frame);
