@@ -873,3 +873,74 @@ fn regression_reloc_addend_overflow() {
         }
     }
 }
+
+/// Relocation offsets and function sizes near `u64::MAX` in a jump table (`.rela.rodata` entries 8 bytes apart,
+/// the end of the function): `prev + 8` and `value + len` overflowed (a panic in debug builds).
+#[test]
+fn regression_jump_table_offset_overflow() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = assemble(
+        dir.path(),
+        "jt",
+        &format!("{COLD_PFX_SRC}{CROSS_SECTION_SRC}"),
+    );
+    let rela = section_headers(&good)
+        .into_iter()
+        .find(|s| s.name == ".rela.rodata")
+        .expect(".rela.rodata");
+    for e in 0..rela.size / 24 {
+        for off in [u64::MAX, u64::MAX - 7, 1 << 63] {
+            let mut d = good.clone();
+            put(&mut d, rela.offset + e * 24, off, 8);
+            assert_survives(&format!(".rela.rodata [{e}] r_offset {off:#x}"), &d);
+        }
+    }
+    for (value, size) in [(Some(8), Some(u64::MAX)), (Some(u64::MAX), Some(1))] {
+        let mut d = good.clone();
+        assert_eq!(patch_symbol(&mut d, "x", value, size), 1);
+        assert_survives(&format!("x value {value:x?} size {size:x?}"), &d);
+    }
+}
+
+/// CFI offsets are `i32` like objtool's `int`: a few `sub $0x7fffff00, %rsp` (or `lea`, or a store far below the
+/// stack pointer) overflowed `stack_size`/`cfa.offset` (a panic in debug builds). They wrap, as objtool's do.
+#[test]
+fn regression_cfi_offset_overflow() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = assemble(
+        dir.path(),
+        "cfi-overflow",
+        "
+.text
+.globl f
+.type f,@function
+f:
+	sub $0x7fffff00, %rsp
+	sub $0x7fffff00, %rsp
+	sub $0x7fffff00, %rsp
+	push %rbx
+	mov %rbx, 0x7fffff00(%rsp)
+	add $0x7fffff00, %rsp
+	add $0x7fffff00, %rsp
+	add $0x7fffff00, %rsp
+	pop %rbx
+	ret
+.size f, .-f
+.globl g
+.type g,@function
+g:
+	push %rbp
+	mov %rsp, %rbp
+	lea -0x7fffff00(%rsp), %rsp
+	lea -0x7fffff00(%rsp), %rsp
+	lea -0x7fffff00(%rsp), %rsp
+	mov %rax, -0x7fffff00(%rbp)
+	lea 0x7fffff00(%rbp), %rsp
+	lea -0x7fffff00(%rbp), %rsp
+	pop %rbp
+	ret
+.size g, .-g
+",
+    );
+    assert_survives("cfi offsets near i32::MAX", &d);
+}

@@ -150,12 +150,12 @@ impl CfiState {
             && bp
                 == (CfiReg {
                     base: CFA,
-                    offset: -self.cfa.offset,
+                    offset: self.cfa.offset.wrapping_neg(),
                 })
             && ra
                 == (CfiReg {
                     base: CFA,
-                    offset: -self.cfa.offset + 8,
+                    offset: self.cfa.offset.wrapping_neg().wrapping_add(8),
                 })
         {
             return true;
@@ -384,7 +384,7 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         && s.regs[reg::BP as usize]
                             == (CfiReg {
                                 base: CFA,
-                                offset: -s.cfa.offset,
+                                offset: s.cfa.offset.wrapping_neg(),
                             })
                     {
                         // mov %rsp, %rbp
@@ -394,24 +394,24 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         // drap: mov %rsp, %rbp
                         s.regs[reg::BP as usize] = CfiReg {
                             base: BP,
-                            offset: -s.stack_size,
+                            offset: s.stack_size.wrapping_neg(),
                         };
                         s.bp_scratch = false;
                     } else if sr == SP && s.cfa.base == SP {
                         // mov %rsp, %reg
                         s.vals[dreg as usize] = CfiReg {
                             base: CFA,
-                            offset: -s.stack_size,
+                            offset: s.stack_size.wrapping_neg(),
                         };
                     } else if sr == BP && d == SP && (s.cfa.base == BP || s.cfa.base == s.drap_reg)
                     {
                         // mov %rbp, %rsp
-                        s.stack_size = -s.regs[reg::BP as usize].offset;
+                        s.stack_size = s.regs[reg::BP as usize].offset.wrapping_neg();
                     } else if d == s.cfa.base {
                         // mov %reg, %rsp
                         let v = s.vals[sreg as usize];
                         if s.cfa.base == SP && v.base == CFA {
-                            s.cfa.offset = -v.offset;
+                            s.cfa.offset = v.offset.wrapping_neg();
                             s.stack_size = s.cfa.offset;
                         } else if s.cfa.base == SP
                             && v.base == SP_INDIRECT
@@ -430,7 +430,7 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         && s.vals[sreg as usize].offset == s.cfa.offset
                     {
                         // swizzle without a CFA change: pretend to be a push
-                        s.stack_size += 8;
+                        s.stack_size = s.stack_size.wrapping_add(8);
                     }
                 }
                 OpSrc::Add(sreg, imm) => {
@@ -438,16 +438,18 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                     let imm = off(imm);
                     if d == SP && sr == SP {
                         // add imm, %rsp
-                        s.stack_size -= imm;
+                        s.stack_size = s.stack_size.wrapping_sub(imm);
                         if s.cfa.base == SP {
-                            s.cfa.offset -= imm;
+                            s.cfa.offset = s.cfa.offset.wrapping_sub(imm);
                         }
                         return Ok(());
                     }
                     if d == SP && sr == BP {
                         if !(s.cfa.base == BP && s.cfa.offset == 0) {
                             // lea disp(%rbp), %rsp
-                            s.stack_size = -(imm + s.regs[reg::BP as usize].offset);
+                            s.stack_size = imm
+                                .wrapping_add(s.regs[reg::BP as usize].offset)
+                                .wrapping_neg();
                         }
                         return Ok(());
                     }
@@ -458,12 +460,12 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         && s.regs[reg::BP as usize]
                             == (CfiReg {
                                 base: CFA,
-                                offset: -s.cfa.offset + imm,
+                                offset: s.cfa.offset.wrapping_neg().wrapping_add(imm),
                             })
                     {
                         // lea disp(%rsp), %rbp
                         s.cfa.base = BP;
-                        s.cfa.offset -= imm;
+                        s.cfa.offset = s.cfa.offset.wrapping_sub(imm);
                         s.bp_scratch = false;
                         return Ok(());
                     }
@@ -472,15 +474,15 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                         s.drap_reg = d;
                         s.vals[dreg as usize] = CfiReg {
                             base: CFA,
-                            offset: -s.stack_size + imm,
+                            offset: s.stack_size.wrapping_neg().wrapping_add(imm),
                         };
                         return Ok(());
                     }
                     if s.drap && d == SP && sr == s.drap_reg {
                         // drap: lea disp(%drap), %rsp
                         s.cfa.base = SP;
-                        s.stack_size = -imm;
-                        s.cfa.offset = -imm;
+                        s.stack_size = imm.wrapping_neg();
+                        s.cfa.offset = imm.wrapping_neg();
                         s.drap_reg = UNDEFINED;
                         s.drap = false;
                         return Ok(());
@@ -519,7 +521,7 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                     if s.drap
                         && s.cfa.base == BP_INDIRECT
                         && d == s.drap_reg
-                        && s.drap_offset == -s.stack_size
+                        && s.drap_offset == s.stack_size.wrapping_neg()
                     {
                         // drap: pop %drap
                         s.cfa = CfiReg {
@@ -527,13 +529,13 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                             offset: 0,
                         };
                         s.drap_offset = -1;
-                    } else if s.stack_size == -s.regs[dreg as usize].offset {
+                    } else if s.stack_size == s.regs[dreg as usize].offset.wrapping_neg() {
                         // pop %reg
                         restore_reg(s, dreg);
                     }
-                    s.stack_size -= 8;
+                    s.stack_size = s.stack_size.wrapping_sub(8);
                     if s.cfa.base == SP {
-                        s.cfa.offset -= 8;
+                        s.cfa.offset = s.cfa.offset.wrapping_sub(8);
                     }
                 }
                 OpSrc::RegIndirect(sreg, disp) => {
@@ -557,8 +559,8 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                     let slot = s.regs[dreg as usize].offset;
                     // mov disp(%rbp), %reg under DRAP; mov disp(%rbp|%rsp), %reg from the save slot
                     let from_slot = (s.drap && sr == BP && disp == slot)
-                        || (sr == s.cfa.base && disp == slot + s.cfa.offset)
-                        || (sr == SP && disp == slot + s.stack_size);
+                        || (sr == s.cfa.base && disp == slot.wrapping_add(s.cfa.offset))
+                        || (sr == SP && disp == slot.wrapping_add(s.stack_size));
                     if from_slot {
                         restore_reg(s, dreg);
                     }
@@ -567,9 +569,9 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
             }
         }
         OpDest::Push | OpDest::PushF => {
-            s.stack_size += 8;
+            s.stack_size = s.stack_size.wrapping_add(8);
             if s.cfa.base == SP {
-                s.cfa.offset += 8;
+                s.cfa.offset = s.cfa.offset.wrapping_add(8);
             }
             let OpSrc::Reg(sreg) = op.src else {
                 return Ok(());
@@ -580,19 +582,19 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                     // drap: push %drap
                     s.cfa = CfiReg {
                         base: BP_INDIRECT,
-                        offset: -s.stack_size,
+                        offset: s.stack_size.wrapping_neg(),
                     };
-                    s.drap_offset = -s.stack_size;
+                    s.drap_offset = s.stack_size.wrapping_neg();
                 } else if sr == BP && s.cfa.base == s.drap_reg {
                     // drap: push %rbp
                     s.stack_size = 0;
                 } else {
                     // drap: push %reg
-                    let o = -s.stack_size;
+                    let o = s.stack_size.wrapping_neg();
                     save_reg(s, sreg, BP, o);
                 }
             } else {
-                let o = -s.stack_size;
+                let o = s.stack_size.wrapping_neg();
                 save_reg(s, sreg, CFA, o);
             }
             if cx.stackval && cx.in_func && sr == BP && s.cfa.base != BP {
@@ -618,10 +620,10 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                     save_reg(s, sreg, BP, disp);
                 }
             } else if d == s.cfa.base {
-                let o = disp - s.cfa.offset;
+                let o = disp.wrapping_sub(s.cfa.offset);
                 save_reg(s, sreg, CFA, o);
             } else if d == SP {
-                let o = disp - s.stack_size;
+                let o = disp.wrapping_sub(s.stack_size);
                 save_reg(s, sreg, CFA, o);
             } else if sr == SP && disp == 0 {
                 // mov %rsp, (%reg): arm a stack swizzle
@@ -635,9 +637,9 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
             if !matches!(op.src, OpSrc::Pop | OpSrc::PopF) {
                 return Err(OpError::UnknownStackRelatedMemoryOperation);
             }
-            s.stack_size -= 8;
+            s.stack_size = s.stack_size.wrapping_sub(8);
             if s.cfa.base == SP {
-                s.cfa.offset -= 8;
+                s.cfa.offset = s.cfa.offset.wrapping_sub(8);
             }
         }
     }
@@ -650,13 +652,13 @@ fn apply_op_regs(s: &mut CfiState, op: &StackOp) {
         return;
     }
     if matches!(op.dest, OpDest::Push | OpDest::PushF) {
-        s.cfa.offset += 8;
+        s.cfa.offset = s.cfa.offset.wrapping_add(8);
     }
     if matches!(op.src, OpSrc::Pop | OpSrc::PopF) {
-        s.cfa.offset -= 8;
+        s.cfa.offset = s.cfa.offset.wrapping_sub(8);
     }
     if let (OpDest::Reg(reg::SP), OpSrc::Add(reg::SP, imm)) = (op.dest, op.src) {
-        s.cfa.offset -= imm as i32;
+        s.cfa.offset = s.cfa.offset.wrapping_sub(imm as i32);
     }
 }
 

@@ -1075,14 +1075,14 @@ impl<'o, 'data> Program<'o, 'data> {
             if k != start && Some((tsec, k)) == next_table {
                 break;
             }
-            if prev_offset != 0 && r.offset != prev_offset + 8 {
+            if prev_offset != 0 && r.offset != prev_offset.wrapping_add(8) {
                 break;
             }
             let rsec = self.obj.symbols[r.symbol].section;
             if rsec == psec && r.addend == poff as i64 {
                 break;
             }
-            if !(rsec == psec && r.addend == (poff + plen) as i64) {
+            if !(rsec == psec && r.addend == poff.wrapping_add(plen) as i64) {
                 let Some(dest) = rsec.and_then(|s| self.find_insn(s, r.addend as u64)) else {
                     break;
                 };
