@@ -832,6 +832,10 @@ const CROSS_SECTION_SRC: &str = "
 x:
 	call g
 	jmp *table(,%rax,8)
+.Lx1:
+	ret
+.Lx2:
+	ret
 .size x, .-x
 y:
 	jmp g
@@ -839,8 +843,8 @@ y:
 	call f.cold
 .section .rodata
 table:
-	.quad g
-	.quad f
+	.quad .Lx1
+	.quad .Lx2
 .section .discard.ignore_alts
 	.long f - .
 .section .discard.intra_function_calls
@@ -874,8 +878,9 @@ fn regression_reloc_addend_overflow() {
     }
 }
 
-/// Relocation offsets and function sizes near `u64::MAX` in a jump table (`.rela.rodata` entries 8 bytes apart,
-/// the end of the function): `prev + 8` and `value + len` overflowed (a panic in debug builds).
+/// A function whose `st_value + st_size` passes 2^64 around its jump table: the table walk's "end of the function"
+/// `value + len` overflowed (a panic in debug builds). Table relocations at the top of the address space are
+/// covered too (`prev + 8` wraps now, though a table cannot start that high).
 #[test]
 fn regression_jump_table_offset_overflow() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -895,7 +900,26 @@ fn regression_jump_table_offset_overflow() {
             assert_survives(&format!(".rela.rodata [{e}] r_offset {off:#x}"), &d);
         }
     }
-    for (value, size) in [(Some(8), Some(u64::MAX)), (Some(u64::MAX), Some(1))] {
+    // The whole table moved to the top of the address space: the jump's R_X86_64_32S addend and both entries.
+    let text_rela = section_headers(&good)
+        .into_iter()
+        .find(|s| s.name == ".rela.text.x")
+        .expect(".rela.text.x");
+    let jmp = (0..text_rela.size / 24)
+        .map(|e| text_rela.offset + e * 24)
+        .find(|&at| u32_at(&good, at + 8) == 11)
+        .expect("R_X86_64_32S for the table");
+    let mut d = good.clone();
+    put(&mut d, jmp + 16, (-4i64) as u64, 8);
+    put(&mut d, rela.offset, u64::MAX - 3, 8);
+    put(&mut d, rela.offset + 24, u64::MAX, 8);
+    assert_survives("jump table at offset 2^64-4", &d);
+    // x starting at its `jmp *table` (after the 5-byte call) and reaching to the end of the address space.
+    for (value, size) in [
+        (Some(5), Some(u64::MAX)),
+        (Some(8), Some(u64::MAX)),
+        (Some(u64::MAX), Some(1)),
+    ] {
         let mut d = good.clone();
         assert_eq!(patch_symbol(&mut d, "x", value, size), 1);
         assert_survives(&format!("x value {value:x?} size {size:x?}"), &d);
