@@ -261,7 +261,54 @@ pub struct CfiId(pub u32);
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
     states: Vec<CfiState>,
-    ids: HashMap<CfiState, CfiId>,
+    ids: HashMap<CfiState, CfiId, std::hash::BuildHasherDefault<FxHasher>>,
+}
+
+/// The Fx hash (rustc's): a multiply-rotate per word. States are hashed on every new instruction of the walk;
+/// SipHash over the ~300 bytes of a state was the walk's largest cost, and no key here comes from an adversary
+/// that could exploit a weak hash beyond slowing one analysis down.
+#[derive(Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.hash
+    }
 }
 
 impl Interner {
