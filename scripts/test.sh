@@ -5,6 +5,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 bash scripts/deps.sh
+# Neovim 0.11 for tests/lsp.rs's real-client test and the editor tests.
+ALTCFI_NVIM=$(bash scripts/deps-nvim.sh)
+export ALTCFI_NVIM
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -6,5 +6,24 @@ mod cli;
 mod lsp;
 
 fn main() {
+    reset_sigpipe();
     std::process::exit(cli::run());
 }
+
+/// Like C command-line tools, end quietly when the reader of stdout goes away (`altcfi check … | head`) instead of
+/// panicking inside `print!`. Rust starts programs with SIGPIPE ignored; this restores the default action.
+#[cfg(unix)]
+fn reset_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: installing the default disposition for SIGPIPE at start-up, before any thread exists.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn reset_sigpipe() {}
