@@ -932,7 +932,7 @@ fn path_push(path: &mut String, p: &str) {
 }
 
 /// Lexically normalizes a path: drops `.`, resolves `..` against a preceding normal component.
-fn normalize(path: &Path) -> PathBuf {
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out: Vec<Component<'_>> = Vec::new();
     for component in path.components() {
         match component {
@@ -950,8 +950,9 @@ fn normalize(path: &Path) -> PathBuf {
     out.iter().collect()
 }
 
-/// Whether a (normalized) query path names a (normalized) DWARF path; see [`LineMap::code_for_line`].
-fn path_matches(query: &Path, dwarf: &Path) -> bool {
+/// Whether a (normalized) query path names a (normalized) DWARF path: equal, or one is relative and the other
+/// ends with it component by component. See [`LineMap::code_for_line`].
+pub fn path_matches(query: &Path, dwarf: &Path) -> bool {
     if query == dwarf {
         return true;
     }

@@ -12,7 +12,7 @@
 
 use crate::analysis::{AltSite, Analysis, InsnInfo};
 use crate::findings::{Finding, FindingKind, Location};
-use crate::lines::{self, LineMap, SourceFrame};
+use crate::lines::{self, normalize, path_matches, LineMap, SourceFrame};
 use crate::object::{Object, SymKind};
 use crate::options::Era;
 use crate::orc::{self, DumpFormat, OrcEntry};
@@ -21,7 +21,7 @@ use serde::Serialize;
 use std::cell::{Cell, OnceCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// A place in a source file. `column` is 1-based, 0 when DWARF does not know it (assembler code).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -921,30 +921,4 @@ fn render_table(out: &mut String, header: &[String], rows: &[Vec<String>], inden
     for r in rows {
         line(r);
     }
-}
-
-/// Lexically normalizes a path: drops `.`, resolves `..` against a preceding normal component.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => match out.last() {
-                Some(Component::Normal(_)) => {
-                    out.pop();
-                }
-                Some(Component::RootDir) => {}
-                _ => out.push(component),
-            },
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
-}
-
-/// Whether a (normalized) query path names a (normalized) DWARF path, as [`LineMap::code_for_line`] matches them.
-fn path_matches(query: &Path, dwarf: &Path) -> bool {
-    query == dwarf
-        || (query.is_relative() && dwarf.ends_with(query))
-        || (dwarf.is_relative() && query.ends_with(dwarf))
 }

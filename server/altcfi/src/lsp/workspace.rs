@@ -16,7 +16,7 @@ use altcfi_analysis::Era;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -191,24 +191,7 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// Lexically normalizes a path: drops `.`, resolves `..` against a preceding normal component.
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => match out.last() {
-                Some(Component::Normal(_)) => {
-                    out.pop();
-                }
-                Some(Component::RootDir) => {}
-                _ => out.push(component),
-            },
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
-}
+pub use altcfi_analysis::lines::normalize;
 
 /// The canonical form of a path if it exists, else its lexical normal form.
 pub fn canonical(path: &Path) -> PathBuf {
