@@ -232,65 +232,40 @@ pub fn read_special_alts(
             out.push(alt);
         }
     }
-    if let Some(sec) = obj.section_by_name("__jump_table") {
-        let size = 16;
+    for (name, kind, size) in [
+        ("__jump_table", SpecialKind::JumpLabel, 16u64),
+        ("__ex_table", SpecialKind::ExceptionFixup, 12),
+    ] {
+        let Some(sec) = obj.section_by_name(name) else {
+            continue;
+        };
         if sec.size % size != 0 {
             return Err(SpecialError::BadSize {
                 section: sec.name.clone(),
                 size: size as usize,
             });
         }
+        let target = |off: u64, what: &str| {
+            obj.reloc_at(sec.index, off)
+                .and_then(|r| reloc_to_sec_off(obj, r))
+                .ok_or_else(|| missing(what, sec.index, off))
+        };
         for idx in 0..(sec.size / size) as usize {
             let base = idx as u64 * size;
-            let orig = obj
-                .reloc_at(sec.index, base)
-                .and_then(|r| reloc_to_sec_off(obj, r))
-                .ok_or_else(|| missing("can't find orig reloc", sec.index, base))?;
-            let new = obj
-                .reloc_at(sec.index, base + 4)
-                .and_then(|r| reloc_to_sec_off(obj, r))
-                .ok_or_else(|| missing("can't find new reloc", sec.index, base + 4))?;
-            let key = obj
-                .reloc_at(sec.index, base + 8)
-                .ok_or_else(|| missing("can't find key reloc", sec.index, base + 8))?;
-            out.push(SpecialAlt {
-                kind: SpecialKind::JumpLabel,
-                entry: idx,
-                orig,
-                new: Some(new),
-                orig_len: 0,
-                new_len: 0,
-                ft_flags: 0,
-                feature: 0,
-                skip_orig: false,
-                skip_alt: false,
-                key_addend: key.addend,
-            });
-        }
-    }
-    if let Some(sec) = obj.section_by_name("__ex_table") {
-        let size = 12;
-        if sec.size % size != 0 {
-            return Err(SpecialError::BadSize {
-                section: sec.name.clone(),
-                size: size as usize,
-            });
-        }
-        for idx in 0..(sec.size / size) as usize {
-            let base = idx as u64 * size;
-            let orig = obj
-                .reloc_at(sec.index, base)
-                .and_then(|r| reloc_to_sec_off(obj, r))
-                .ok_or_else(|| missing("can't find orig reloc", sec.index, base))?;
-            let (nsec, mut noff) = obj
-                .reloc_at(sec.index, base + 4)
-                .and_then(|r| reloc_to_sec_off(obj, r))
-                .ok_or_else(|| missing("can't find new reloc", sec.index, base + 4))?;
-            if noff >= 0x7fff_fff0 {
+            let orig = target(base, "can't find orig reloc")?;
+            let (nsec, mut noff) = target(base + 4, "can't find new reloc")?;
+            let mut key_addend = 0;
+            if kind == SpecialKind::JumpLabel {
+                key_addend = obj
+                    .reloc_at(sec.index, base + 8)
+                    .ok_or_else(|| missing("can't find key reloc", sec.index, base + 8))?
+                    .addend;
+            } else if noff >= 0x7fff_fff0 {
+                // _ASM_EXTABLE_EX's legacy bias
                 noff -= 0x7fff_fff0;
             }
             out.push(SpecialAlt {
-                kind: SpecialKind::ExceptionFixup,
+                kind,
                 entry: idx,
                 orig,
                 new: Some((nsec, noff)),
@@ -300,7 +275,7 @@ pub fn read_special_alts(
                 feature: 0,
                 skip_orig: false,
                 skip_alt: false,
-                key_addend: 0,
+                key_addend,
             });
         }
     }
