@@ -11,9 +11,11 @@ mod support;
 
 use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::{analyze, features::FeatureNames, object::Object, report, Era, Options};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use support::{build_fixture, build_fixture_with, fixtures, oracle_env, repo_root, Fixture};
+use support::{
+    build_fixture, build_fixture_with, build_kmod, fixtures, oracle_env, repo_root, Fixture,
+};
 
 /// What one tool said about one object.
 #[derive(Debug, PartialEq, Eq)]
@@ -317,27 +319,7 @@ fn kernel_module_objects_match_objtool_612() {
     let env = oracle_env();
     let known = known_divergences();
     let out = tempfile::tempdir().expect("temp dir");
-    let status = Command::new("bash")
-        .arg(repo_root().join("scripts/build-kmod.sh"))
-        .arg(out.path())
-        .env("KHEADERS_612", &env.kheaders_612)
-        .output()
-        .expect("run build-kmod.sh");
-    assert!(
-        status.status.success(),
-        "kernel module build failed:\n{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let mut objs: Vec<PathBuf> = std::fs::read_dir(out.path())
-        .expect("list")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "o"))
-        .collect();
-    objs.sort();
-    assert!(
-        objs.len() >= 10,
-        "expected the module objects, found {objs:?}"
-    );
+    let objs = build_kmod(&env, out.path());
     let mut divergent = 0;
     let mut failures = Vec::new();
     for obj in &objs {
@@ -399,13 +381,7 @@ fn is_other_pass(line: &str) -> bool {
 fn kbuild_processed_module_reanalysis_matches_objtool() {
     let env = oracle_env();
     let out = tempfile::tempdir().expect("temp dir");
-    let status = Command::new("bash")
-        .arg(repo_root().join("scripts/build-kmod.sh"))
-        .arg(out.path())
-        .env("KHEADERS_612", &env.kheaders_612)
-        .output()
-        .expect("run build-kmod.sh");
-    assert!(status.status.success(), "kernel module build failed");
+    build_kmod(&env, out.path());
     let obj = out.path().join("altcfi_kmod.o");
     let run = Command::new(&env.objtool_612)
         .args(KBUILD_OBJTOOL_FLAGS)

@@ -16,7 +16,7 @@ use altcfi_analysis::{analyze, features::FeatureNames, Analysis, Options};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{build_fixture, fixtures, oracle_env, repo_root, Fixture};
+use support::{build_fixture, build_kmod, fixtures, oracle_env, repo_root, Fixture};
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run tool");
@@ -383,24 +383,7 @@ fn fixture_frames_match_addr2line() {
 fn kernel_module_frames_match_addr2line() {
     let env = oracle_env();
     let out = tempfile::tempdir().expect("temp dir");
-    let status = Command::new("bash")
-        .arg(repo_root().join("scripts/build-kmod.sh"))
-        .arg(out.path())
-        .env("KHEADERS_612", &env.kheaders_612)
-        .output()
-        .expect("run build-kmod.sh");
-    assert!(
-        status.status.success(),
-        "kernel module build failed:\n{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let mut objs: Vec<PathBuf> = std::fs::read_dir(out.path())
-        .expect("list")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "o"))
-        .collect();
-    objs.sort();
-    assert!(objs.len() >= 10, "expected the module objects: {objs:?}");
+    let objs = build_kmod(&env, out.path());
     let mut tally = Tally::default();
     for obj in &objs {
         let label = format!("kmod/{}", obj.file_name().expect("name").to_string_lossy());

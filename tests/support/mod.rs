@@ -158,3 +158,30 @@ pub fn oracle_env() -> OracleEnv {
         kheaders_612: need("KHEADERS_612"),
     }
 }
+
+/// Builds the real-macro kernel module (`tests/kmod`, `scripts/build-kmod.sh`) into `outdir` and returns its
+/// objects, sorted.
+pub fn build_kmod(env: &OracleEnv, outdir: &Path) -> Vec<PathBuf> {
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts/build-kmod.sh"))
+        .arg(outdir)
+        .env("KHEADERS_612", &env.kheaders_612)
+        .output()
+        .expect("run build-kmod.sh");
+    assert!(
+        status.status.success(),
+        "kernel module build failed:\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let mut objs: Vec<PathBuf> = std::fs::read_dir(outdir)
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    objs.sort();
+    assert!(
+        objs.len() >= 10,
+        "expected the module objects, found {objs:?}"
+    );
+    objs
+}
