@@ -968,3 +968,74 @@ g:
     );
     assert_survives("cfi offsets near i32::MAX", &d);
 }
+
+/// A compile unit with an inlined call whose `DW_AT_high_pc` is a size that runs past 2^64: gimli's
+/// `Dwarf::die_ranges` added it to `DW_AT_low_pc` with `+` (a panic in debug builds, found by the `lines` fuzz
+/// target); lines.rs now computes DIE ranges with a checked add.
+#[test]
+fn regression_inlined_high_pc_overflow() {
+    let src = "
+.text
+f:
+	nop
+	nop
+	ret
+.section .debug_abbrev,\"\",@progbits
+	.uleb128 1, 0x11
+	.byte 1
+	.uleb128 0x03, 0x08, 0x10, 0x17, 0x11, 0x01, 0x12, 0x07
+	.byte 0, 0
+	.uleb128 2, 0x1d
+	.byte 0
+	.uleb128 0x58, 0x0b, 0x59, 0x0b, 0x11, 0x01, 0x12, 0x07
+	.byte 0, 0
+	.byte 0
+.section .debug_info,\"\",@progbits
+	.long .Linfo_end - .Linfo_start
+.Linfo_start:
+	.short 4
+	.long .debug_abbrev
+	.byte 8
+	.uleb128 1
+	.string \"a.c\"
+	.long .Lline
+	.quad f
+	.quad 3
+	.uleb128 2
+	.byte 1, 1
+	.quad f + 1
+	.quad HIGH_PC
+	.byte 0
+.Linfo_end:
+.section .debug_line,\"\",@progbits
+.Lline:
+	.long .Lline_end - .Lline_start
+.Lline_start:
+	.short 4
+	.long .Lhdr_end - .Lhdr_start
+.Lhdr_start:
+	.byte 1, 1, 1, -5, 14, 13
+	.byte 0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1
+	.byte 0
+	.string \"a.c\"
+	.uleb128 0, 0, 0
+	.byte 0
+.Lhdr_end:
+	.byte 0, 9, 2
+	.quad f
+	.byte 0x13
+	.byte 0, 1, 1
+.Lline_end:
+";
+    let dir = tempfile::tempdir().expect("temp dir");
+    for high_pc in ["1", "0xffffffffffffffff", "0xfffffffffffffff0"] {
+        let d = assemble(dir.path(), "high-pc", &src.replace("HIGH_PC", high_pc));
+        assert_survives(&format!("inlined DW_AT_high_pc size {high_pc}"), &d);
+        if high_pc == "1" {
+            // The well-formed variant really reaches the inlined-call index: line 1 of a.c maps to code.
+            let map = LineMap::new(&d).expect("line map");
+            let ranges = map.code_for_line(Path::new("a.c"), 1).expect("lines");
+            assert!(ranges.iter().any(|r| r.inlined), "{ranges:?}");
+        }
+    }
+}

@@ -786,8 +786,7 @@ impl<'data> LineMap<'data> {
             let (Some(id), true) = (call_file.and_then(file_id), call_line != 0) else {
                 continue;
             };
-            let mut ranges = dwarf.die_ranges(unit, entry)?;
-            while let Some(range) = ranges.next()? {
+            for range in die_ranges(dwarf, unit, entry)? {
                 if range.begin < range.end {
                     self.add_span(builder, id, call_line, range.begin, range.end, true);
                 }
@@ -862,6 +861,46 @@ impl gimli::Relocate<usize> for SectionRelocs {
         let relocated = self.relocate_address(offset, value as u64)?;
         usize::try_from(relocated).map_err(|_| gimli::Error::UnsupportedOffset)
     }
+}
+
+/// The address ranges of a DIE, as gimli's `Dwarf::die_ranges` reads them (`DW_AT_ranges`, else `DW_AT_low_pc` with
+/// `DW_AT_high_pc` as an address or a size), except that a size that overflows past 2^64 gives no range: gimli adds
+/// it with `+`, which panics in debug builds on malformed DWARF.
+fn die_ranges<'data>(
+    dwarf: &gimli::Dwarf<Reader<'data>>,
+    unit: &gimli::Unit<Reader<'data>>,
+    entry: &gimli::DebuggingInformationEntry<'_, '_, Reader<'data>>,
+) -> gimli::Result<Vec<gimli::Range>> {
+    let (mut low, mut high, mut size) = (None, None, None);
+    let mut attrs = entry.attrs();
+    while let Some(attr) = attrs.next()? {
+        match attr.name() {
+            gimli::DW_AT_low_pc => low = dwarf.attr_address(unit, attr.value())?,
+            gimli::DW_AT_high_pc => match attr.value() {
+                gimli::AttributeValue::Udata(v) => size = Some(v),
+                v => high = dwarf.attr_address(unit, v)?,
+            },
+            gimli::DW_AT_ranges => {
+                if let Some(mut list) = dwarf.attr_ranges(unit, attr.value())? {
+                    let mut out = Vec::new();
+                    while let Some(range) = list.next()? {
+                        out.push(range);
+                    }
+                    return Ok(out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = match size {
+        Some(size) => low.and_then(|begin: u64| begin.checked_add(size)),
+        None => high,
+    };
+    Ok(low
+        .zip(end)
+        .map(|(begin, end)| gimli::Range { begin, end })
+        .into_iter()
+        .collect())
 }
 
 fn dwarf_error(context: &str, source: gimli::Error) -> LinesError {
