@@ -604,6 +604,104 @@ pub fn disassemble(bytes: &[u8], ip: u64) -> String {
     out
 }
 
+/// A memory write of an instruction, for callers that ask which stack slots it may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemWrite {
+    /// Base register ([`reg`] numbering), `None` for other bases (RIP, segment-only, none).
+    pub base: Option<u8>,
+    /// An index register is involved (the address is not base+displacement).
+    pub indexed: bool,
+    /// Displacement.
+    pub displacement: i64,
+    /// Bytes written (at least 1).
+    pub size: u64,
+}
+
+/// What an instruction writes, beyond objtool's stack-op model: for consumers that check unwind tables
+/// (e.g. whether a register or a stack slot may have changed between two instructions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effects {
+    /// Registers ([`reg`] numbering) written, conditionally or not.
+    pub regs_written: Vec<u8>,
+    /// Memory written.
+    pub mem_written: Vec<MemWrite>,
+    /// Execution may continue at the next instruction (not a jump, return or trap).
+    pub falls_through: bool,
+}
+
+fn reg_number(r: iced_x86::Register) -> Option<u8> {
+    use iced_x86::Register as R;
+    const GPRS: [R; 16] = [
+        R::RAX,
+        R::RCX,
+        R::RDX,
+        R::RBX,
+        R::RSP,
+        R::RBP,
+        R::RSI,
+        R::RDI,
+        R::R8,
+        R::R9,
+        R::R10,
+        R::R11,
+        R::R12,
+        R::R13,
+        R::R14,
+        R::R15,
+    ];
+    let full = r.full_register();
+    GPRS.iter().position(|&g| g == full).map(|i| i as u8)
+}
+
+/// The [`Effects`] of the instruction at the start of `bytes` (at `ip`); `None` if it does not decode.
+pub fn effects(bytes: &[u8], ip: u64) -> Option<Effects> {
+    use iced_x86::{FlowControl, InstructionInfoFactory, OpAccess};
+    let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
+    let instr = decoder.decode();
+    if instr.is_invalid() {
+        return None;
+    }
+    let writes = |a: OpAccess| {
+        matches!(
+            a,
+            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+        )
+    };
+    let mut factory = InstructionInfoFactory::new();
+    let info = factory.info(&instr);
+    let mut regs_written: Vec<u8> = info
+        .used_registers()
+        .iter()
+        .filter(|u| writes(u.access()))
+        .filter_map(|u| reg_number(u.register()))
+        .collect();
+    regs_written.sort_unstable();
+    regs_written.dedup();
+    let mem_written = info
+        .used_memory()
+        .iter()
+        .filter(|m| writes(m.access()))
+        .map(|m| MemWrite {
+            base: reg_number(m.base()),
+            indexed: m.index() != iced_x86::Register::None,
+            displacement: m.displacement() as i64,
+            size: (m.memory_size().size() as u64).max(1),
+        })
+        .collect();
+    let falls_through = matches!(
+        instr.flow_control(),
+        FlowControl::Next
+            | FlowControl::ConditionalBranch
+            | FlowControl::Call
+            | FlowControl::IndirectCall
+    );
+    Some(Effects {
+        regs_written,
+        mem_written,
+        falls_through,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,5 +865,29 @@ mod tests {
         );
         // a truncated instruction at the end of the section
         assert!(decode_section(&[0x90, 0xe8, 0x00], |_| false).is_err());
+    }
+
+    #[test]
+    fn effects_of_push_store_and_jump() {
+        // push %rbx: writes rsp and the slot below it
+        let e = effects(&[0x53], 0).expect("decodes");
+        assert_eq!(e.regs_written, vec![reg::SP]);
+        assert_eq!(e.mem_written.len(), 1);
+        assert!(e.falls_through);
+        // mov %rax,0x8(%rsp)
+        let e = effects(&[0x48, 0x89, 0x44, 0x24, 0x08], 0).expect("decodes");
+        assert!(e.regs_written.is_empty());
+        assert_eq!(
+            e.mem_written,
+            vec![MemWrite {
+                base: Some(reg::SP),
+                indexed: false,
+                displacement: 8,
+                size: 8
+            }]
+        );
+        // jmp: does not fall through
+        assert!(!effects(&[0xeb, 0x00], 0).expect("decodes").falls_through);
+        assert!(effects(&[0x06], 0).is_none());
     }
 }

@@ -25,7 +25,7 @@
 
 use crate::analysis::{Analysis, InsnInfo};
 use crate::cfi::{CfiState, HintType, BP_INDIRECT, CFA, SP_INDIRECT, UNDEFINED};
-use crate::decode::reg;
+use crate::decode::{self, reg};
 use crate::findings::{Finding, FindingKind, Location};
 use crate::object::{ElfKind, Object, ObjectError, SymKind};
 use gimli::{
@@ -715,68 +715,39 @@ struct Window<'a> {
 const MAX_WINDOW: usize = 64;
 
 impl Window<'_> {
-    fn decode(&self, k: usize) -> Option<iced_x86::Instruction> {
+    fn effects(&self, k: usize) -> Option<decode::Effects> {
         let i = self.list.get(k)?;
         let start = usize::try_from(i.offset).ok()?;
         let bytes = self
             .code
             .get(start..start.checked_add(usize::from(i.len))?)?;
-        let mut d = iced_x86::Decoder::with_ip(64, bytes, i.offset, iced_x86::DecoderOptions::NONE);
-        let insn = d.decode();
-        (!insn.is_invalid()).then_some(insn)
+        decode::effects(bytes, i.offset)
     }
 
     /// Whether instruction `k` may write altcfi register `r` (unknown instructions may).
     fn writes_reg(&self, k: usize, r: u8) -> bool {
-        let Some(target) = iced_reg(r) else {
-            return true;
-        };
-        let Some(insn) = self.decode(k) else {
-            return true;
-        };
-        let mut f = iced_x86::InstructionInfoFactory::new();
-        f.info(&insn).used_registers().iter().any(|u| {
-            u.register().full_register() == target
-                && matches!(
-                    u.access(),
-                    iced_x86::OpAccess::Write
-                        | iced_x86::OpAccess::CondWrite
-                        | iced_x86::OpAccess::ReadWrite
-                        | iced_x86::OpAccess::ReadCondWrite
-                )
-        })
+        self.effects(k).is_none_or(|e| e.regs_written.contains(&r))
     }
 
     /// Whether instruction `k` may store into the 8 bytes at `CFA + slot` (pushes, calls, stores through `%rsp`, or
     /// through `%rbp` when the CFA is `rbp`-based; other stores are assumed not to hit the stack frame).
     fn writes_slot(&self, k: usize, slot: i64) -> bool {
-        let (Some(insn), Some(state)) = (self.decode(k), self.states[k]) else {
+        let (Some(e), Some(state)) = (self.effects(k), self.states[k]) else {
             return true;
         };
-        let mut f = iced_x86::InstructionInfoFactory::new();
-        f.info(&insn).used_memory().iter().any(|m| {
-            if !matches!(
-                m.access(),
-                iced_x86::OpAccess::Write
-                    | iced_x86::OpAccess::CondWrite
-                    | iced_x86::OpAccess::ReadWrite
-                    | iced_x86::OpAccess::ReadCondWrite
-            ) {
-                return false;
-            }
-            let base_rel_cfa = match m.base() {
-                iced_x86::Register::RSP => -i64::from(state.stack_size),
-                iced_x86::Register::RBP if state.cfa.base == i32::from(reg::BP) => {
+        e.mem_written.iter().any(|m| {
+            let base_rel_cfa = match m.base {
+                Some(reg::SP) => -i64::from(state.stack_size),
+                Some(reg::BP) if state.cfa.base == i32::from(reg::BP) => {
                     -i64::from(state.cfa.offset)
                 }
                 _ => return false,
             };
-            if m.index() != iced_x86::Register::None {
+            if m.indexed {
                 return true;
             }
-            let at = base_rel_cfa.wrapping_add(m.displacement() as i64);
-            let size = m.memory_size().size() as i64;
-            at < slot + 8 && slot < at + size.max(1)
+            let at = base_rel_cfa.wrapping_add(m.displacement);
+            at < slot + 8 && slot < at + m.size as i64
         })
     }
 
@@ -785,18 +756,7 @@ impl Window<'_> {
         let (Some(a), Some(b)) = (self.list.get(k), self.list.get(k + 1)) else {
             return false;
         };
-        if insn_end(a) != b.offset {
-            return false;
-        }
-        self.decode(k).is_some_and(|i| {
-            matches!(
-                i.flow_control(),
-                iced_x86::FlowControl::Next
-                    | iced_x86::FlowControl::ConditionalBranch
-                    | iced_x86::FlowControl::Call
-                    | iced_x86::FlowControl::IndirectCall
-            )
-        })
+        insn_end(a) == b.offset && self.effects(k).is_some_and(|e| e.falls_through)
     }
 
     /// Walks back from `k` over the instructions for which `inside(j)` holds (each must pass `ok(j)`), to the one
@@ -899,30 +859,6 @@ impl Window<'_> {
 /// The altcfi number of a DWARF register.
 fn altcfi_of(d: u16) -> Option<u8> {
     (0..reg::NUM as u8).find(|&r| dwarf_of(r) == Some(d))
-}
-
-/// The iced register of an altcfi general-purpose register number.
-fn iced_reg(r: u8) -> Option<iced_x86::Register> {
-    use iced_x86::Register as R;
-    const GPRS: [iced_x86::Register; 16] = [
-        R::RAX,
-        R::RCX,
-        R::RDX,
-        R::RBX,
-        R::RSP,
-        R::RBP,
-        R::RSI,
-        R::RDI,
-        R::R8,
-        R::R9,
-        R::R10,
-        R::R11,
-        R::R12,
-        R::R13,
-        R::R14,
-        R::R15,
-    ];
-    GPRS.get(r as usize).copied()
 }
 
 /// A run of consecutive disagreeing instructions in one FDE.
