@@ -11,7 +11,6 @@ import {
     LanguageClientOptions,
     RequestType,
     ServerOptions,
-    TransportKind,
 } from 'vscode-languageclient/node';
 import {
     affectsServer,
@@ -85,10 +84,11 @@ function createClient(context: vscode.ExtensionContext): LanguageClient {
     output.appendLine(`altcfi: server ${server.command} (${server.source}) ${args.join(' ')}`);
     output.appendLine(`altcfi: initializationOptions ${JSON.stringify(init)}`);
 
+    // No `transport`: with TransportKind.stdio, vscode-languageclient appends `--stdio` to the arguments, which
+    // `altcfi lsp` rejects; left unset, it still talks to the process over stdin/stdout (found by e2e/run.mjs).
     const serverOptions: ServerOptions = {
         command: server.command,
         args,
-        transport: TransportKind.stdio,
         options: folder !== undefined ? { cwd: folder } : undefined,
     };
     const clientOptions: LanguageClientOptions = {
