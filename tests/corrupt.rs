@@ -25,6 +25,8 @@ use support::{build_fixture, fixtures, repo_root};
 
 /// The longest one mutated object may take through every stage (debug build, loaded CI machine).
 const PER_RUN: Duration = Duration::from_secs(20);
+/// The longest all mutations of one object may take together.
+const PER_OBJECT: Duration = Duration::from_secs(60);
 /// Truncation points per object (plus every section-header and section boundary, capped below).
 const TRUNCATIONS: usize = 24;
 /// Seeded single-bit flips per object, anywhere in the file.
@@ -495,6 +497,7 @@ fn corrupt_objects_never_panic_or_hang() {
     let mut analyzed = 0usize;
     let mut slowest = (Duration::ZERO, String::new());
     for (name, data) in &objs {
+        let object_started = Instant::now();
         for (i, m) in mutations(name, data).into_iter().enumerate() {
             let label = format!("{name}: {}", m.what);
             let t = Instant::now();
@@ -512,6 +515,11 @@ fn corrupt_objects_never_panic_or_hang() {
             }
             runs += 1;
         }
+        let took = object_started.elapsed();
+        assert!(
+            took < PER_OBJECT,
+            "{name}: its mutations took {took:.1?} together (bound {PER_OBJECT:?})"
+        );
     }
     drop(work_tx);
     worker.join().expect("worker");
