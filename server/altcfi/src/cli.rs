@@ -4,7 +4,7 @@ use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::report;
 use altcfi_analysis::sources::{FindingSources, Sources};
-use altcfi_analysis::{analyze, Analysis, Era, Options};
+use altcfi_analysis::{analyze, analyze_lean, Analysis, Era, Options};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -194,6 +194,27 @@ fn load(path: &Path, opts: Options, names: &FeatureNames) -> anyhow::Result<(Vec
     Ok((data, a))
 }
 
+/// [`load`] for `check`: the per-instruction table (disassembly, locations; most of the cost of a clean object) is
+/// built only when the unwind-data comparisons need it or there are findings to place on source lines.
+fn load_for_check(
+    path: &Path,
+    opts: Options,
+    names: &FeatureNames,
+    no_source: bool,
+    unwind: UnwindChecks,
+) -> anyhow::Result<(Vec<u8>, Analysis)> {
+    if unwind.eh_frame || unwind.verify_orc {
+        return load(path, opts, names);
+    }
+    let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let a = analyze_lean(&data, opts, names).with_context(|| path.display().to_string())?;
+    if no_source || a.findings.is_empty() {
+        return Ok((data, a));
+    }
+    let a = analyze(&data, opts, names).with_context(|| path.display().to_string())?;
+    Ok((data, a))
+}
+
 /// Source positions of every finding; DWARF is read only when there are findings and it is wanted.
 fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSources> {
     if no_source || a.findings.is_empty() {
@@ -225,7 +246,7 @@ fn check(
     let mut sarif_files = Vec::new();
     for path in files {
         let shown = path.display().to_string();
-        match load(path, opts, &names) {
+        match load_for_check(path, opts, &names, no_source, unwind) {
             Ok((data, mut a)) => {
                 let extra = unwind_findings(&data, &a, unwind, &shown);
                 a.findings.extend(extra);
@@ -349,7 +370,7 @@ fn orc_cmd(
         all_conflicts: false,
     };
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let a = analyze(&data, opts, &names).with_context(|| path.display().to_string())?;
+    let a = analyze_lean(&data, opts, &names).with_context(|| path.display().to_string())?;
     let obj = altcfi_analysis::object::Object::parse(&data)?;
     let format = match dump_format {
         DumpFmt::Modern => DumpFormat::Modern,

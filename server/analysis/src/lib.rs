@@ -30,6 +30,6 @@ pub mod sources;
 pub mod special;
 pub mod validate;
 
-pub use analysis::{analyze, Analysis, AnalysisError};
+pub use analysis::{analyze, analyze_lean, Analysis, AnalysisError};
 pub use findings::{Finding, FindingKind};
 pub use options::{Era, Options};
