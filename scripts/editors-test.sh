@@ -109,6 +109,31 @@ else
     fail "cargo build -p altcfi" "$blog"
 fi
 
+echo "== editors: VS Code end-to-end (code-server + headless Chromium)"
+# The .vsix from above installed into a real VS Code (code-server 4.100.3, cached by scripts/vscode-e2e-deps.sh in
+# .cache/vscode-e2e), driven by playwright-core: editors/vscode/e2e/run.mjs. Each of its checks counts; a failed
+# set-up is a failure, not a skip. Screenshots and, on failure, the logs: target/vscode-e2e/.
+vdlog="$logdir/vscode-e2e-deps.log"
+if bash "$repo/scripts/vscode-e2e-deps.sh" >"$vdlog" 2>&1; then
+    ok "code-server, Chromium, playwright-core ($(grep -oE 'ready in [0-9]+ s' "$vdlog"), cached in .cache/vscode-e2e)"
+    if [[ -f $ext/altcfi.vsix && -x ${bin:-} ]]; then
+        vlog="$logdir/vscode-e2e.log"
+        ALTCFI_BIN="$bin" ALTCFI_VSIX="$ext/altcfi.vsix" timeout -k 10 300 node "$ext/e2e/run.mjs" >"$vlog" 2>&1
+        vrc=$?
+        vsum=$(grep -E '^vscode e2e: [0-9]+ passed, [0-9]+ failed' "$vlog" | tail -n 1)
+        vp=$(sed -nE 's/^vscode e2e: ([0-9]+) passed.*/\1/p' <<<"$vsum"); vp=${vp:-0}
+        vf=$(sed -nE 's/^vscode e2e: [0-9]+ passed, ([0-9]+) failed.*/\1/p' <<<"$vsum"); vf=${vf:-0}
+        if [[ $vrc -ne 0 && $vf -eq 0 ]]; then vf=1; fi
+        echo "$([[ $vf -eq 0 ]] && echo "ok  " || echo FAIL)  vscode e2e: $vp checks passed, $vf failed ($((SECONDS - t0)) s, log: $vlog, screenshots: ${CARGO_TARGET_DIR:-$repo/target}/vscode-e2e)"; t0=$SECONDS
+        [[ $vf -ne 0 ]] && cat "$vlog"
+        passed=$((passed + vp)); failed=$((failed + vf))
+    else
+        fail "vscode e2e: no .vsix or no altcfi binary to test (an earlier step failed)"
+    fi
+else
+    fail "vscode e2e set-up: scripts/vscode-e2e-deps.sh failed" "$vdlog"
+fi
+
 echo "== editors: docs"
 # Every finding code in findings.rs has its page (the diagnostics' codeDescription links point there), and every
 # page's minimal example gives the output the page shows (needs the altcfi binary built above).
