@@ -141,7 +141,7 @@ async function failureArtefacts(name) {
 /** The language server's log (the extension's "altcfi" output channel, which carries the server's stderr and its
  * window/logMessage lines), the extension host's log and code-server's own output. */
 function printServerLogs() {
-    const tail = (text, n) => text.split('\n').slice(-n).join('\n');
+    const tail = (text, n) => text.split('\n').filter((l) => l.trim() !== '').slice(-n).join('\n');
     if (userData !== null) {
         const logs = [];
         const walk = (d) => {
@@ -407,6 +407,8 @@ async function main() {
         browser = await chromium.launch({
             executablePath: chromiumPath,
             headless: true,
+            // Chromium's own files (its crash database) in the throwaway directory, not in ~/.config.
+            env: env(),
             args: [
                 '--no-sandbox',
                 '--disable-gpu',
@@ -416,6 +418,7 @@ async function main() {
                 '--disable-component-update',
                 '--disable-sync',
                 '--disable-dev-shm-usage',
+                '--disable-crash-reporter',
             ],
         });
         const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, deviceScaleFactor: 1 });
