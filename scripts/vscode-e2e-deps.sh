@@ -39,6 +39,7 @@ if ((${#missing[@]})); then
     "${asudo[@]}" apt-get update -qq >&2 || die "apt-get update failed"
     "${asudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
         die "apt-get install ${missing[*]} failed"
+    say "apt done in $((SECONDS - start)) s"
 else
     say "apt packages present (${apt_packages[*]})"
 fi
@@ -62,6 +63,7 @@ complete() {
 if complete; then
     say "npm tree up to date ($want)"
 else
+    npm_start=$SECONDS
     say "npm install code-server@$code_server_version playwright-core@$playwright_version into $cache"
     rm -rf "$cache/node_modules" "$cache/package.json" "$cache/package-lock.json" "$stamp"
     log="$cache/install.log"
@@ -85,6 +87,7 @@ EOF
     (cd "$cache" && run npm rebuild argon2 --build-from-source) ||
         { tail -n 30 "$log" >&2; die "npm rebuild argon2 failed (log: $log)"; }
     echo "$want" >"$stamp"
+    say "npm done in $((SECONDS - npm_start)) s"
     complete || { rm -f "$stamp"; tail -n 30 "$log" >&2; die "the install is incomplete (log: $log)"; }
 fi
 say "ready in $((SECONDS - start)) s"
