@@ -80,7 +80,12 @@ struct Common {
 #[derive(Subcommand)]
 enum Command {
     /// Run the language server on stdin/stdout (diagnostics, hover, inlay hints, code lens; see docs/lsp.md).
-    Lsp,
+    Lsp {
+        /// Accepted for clients that always pass it (vscode-languageclient, some Neovim configs); stdio is the only
+        /// transport.
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Check objects: every stack-validation finding objtool would report, with explanations.
     Check {
         /// Add the frame-pointer rules (objtool --stackval).
@@ -136,7 +141,7 @@ enum Command {
 pub fn run() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Lsp => crate::lsp::run().map(|()| 0),
+        Command::Lsp { stdio: _ } => crate::lsp::run().map(|()| 0),
         Command::Check {
             frame_pointer,
             format,
