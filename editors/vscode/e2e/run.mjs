@@ -290,11 +290,13 @@ async function main() {
         if (stale.length > 0) {
             throw new Error(`${vsix} is older than ${stale.join(', ')}: rebuild it (scripts/editors-test.sh does)`);
         }
+        // A private copy: another run of editors-test.sh in the same tree deletes and rewrites the .vsix.
+        tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'altcfi-vscode-e2e-')));
+        fs.copyFileSync(vsix, path.join(tmp, 'altcfi.vsix'));
         return `code-server ${version.split(' ')[0]}, vsix ${fs.statSync(vsix).size} bytes`;
     });
 
     await check(CHECKS[1], async () => {
-        tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'altcfi-vscode-e2e-')));
         ws = path.join(tmp, 'ws');
         for (const rel of [
             'examples/demo.S',
@@ -362,7 +364,7 @@ async function main() {
 
     await check(CHECKS[2], async () => {
         fs.writeFileSync(path.join(tmp, 'code-server.yaml'), 'auth: none\n');
-        const out = run(process.execPath, [entry, ...common(), '--install-extension', vsix], { env: env() });
+        const out = run(process.execPath, [entry, ...common(), '--install-extension', path.join(tmp, 'altcfi.vsix')], { env: env() });
         const installed = fs.existsSync(extDir()) ? fs.readdirSync(extDir()).filter((d) => d.startsWith('altcfi.altcfi-')) : [];
         if (installed.length !== 1 || !/successfully installed/i.test(out)) {
             throw new Error(`not installed (extensions dir: ${JSON.stringify(installed)}):\n${out}`);
