@@ -165,6 +165,26 @@ pub struct Program<'o, 'data> {
     pub warnings: Vec<Finding>,
 }
 
+/// A position in a function's nodes: see [`Program::func_cursor`].
+#[derive(Clone, Copy, Debug)]
+pub struct FuncCursor {
+    cur: Option<NodeId>,
+    /// At most this many more nodes (a guard against `.cold` cycles).
+    left: usize,
+}
+
+impl FuncCursor {
+    /// The next node of the function.
+    pub fn next(&mut self, p: &Program) -> Option<NodeId> {
+        let id = self.cur.take()?;
+        self.left -= 1;
+        if self.left > 0 {
+            self.cur = p.next_insn_same_func(id);
+        }
+        Some(id)
+    }
+}
+
 /// objtool 6.12's global list of functions that never return.
 const GLOBAL_NORETURNS: &[&str] = &[
     "__fortify_panic",
@@ -376,20 +396,20 @@ impl<'o, 'data> Program<'o, 'data> {
         self.find_insn(c.section?, c.value)
     }
 
-    /// Nodes of a function, its `.cold` part included (objtool's `func_for_each_insn`).
-    pub fn func_insns(&self, func: usize) -> Vec<NodeId> {
+    /// Nodes of a function, its `.cold` part included (objtool's `func_for_each_insn`), without allocating.
+    pub fn func_insns(&self, func: usize) -> impl Iterator<Item = NodeId> + '_ {
+        let mut c = self.func_cursor(func);
+        std::iter::from_fn(move || c.next(self))
+    }
+
+    /// A cursor over [`Program::func_insns`] that does not borrow the program between steps (for loops that
+    /// modify nodes: what they modify never changes which function a node belongs to).
+    pub fn func_cursor(&self, func: usize) -> FuncCursor {
         let s = &self.obj.symbols[func];
-        let mut out = Vec::new();
-        let Some(sec) = s.section else { return out };
-        let mut cur = self.find_insn(sec, s.value);
-        while let Some(n) = cur {
-            out.push(n);
-            if out.len() > self.nodes.len() {
-                break;
-            }
-            cur = self.next_insn_same_func(n);
+        FuncCursor {
+            cur: s.section.and_then(|sec| self.find_insn(sec, s.value)),
+            left: self.nodes.len() + 1,
         }
-        out
     }
 
     /// Nodes in `[value, value+len)` of a symbol (objtool's `sym_for_each_insn`).
@@ -588,7 +608,8 @@ impl<'o, 'data> Program<'o, 'data> {
                 _ => None,
             };
             if let Some(func) = func {
-                for n in self.func_insns(func) {
+                let mut c = self.func_cursor(func);
+                while let Some(n) = c.next(self) {
                     self.nodes[n as usize].ignore = true;
                 }
             }
@@ -627,7 +648,7 @@ impl<'o, 'data> Program<'o, 'data> {
                         self.nodes[id as usize].insn.kind = InsnKind::Return;
                         continue;
                     } else if self.insn_func(id).is_some() {
-                        self.add_call_dest(id, Some(r.symbol), true);
+                        self.add_call_dest(id, Some(r.symbol), None);
                         continue;
                     } else if let Some(s) = sym.section {
                         (s, (sym.value as i64).wrapping_add(r.addend).wrapping_add(4))
@@ -681,7 +702,7 @@ impl<'o, 'data> Program<'o, 'data> {
             }
             if self.jump_is_sibling_call(id, dest) {
                 let tf = self.insn_func(dest);
-                self.add_call_dest(id, tf, true);
+                self.add_call_dest(id, tf, None);
                 continue;
             }
             self.nodes[id as usize].jump_dest = Some(dest);
@@ -711,12 +732,21 @@ impl<'o, 'data> Program<'o, 'data> {
         n.insn.ops.clear();
     }
 
-    fn add_call_dest(&mut self, id: NodeId, dest: Option<usize>, sibling: bool) {
+    /// `dead_ends`: `None` for a sibling call; for a call, the memo of `dead_end_function(sym, 0)` per symbol
+    /// (0 = not computed, 1 = no, 2 = yes). The memo is valid for all of `add_call_destinations`: what
+    /// `dead_end_function` reads (jump destinations, `call_dest` of jumps, kinds of returns and jumps, jump
+    /// tables) does not change while call destinations are added.
+    fn add_call_dest(&mut self, id: NodeId, dest: Option<usize>, dead_ends: Option<&mut [u8]>) {
         self.nodes[id as usize].call_dest = dest;
         let Some(dest) = dest else { return };
         self.nodes[id as usize].insn.ops.clear();
-        if !sibling && self.dead_end_function(dest, 0) {
-            self.nodes[id as usize].dead_end = true;
+        if let Some(memo) = dead_ends {
+            if memo[dest] == 0 {
+                memo[dest] = 1 + u8::from(self.dead_end_function(dest, 0));
+            }
+            if memo[dest] == 2 {
+                self.nodes[id as usize].dead_end = true;
+            }
         }
     }
 
@@ -761,15 +791,13 @@ impl<'o, 'data> Program<'o, 'data> {
         if self.insn_func(first).is_none() {
             return false;
         }
-        let insns = self.func_insns(func);
-        if insns.is_empty()
-            || insns
-                .iter()
-                .any(|&i| self.nodes[i as usize].insn.kind == InsnKind::Return)
+        let mut insns = self.func_insns(func).peekable();
+        if insns.peek().is_none()
+            || insns.any(|i| self.nodes[i as usize].insn.kind == InsnKind::Return)
         {
             return false;
         }
-        for &i in &insns {
+        for i in self.func_insns(func) {
             if self.is_sibling_call(i) {
                 let Some(dest) = self.nodes[i as usize].jump_dest else {
                     return false;
@@ -828,6 +856,7 @@ impl<'o, 'data> Program<'o, 'data> {
     }
 
     fn add_call_destinations(&mut self) -> Result<(), Box<Finding>> {
+        let mut dead_ends = vec![0u8; self.obj.symbols.len()];
         for id in 0..self.nodes.len() as NodeId {
             if self.nodes[id as usize].insn.kind != InsnKind::Call
                 || self.nodes[id as usize].synthetic
@@ -838,7 +867,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 None => {
                     let n = &self.nodes[id as usize];
                     let dest = self.find_call_destination(n.sec, n.insn.jump_destination());
-                    self.add_call_dest(id, dest, false);
+                    self.add_call_dest(id, dest, Some(&mut dead_ends));
                     if self.nodes[id as usize].ignore {
                         continue;
                     }
@@ -861,11 +890,11 @@ impl<'o, 'data> Program<'o, 'data> {
                                 format!("can't find call dest symbol at {}+0x{off:x}", sym.name),
                             ));
                         };
-                        self.add_call_dest(id, Some(dest), false);
+                        self.add_call_dest(id, Some(dest), Some(&mut dead_ends));
                     } else if self.syms[r.symbol].retpoline_thunk {
                         self.add_retpoline_call(id, Some(r.symbol));
                     } else {
-                        self.add_call_dest(id, Some(r.symbol), false);
+                        self.add_call_dest(id, Some(r.symbol), Some(&mut dead_ends));
                     }
                 }
             }
@@ -932,7 +961,8 @@ impl<'o, 'data> Program<'o, 'data> {
             }
             self.mark_func_jump_tables(func);
             let mut t1: Option<NodeId> = None;
-            for id in self.func_insns(func) {
+            let mut c = self.func_cursor(func);
+            while let Some(id) = c.next(self) {
                 if self.nodes[id as usize].jump_table.is_none() {
                     continue;
                 }
@@ -951,7 +981,8 @@ impl<'o, 'data> Program<'o, 'data> {
 
     fn mark_func_jump_tables(&mut self, func: usize) {
         let mut last: Option<NodeId> = None;
-        for id in self.func_insns(func) {
+        let mut c = self.func_cursor(func);
+        while let Some(id) = c.next(self) {
             let last_off = last.map_or(u64::MAX, |l| self.nodes[l as usize].insn.offset);
             if last.is_none() {
                 last = Some(id);
