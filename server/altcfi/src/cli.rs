@@ -482,20 +482,10 @@ fn unwind_findings(
         }
     }
     if checks.verify_orc {
-        match (&a.existing_orc, &a.orc) {
-            (Some(existing), Some(computed)) => {
-                let format = match a.era {
-                    Era::V6_12 => DumpFormat::Modern,
-                    Era::V6_1 => DumpFormat::Legacy,
-                };
-                let locate = |s: usize, o: u64| altcfi_analysis::ehframe::location_in(a, s, o);
-                out.extend(orc::verify(existing, computed, format, &locate));
-            }
-            (None, _) => {
-                eprintln!("altcfi: {shown}: no .orc_unwind to verify (objtool has not run on it)")
-            }
-            (Some(_), None) => {}
+        if a.existing_orc.is_none() {
+            eprintln!("altcfi: {shown}: no .orc_unwind to verify (objtool has not run on it)");
         }
+        out.extend(altcfi_analysis::ehframe::verify_orc_findings(a));
     }
     out
 }

@@ -913,6 +913,20 @@ fn insn_end(i: &InsnInfo) -> u64 {
     i.offset.saturating_add(u64::from(i.len))
 }
 
+/// The ORC differences between the `.orc_unwind` objtool already wrote into the object and the ORC altcfi computes
+/// (`orc-mismatch` findings); empty when the object has no `.orc_unwind` or no ORC could be computed.
+pub fn verify_orc_findings(a: &Analysis) -> Vec<Finding> {
+    let (Some(existing), Some(computed)) = (&a.existing_orc, &a.orc) else {
+        return Vec::new();
+    };
+    let format = match a.era {
+        crate::options::Era::V6_12 => crate::orc::DumpFormat::Modern,
+        crate::options::Era::V6_1 => crate::orc::DumpFormat::Legacy,
+    };
+    let locate = |s: usize, o: u64| location_in(a, s, o);
+    crate::orc::verify(existing, computed, format, &locate)
+}
+
 /// Objtool's location of (`section`, `offset`) from an analysis: the instruction's `func+0x1a` text when an
 /// instruction starts there, else `section+0xoff`. Used to place findings about rows (ORC, eh_frame).
 pub fn location_in(analysis: &Analysis, section: usize, offset: u64) -> Location {

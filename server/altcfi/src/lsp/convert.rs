@@ -292,9 +292,41 @@ pub fn hover_text(view: &DocView, doc: &Path, line: u32) -> Option<String> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        parts.push(hover_markdown(&e, &name));
+        let mut text = hover_markdown(&e, &name);
+        text.push_str(&emitted_rules(analysis, &c.data, &e));
+        parts.push(text);
     }
     (!parts.is_empty()).then(|| parts.join("\n\n---\n\n"))
+}
+
+/// The rules the object's own `.eh_frame`/`.debug_frame` give for the line's instructions, next to the computed
+/// ones (empty when the object has no such tables, e.g. kernel objects).
+fn emitted_rules(analysis: &Analysis, data: &[u8], e: &Explanation) -> String {
+    use altcfi_analysis::ehframe;
+    let Ok(tables) = ehframe::UnwindTables::read(data) else {
+        return String::new();
+    };
+    if tables.is_empty() {
+        return String::new();
+    }
+    let mut lines = Vec::new();
+    for r in e.rows.iter().filter(|r| r.site.is_none()) {
+        let Some(section) = analysis.section_names.iter().position(|n| *n == r.section) else {
+            continue;
+        };
+        let emitted = match ehframe::emitted_rule_at(&tables, section, r.offset) {
+            Some(at) => format!("{} ({})", at.row, at.table.section_name()),
+            None => "no FDE covers it".into(),
+        };
+        lines.push(format!("{}  emitted: {emitted}", r.location));
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nEmitted unwind rules (`.cfi_*` directives):\n```text\n{}\n```\n",
+        lines.join("\n")
+    )
 }
 
 fn hover_markdown(e: &Explanation, object: &str) -> String {

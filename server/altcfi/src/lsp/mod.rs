@@ -176,6 +176,7 @@ impl Backend {
                 settings: Mutex::new(Settings {
                     options: Options::default(),
                     features: Arc::new(FeatureNames::default()),
+                    eh_frame: false,
                 }),
                 caps: Mutex::new(ClientCaps::default()),
                 docs: Mutex::new(HashMap::new()),
@@ -232,6 +233,7 @@ impl Backend {
                 all_conflicts: true,
             },
             features: Arc::new(features),
+            eh_frame: config.eh_frame,
         };
         for w in warnings {
             self.log(MessageType::WARNING, w);
@@ -360,8 +362,17 @@ impl Backend {
         let config = lock(&self.inner.config).clone();
         let inner = self.inner.clone();
         let (p, r, c) = (path.to_path_buf(), root.clone(), config.clone());
-        let found =
-            blocking(move || inner.workspace.by_compile_commands(&p, r.as_deref(), &c)).await?;
+        let (found, refused) = blocking(move || {
+            let mut refused = Vec::new();
+            let found = inner
+                .workspace
+                .by_compile_commands(&p, r.as_deref(), &c, &mut refused);
+            (found, refused)
+        })
+        .await?;
+        for msg in refused {
+            self.log(MessageType::WARNING, msg);
+        }
         if found.is_some() {
             return Ok(found);
         }

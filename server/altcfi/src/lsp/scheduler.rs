@@ -54,6 +54,9 @@ pub struct Settings {
     pub options: Options,
     /// Feature names.
     pub features: Arc<FeatureNames>,
+    /// Add the unwind-table cross-checks (`.eh_frame`/`.debug_frame` against the code, `.orc_unwind` against the
+    /// computed ORC) to the findings.
+    pub eh_frame: bool,
 }
 
 /// Analyses keyed by object path and version.
@@ -163,7 +166,16 @@ impl ObjectCache {
 }
 
 fn analyze_bytes(data: &[u8], settings: &Settings) -> Result<Analysis, String> {
-    analyze(data, settings.options, &settings.features).map_err(|e| e.to_string())
+    let mut a = analyze(data, settings.options, &settings.features).map_err(|e| e.to_string())?;
+    if settings.eh_frame {
+        // A table that cannot be read is not a reason to hide the stack-validation findings.
+        if let Ok(extra) = altcfi_analysis::ehframe::check_unwind_tables(data, &a) {
+            a.findings.extend(extra);
+        }
+        let orc = altcfi_analysis::ehframe::verify_orc_findings(&a);
+        a.findings.extend(orc);
+    }
+    Ok(a)
 }
 
 /// One request for fresh results of a document; see [`Generations`].
@@ -222,6 +234,39 @@ where
 mod tests {
     use super::*;
 
+    /// With `ehFrame`, a wrong `.cfi_*` directive is a finding of the same analysis the diagnostics come from.
+    #[test]
+    fn eh_frame_setting_adds_the_unwind_table_findings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/ehframe/push-no-adjust.S");
+        let obj = dir.path().join("push-no-adjust.o");
+        let status = std::process::Command::new("gcc")
+            .arg("-c")
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .status()
+            .expect("run gcc");
+        assert!(status.success(), "gcc failed on {}", src.display());
+        let data = std::fs::read(&obj).expect("read object");
+        let codes = |eh_frame| {
+            let s = Settings {
+                options: Options::default(),
+                features: Arc::new(FeatureNames::default()),
+                eh_frame,
+            };
+            let a = analyze_bytes(&data, &s).expect("analyses");
+            a.findings.iter().map(|f| f.kind.code()).collect::<Vec<_>>()
+        };
+        assert!(!codes(false).contains(&"cfi-directive-mismatch"));
+        assert!(
+            codes(true).contains(&"cfi-directive-mismatch"),
+            "{:?}",
+            codes(true)
+        );
+    }
+
     #[test]
     fn newest_ticket_wins() {
         let g = Generations::default();
@@ -242,6 +287,7 @@ mod tests {
         let s = Settings {
             options: Options::default(),
             features: Arc::new(FeatureNames::default()),
+            eh_frame: false,
         };
         let c = cache.load(&p, &s).expect("loaded");
         assert!(c.analysis.is_err());

@@ -2,8 +2,9 @@
 //! hold the code of an open source file.
 //!
 //! Objects are found, in this order: through a `compile_commands.json` (its `output` field, else the `-o`
-//! argument) in the file's parent directories, their `build/` subdirectories and the configured build
-//! directories; else through an index of the `.o` files under the workspace keyed by the source files their DWARF
+//! argument) in the file's parent directories up to the workspace root, their `build/` subdirectories and the
+//! configured build directories (an object named outside the root, the build directories and `objectGlobs` is not
+//! read); else through an index of the `.o` files under the workspace keyed by the source files their DWARF
 //! compile units name; else through the configuration (an object matched by `objectGlobs` whose name is the
 //! source's stem).
 //!
@@ -62,6 +63,9 @@ pub struct Config {
     pub inlay_hints: bool,
     /// Build directories (relative to the root) searched for `compile_commands.json` and indexed for objects.
     pub build_dirs: Vec<PathBuf>,
+    /// Also compare the object's `.eh_frame`/`.debug_frame` (the `.cfi_*` directives) with the computed CFI, and
+    /// its `.orc_unwind` (if objtool already ran) with the computed ORC (`altcfi check --eh-frame --verify-orc`).
+    pub eh_frame: bool,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             cpufeatures: None,
             inlay_hints: true,
             build_dirs: Vec::new(),
+            eh_frame: false,
         }
     }
 }
@@ -110,6 +115,10 @@ impl Config {
                 },
                 "inlayHints" | "inlay_hints" => match value.as_bool() {
                     Some(b) => self.inlay_hints = b,
+                    None => bad("true or false"),
+                },
+                "ehFrame" | "eh_frame" => match value.as_bool() {
+                    Some(b) => self.eh_frame = b,
                     None => bad("true or false"),
                 },
                 "kernel" => {
@@ -260,6 +269,8 @@ pub const MAX_OBJECTS_PER_FILE: usize = 8;
 pub struct Workspace {
     dbs: Mutex<HashMap<PathBuf, CompileDb>>,
     index: Mutex<DwarfIndex>,
+    /// Objects a compilation database names outside the readable places, already reported (each is logged once).
+    refused: Mutex<HashSet<(PathBuf, PathBuf)>>,
 }
 
 /// Progress of indexing, for `$/progress`: `(done, total)`.
@@ -267,7 +278,8 @@ pub type ProgressFn<'a> = &'a mut dyn FnMut(usize, usize);
 
 impl Workspace {
     /// The `compile_commands.json` files that could describe `source`, nearest first: each parent directory and
-    /// its `build/`, then the configured build directories.
+    /// its `build/`, up to and including the workspace root (none above it; without a root only the source's own
+    /// directory), then the configured build directories.
     pub fn compile_db_candidates(
         source: &Path,
         root: Option<&Path>,
@@ -280,7 +292,13 @@ impl Workspace {
                 out.push(p);
             }
         };
-        for dir in source.ancestors().skip(1) {
+        let source = canonical(source);
+        let parents = source.ancestors().skip(1);
+        let parents: Vec<&Path> = match root {
+            Some(root) => parents.take_while(|d| d.starts_with(root)).collect(),
+            None => parents.take(1).collect(),
+        };
+        for dir in parents {
             push(dir.join("compile_commands.json"));
             push(dir.join("build").join("compile_commands.json"));
         }
@@ -293,11 +311,14 @@ impl Workspace {
     }
 
     /// The object `source` compiles to according to the first compilation database that has an entry for it.
+    /// Objects outside the readable places ([`may_read`]) are left out; the first time each is, a message saying
+    /// why is added to `refused`.
     pub fn by_compile_commands(
         &self,
         source: &Path,
         root: Option<&Path>,
         config: &Config,
+        refused: &mut Vec<String>,
     ) -> Option<Resolution> {
         let wanted = canonical(source);
         for db in Self::compile_db_candidates(source, root, config) {
@@ -322,7 +343,18 @@ impl Workspace {
             for e in &parsed.entries {
                 if e.file == wanted || same_file(&e.file, source) {
                     if let Some(o) = &e.output {
-                        if !objects.contains(o) {
+                        if !may_read(o, source, root, config) {
+                            let first = lock(&self.refused).insert((db.clone(), o.clone()));
+                            if first {
+                                refused.push(format!(
+                                    "{}: not reading {}, which {} names: it is outside the workspace root and \
+                                     the configured buildDirs/objectGlobs",
+                                    source.display(),
+                                    o.display(),
+                                    db.display()
+                                ));
+                            }
+                        } else if !objects.contains(o) {
                             objects.push(o.clone());
                         }
                     }
@@ -389,6 +421,37 @@ impl Workspace {
             found_by: FoundBy::Config,
         })
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the server may read `object`, named by a compilation database for `source`: it must be under the
+/// workspace root or a configured build directory, or match an `objectGlobs` pattern (after resolving symbolic
+/// links). Without a workspace root, under the source's directory.
+pub fn may_read(object: &Path, source: &Path, root: Option<&Path>, config: &Config) -> bool {
+    let object = canonical(object);
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    match root {
+        Some(root) => {
+            dirs.push(canonical(root));
+            dirs.extend(config.build_dirs_under(root).iter().map(|d| canonical(d)));
+        }
+        None => dirs.extend(canonical(source).parent().map(Path::to_path_buf)),
+    }
+    if dirs.iter().any(|d| object.starts_with(d)) {
+        return true;
+    }
+    let Some(root) = root else { return false };
+    config.object_globs.iter().any(|g| {
+        let pattern = if Path::new(g).is_absolute() {
+            g.clone()
+        } else {
+            root.join(g).to_string_lossy().into_owned()
+        };
+        glob::Pattern::new(&pattern).is_ok_and(|p| p.matches_path(&object))
+    })
 }
 
 /// Parses a compilation database; `None` if it is not one.
