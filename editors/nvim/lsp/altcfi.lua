@@ -16,6 +16,7 @@ return {
     cpufeatures = vim.NIL,
     inlayHints = true,
     buildDirs = {},
+    ehFrame = false,
   },
   on_attach = function(client, bufnr)
     require('altcfi').on_attach(client, bufnr)

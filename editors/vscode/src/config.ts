@@ -16,6 +16,7 @@ export interface InitializationOptions {
     cpufeatures: string | null;
     inlayHints: boolean;
     buildDirs: string[];
+    ehFrame: boolean;
 }
 
 /** Reads one setting under `altcfi.` (the `get` of a `WorkspaceConfiguration`, or a plain map in tests). */
@@ -45,6 +46,7 @@ export function initializationOptions(get: SettingsReader, home?: string): Initi
         cpufeatures: cpufeatures === null ? null : expandHome(cpufeatures, home),
         inlayHints: get('inlayHints') !== false,
         buildDirs: stringArray(get('buildDirs')),
+        ehFrame: get('ehFrame') === true,
     };
 }
 

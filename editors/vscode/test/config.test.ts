@@ -27,6 +27,7 @@ describe('initializationOptions', () => {
             cpufeatures: null,
             inlayHints: true,
             buildDirs: [],
+            ehFrame: false,
         });
     });
 
@@ -39,6 +40,7 @@ describe('initializationOptions', () => {
                 cpufeatures: '/src/linux/arch/x86/include/asm/cpufeatures.h',
                 inlayHints: false,
                 buildDirs: ['out'],
+                ehFrame: true,
             }),
         );
         assert.deepEqual(opts, {
@@ -48,6 +50,7 @@ describe('initializationOptions', () => {
             cpufeatures: '/src/linux/arch/x86/include/asm/cpufeatures.h',
             inlayHints: false,
             buildDirs: ['out'],
+            ehFrame: true,
         });
     });
 
@@ -56,6 +59,7 @@ describe('initializationOptions', () => {
         assert.deepEqual(Object.keys(opts).sort(), [
             'buildDirs',
             'cpufeatures',
+            'ehFrame',
             'framePointer',
             'inlayHints',
             'kernel',
@@ -75,6 +79,7 @@ describe('initializationOptions', () => {
                 cpufeatures: 42,
                 inlayHints: 'no',
                 buildDirs: [1, 'ok', '  ', null],
+                ehFrame: 'yes',
             }),
         );
         assert.deepEqual(opts, {
@@ -84,6 +89,7 @@ describe('initializationOptions', () => {
             cpufeatures: null,
             inlayHints: true,
             buildDirs: ['ok'],
+            ehFrame: false,
         });
     });
 

@@ -20,9 +20,10 @@ M.defaults = {
   cpufeatures = nil,
   inlayHints = true,
   buildDirs = {},
+  ehFrame = false,
 }
 
-local OPTION_KEYS = { 'objectGlobs', 'framePointer', 'kernel', 'cpufeatures', 'inlayHints', 'buildDirs' }
+local OPTION_KEYS = { 'objectGlobs', 'framePointer', 'kernel', 'cpufeatures', 'inlayHints', 'buildDirs', 'ehFrame' }
 
 --- The current configuration (defaults merged with the last setup{} call).
 M.config = vim.deepcopy(M.defaults)
@@ -103,7 +104,7 @@ local group = vim.api.nvim_create_augroup('altcfi', { clear = true })
 --- Configures altcfi and starts it for matching buffers (including those already open).
 ---
 --- Keys: cmd, filetypes, root_markers, on_attach, capabilities, and the server options objectGlobs,
---- framePointer, kernel ('auto'|'6.1'|'6.12'), cpufeatures (path), inlayHints, buildDirs.
+--- framePointer, kernel ('auto'|'6.1'|'6.12'), cpufeatures (path), inlayHints, buildDirs, ehFrame.
 ---@param opts table|nil
 function M.setup(opts)
   M.config = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts or {})
