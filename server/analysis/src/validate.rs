@@ -241,7 +241,7 @@ impl Walker<'_, '_, '_> {
                 }
                 let state = CfiState::func_entry(self.era().zero_hint_type());
                 let func = p.insn_func(insn);
-                warnings += i64::from(self.validate_branch(func, insn, state));
+                warnings += i64::from(self.validate_branch(func, insn, state, None));
             }
         }
         warnings
@@ -290,7 +290,7 @@ impl Walker<'_, '_, '_> {
             if n.synthetic || !n.hint || self.visited[id as usize] || n.ignore {
                 continue;
             }
-            warnings += i64::from(self.validate_branch(p.insn_func(id), id, init.clone()));
+            warnings += i64::from(self.validate_branch(p.insn_func(id), id, init.clone(), None));
         }
         warnings
     }
@@ -643,7 +643,15 @@ impl Walker<'_, '_, '_> {
         0
     }
 
-    fn validate_branch(&mut self, func: Option<usize>, start: NodeId, state: CfiState) -> i32 {
+    /// `known`: the interned id of `state` when the caller knows it (the interner never holds two equal
+    /// states, so comparing ids is comparing states).
+    fn validate_branch(
+        &mut self,
+        func: Option<usize>,
+        start: NodeId,
+        state: CfiState,
+        known: Option<CfiId>,
+    ) -> i32 {
         self.depth += 1;
         let r = if self.depth > MAX_DEPTH {
             self.warn_insn(
@@ -653,7 +661,7 @@ impl Walker<'_, '_, '_> {
             );
             1
         } else {
-            self.validate_branch_inner(func, start, state)
+            self.validate_branch_inner(func, start, state, known)
         };
         self.depth -= 1;
         r
@@ -664,6 +672,7 @@ impl Walker<'_, '_, '_> {
         func: Option<usize>,
         start: NodeId,
         mut state: CfiState,
+        mut known: Option<CfiId>,
     ) -> i32 {
         let p = self.p;
         let mut insn = start;
@@ -699,7 +708,8 @@ impl Walker<'_, '_, '_> {
             }
 
             if self.visited[insn as usize] {
-                if !n.hint && !self.cfi_match(insn, &state) {
+                let same = known.is_some() && known == self.cfi[insn as usize];
+                if !n.hint && !same && !self.cfi_match(insn, &state) {
                     return 1;
                 }
                 return 0;
@@ -712,20 +722,32 @@ impl Walker<'_, '_, '_> {
                     }
                 }
                 match self.cfi[insn as usize] {
-                    Some(c) => state = self.state(c).clone(),
+                    Some(c) => {
+                        state = self.state(c).clone();
+                        known = Some(c);
+                    }
                     None => {
                         self.warn(FindingKind::HintError, "CFI missing".into());
                         return 1;
                     }
                 }
             } else {
-                let reuse = prev
-                    .and_then(|pv| self.cfi[pv as usize])
-                    .filter(|&c| *self.state(c) == state);
-                self.cfi[insn as usize] = Some(match reuse {
-                    Some(c) => c,
-                    None => self.interner.intern(&state),
-                });
+                // With `known`, the previous instruction's state (if equal) has that id too, and interning would
+                // return it: no comparison or hashing needed.
+                let id = match known {
+                    Some(k) => k,
+                    None => {
+                        let reuse = prev
+                            .and_then(|pv| self.cfi[pv as usize])
+                            .filter(|&c| *self.state(c) == state);
+                        match reuse {
+                            Some(c) => c,
+                            None => self.interner.intern(&state),
+                        }
+                    }
+                };
+                self.cfi[insn as usize] = Some(id);
+                known = Some(id);
             }
             self.visited[insn as usize] = true;
 
@@ -739,7 +761,7 @@ impl Walker<'_, '_, '_> {
                     if alt.skip_orig {
                         skip_orig = true;
                     }
-                    let ret = self.validate_branch(func, alt.node, state.clone());
+                    let ret = self.validate_branch(func, alt.node, state.clone(), known);
                     if ret != 0 {
                         return ret;
                     }
@@ -749,6 +771,9 @@ impl Walker<'_, '_, '_> {
                 }
             }
 
+            if !n.insn.ops.is_empty() {
+                known = None;
+            }
             let ret = self.handle_insn_ops(insn, next, &mut state);
             if ret != 0 {
                 return ret;
@@ -809,7 +834,7 @@ impl Walker<'_, '_, '_> {
                             return r;
                         }
                     } else if let Some(d) = n.jump_dest {
-                        let r = self.validate_branch(func, d, state.clone());
+                        let r = self.validate_branch(func, d, state.clone(), known);
                         if r != 0 {
                             return r;
                         }
