@@ -1,300 +1,20 @@
-//! End-to-end tests of `altcfi lsp`: the real binary driven over stdio with JSON-RPC framing by a small client in
-//! this file. A temporary workspace holds a copy of `examples/demo.S` (and the macro header it includes), built
-//! with `gcc -c -g`; the tests open it, check the published diagnostics, hover, inlay hints, code lenses and the
-//! `altcfi/cfiTable` request, rebuild the object with the conflict fixed and wait for the diagnostic to go (file
-//! watching), and check that the server exits on `exit` and when its input closes. Other tests cover finding the
-//! object through the DWARF index (no `compile_commands.json`) and a corrupt object.
+//! End-to-end tests of `altcfi lsp`: the real binary driven over stdio with JSON-RPC framing by the small client in
+//! `tests/support/lsp_client.rs`. A temporary workspace holds a copy of `examples/demo.S` (and the macro header it
+//! includes), built with `gcc -c -g`; the tests open it, check the published diagnostics, hover, inlay hints, code
+//! lenses and the `altcfi/cfiTable` request, rebuild the object with the conflict fixed and wait for the diagnostic
+//! to go (file watching), and check that the server exits on `exit` and when its input closes. Other tests cover
+//! finding the object through the DWARF index (no `compile_commands.json`) and a corrupt object.
 
+#[path = "support/lsp_client.rs"]
+mod lsp_client;
 mod support;
 
+use lsp_client::*;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::repo_root;
-
-/// How long any one expected message may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A minimal LSP client over a child process's stdio.
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    rx: Receiver<Value>,
-    /// Notifications received while waiting for something else.
-    pending: VecDeque<Value>,
-    next_id: i64,
-}
-
-fn read_message(r: &mut impl BufRead) -> Option<Value> {
-    let mut len = None;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.strip_prefix("Content-Length:") {
-            len = v.trim().parse::<usize>().ok();
-        }
-    }
-    let mut body = vec![0; len?];
-    r.read_exact(&mut body).ok()?;
-    serde_json::from_slice(&body).ok()
-}
-
-impl Client {
-    fn start(root: &Path) -> Client {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_altcfi"))
-            .arg("lsp")
-            .current_dir(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start altcfi lsp");
-        let stdout = child.stdout.take().expect("stdout");
-        let stdin = child.stdin.take();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            while let Some(m) = read_message(&mut r) {
-                if tx.send(m).is_err() {
-                    break;
-                }
-            }
-        });
-        Client {
-            child,
-            stdin,
-            rx,
-            pending: VecDeque::new(),
-            next_id: 1,
-        }
-    }
-
-    fn send(&mut self, v: &Value) {
-        let body = serde_json::to_string(v).expect("json");
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
-        stdin.flush().expect("flush");
-    }
-
-    fn notify(&mut self, method: &str, params: Value) {
-        let mut m = json!({"jsonrpc": "2.0", "method": method});
-        if !params.is_null() {
-            m["params"] = params;
-        }
-        self.send(&m);
-    }
-
-    /// The next message from the server, answering server→client requests on the way.
-    fn recv(&mut self, deadline: Instant) -> Option<Value> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(m) => {
-                    if m.get("method").is_some() && m.get("id").is_some() {
-                        // workDoneProgress/create, registerCapability, …/refresh: accept.
-                        let id = m["id"].clone();
-                        self.send(&json!({"jsonrpc": "2.0", "id": id, "result": null}));
-                        self.pending.push_back(m);
-                        continue;
-                    }
-                    return Some(m);
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    return None
-                }
-            }
-        }
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut m = json!({"jsonrpc": "2.0", "id": id, "method": method});
-        if !params.is_null() {
-            m["params"] = params;
-        }
-        self.send(&m);
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let m = self
-                .recv(deadline)
-                .unwrap_or_else(|| panic!("no response to {method} within {TIMEOUT:?}"));
-            if m.get("id") == Some(&json!(id)) {
-                assert!(m.get("error").is_none(), "{method} failed: {m}");
-                return m["result"].clone();
-            }
-            self.pending.push_back(m);
-        }
-    }
-
-    /// Waits for a `textDocument/publishDiagnostics` for `uri` whose diagnostics satisfy `pred`.
-    fn wait_diagnostics(&mut self, uri: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + TIMEOUT;
-        let matches = |m: &Value| {
-            m["method"] == "textDocument/publishDiagnostics"
-                && m["params"]["uri"] == uri
-                && m["params"]["diagnostics"]
-                    .as_array()
-                    .is_some_and(|d| pred(d))
-        };
-        if let Some(i) = self.pending.iter().position(matches) {
-            let m = self.pending.remove(i).expect("pending");
-            return m["params"]["diagnostics"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-        }
-        loop {
-            let Some(m) = self.recv(deadline) else {
-                let seen: Vec<&Value> = self
-                    .pending
-                    .iter()
-                    .filter(|m| m["method"] == "textDocument/publishDiagnostics")
-                    .collect();
-                panic!("no matching diagnostics for {uri} within {TIMEOUT:?}; seen: {seen:#?}");
-            };
-            if matches(&m) {
-                return m["params"]["diagnostics"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-            }
-            self.pending.push_back(m);
-        }
-    }
-
-    fn initialize(&mut self, root: &Path, options: Value) -> Value {
-        self.initialize_with(root, options, false)
-    }
-
-    /// `initialize` + `initialized`; `watch` offers dynamic registration of `workspace/didChangeWatchedFiles`.
-    fn initialize_with(&mut self, root: &Path, options: Value, watch: bool) -> Value {
-        let root_uri = uri_of(root);
-        let result = self.request(
-            "initialize",
-            json!({
-                "processId": null,
-                "rootUri": root_uri,
-                "workspaceFolders": [{"uri": root_uri, "name": "ws"}],
-                "initializationOptions": options,
-                "capabilities": {
-                    "window": {"workDoneProgress": true},
-                    "textDocument": {
-                        "publishDiagnostics": {"relatedInformation": true, "codeDescriptionSupport": true},
-                        "hover": {"contentFormat": ["markdown", "plaintext"]},
-                        "inlayHint": {}, "codeLens": {}
-                    },
-                    "workspace": {"didChangeWatchedFiles": {"dynamicRegistration": watch}}
-                }
-            }),
-        );
-        self.notify("initialized", json!({}));
-        result
-    }
-
-    fn open(&mut self, path: &Path, language: &str) -> String {
-        let uri = uri_of(path);
-        let text = std::fs::read_to_string(path).expect("read source");
-        self.notify(
-            "textDocument/didOpen",
-            json!({"textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}}),
-        );
-        uri
-    }
-
-    /// Waits for the process to end; its exit status.
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("altcfi lsp did not exit within {within:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn uri_of(p: &Path) -> String {
-    format!("file://{}", p.display())
-}
-
-/// A temporary workspace with `examples/demo.S` and the headers it includes, at the same relative places.
-fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().canonicalize().expect("canonical tempdir");
-    let repo = repo_root();
-    std::fs::create_dir_all(root.join("examples")).expect("mkdir");
-    std::fs::create_dir_all(root.join("tests/fixtures/alt")).expect("mkdir");
-    std::fs::copy(repo.join("examples/demo.S"), root.join("examples/demo.S")).expect("copy demo");
-    for h in ["alt-macros-612.h", "fixture-common.h"] {
-        let rel = format!("tests/fixtures/alt/{h}");
-        std::fs::copy(repo.join(&rel), root.join(&rel)).expect("copy header");
-    }
-    (dir, root)
-}
-
-fn gcc(root: &Path, out: &str) {
-    std::fs::create_dir_all(root.join(out).parent().expect("parent")).expect("mkdir");
-    let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
-        .args(["-c", "-g", "examples/demo.S", "-o", out])
-        .current_dir(root)
-        .output()
-        .expect("run gcc");
-    assert!(
-        o.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn compile_commands(root: &Path, out: &str) {
-    let db = json!([{
-        "directory": root,
-        "file": "examples/demo.S",
-        "arguments": ["gcc", "-c", "-g", "examples/demo.S", "-o", out],
-        "output": out,
-    }]);
-    std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
-}
-
-/// 0-based line of the `ALTERNATIVE` inside `func`.
-fn alternative_line(text: &str, func: &str) -> u32 {
-    let start = text
-        .lines()
-        .position(|l| l.contains(&format!("SYM_FUNC_START({func})")))
-        .expect("function in demo.S");
-    let off = text
-        .lines()
-        .skip(start)
-        .position(|l| l.trim_start().starts_with("ALTERNATIVE"))
-        .expect("ALTERNATIVE line");
-    (start + off) as u32
-}
-
-fn is_conflict(d: &Value) -> bool {
-    d["code"] == "alt-stack-conflict"
-}
 
 #[test]
 fn demo_conflict_hover_table_and_live_rebuild() {
@@ -813,6 +533,78 @@ fn client_side_file_watching_through_did_change_watched_files() {
         json!({"changes": [{"uri": uri_of(&root.join("build/demo.o")), "type": 2}]}),
     );
     c.wait_diagnostics(&uri, |d| !d.iter().any(is_conflict));
+    let r = c.request("shutdown", Value::Null);
+    assert!(r.is_null());
+    c.notify("exit", Value::Null);
+    assert!(c.wait_exit(Duration::from_secs(5)).success());
+}
+
+/// The server reads only under the workspace root and the configured paths: a `compile_commands.json` above the
+/// root is not consulted, and an object a database in the root names outside it is not read (and the log says why).
+#[test]
+fn compilation_databases_and_objects_outside_the_root_are_not_read() {
+    let (_dir, outer) = workspace();
+    // The workspace root is `outer/ws`. Above it, `outer/compile_commands.json` names an object inside the root
+    // (so only the stop at the root keeps it from being used; `objectGlobs` keeps the DWARF index from finding it).
+    let root = outer.join("ws");
+    let above = json!([{
+        "directory": outer,
+        "file": "ws/examples/demo.S",
+        "output": "ws/build/demo.o",
+    }]);
+    std::fs::write(outer.join("compile_commands.json"), above.to_string()).expect("write db");
+    for f in [
+        "examples/demo.S",
+        "tests/fixtures/alt/alt-macros-612.h",
+        "tests/fixtures/alt/fixture-common.h",
+    ] {
+        std::fs::create_dir_all(root.join(f).parent().expect("parent")).expect("mkdir");
+        std::fs::copy(outer.join(f), root.join(f)).expect("copy");
+    }
+    gcc(&root, "build/demo.o");
+    gcc(&root, "../outside/demo.o");
+    let src = root.join("examples/demo.S");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({"objectGlobs": ["none/*.o"]}));
+    let uri = c.open(&src, "asm");
+    let note = c.wait_log(|m| m.contains("no object file found"));
+    assert!(note.contains("demo.S"), "{note}");
+
+    // A database inside the root that names the object outside it.
+    let db = json!([{
+        "directory": root,
+        "file": "examples/demo.S",
+        "output": outer.join("outside/demo.o"),
+    }]);
+    std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let why = c.wait_log(|m| m.contains("not reading"));
+    assert!(
+        why.contains("outside/demo.o") && why.contains("outside the workspace root"),
+        "{why}"
+    );
+    let leaked = c.pending.iter().any(|m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && m["params"]["diagnostics"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(is_conflict))
+    });
+    assert!(
+        !leaked,
+        "diagnostics from an object outside the root: {:#?}",
+        c.pending
+    );
+
+    // Configured as a build directory, the same object is read.
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"altcfi": {"buildDirs": ["../outside"]}}}),
+    );
+    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
     let r = c.request("shutdown", Value::Null);
     assert!(r.is_null());
     c.notify("exit", Value::Null);

@@ -1,0 +1,315 @@
+//! A minimal JSON-RPC/LSP client driving the real `altcfi lsp` binary over stdio, and the demo workspace
+//! (`examples/demo.S` built with `gcc -c -g`, a `compile_commands.json`), shared by `tests/lsp.rs` and
+//! `tests/lsp_stress.rs` (each includes it with `#[path]`).
+
+#![allow(dead_code)]
+
+use crate::support::repo_root;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// How long any one expected message may take.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A minimal LSP client over a child process's stdio.
+pub struct Client {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub rx: Receiver<Value>,
+    /// Notifications received while waiting for something else.
+    pub pending: VecDeque<Value>,
+    pub next_id: i64,
+}
+
+pub fn read_message(r: &mut impl BufRead) -> Option<Value> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length:") {
+            len = v.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; len?];
+    r.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+impl Client {
+    pub fn start(root: &Path) -> Client {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_altcfi"))
+            .arg("lsp")
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start altcfi lsp");
+        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            while let Some(m) = read_message(&mut r) {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        Client {
+            child,
+            stdin,
+            rx,
+            pending: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn send(&mut self, v: &Value) {
+        let body = serde_json::to_string(v).expect("json");
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    pub fn notify(&mut self, method: &str, params: Value) {
+        let mut m = json!({"jsonrpc": "2.0", "method": method});
+        if !params.is_null() {
+            m["params"] = params;
+        }
+        self.send(&m);
+    }
+
+    /// The next message from the server, answering server→client requests on the way.
+    pub fn recv(&mut self, deadline: Instant) -> Option<Value> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(m) => {
+                    if m.get("method").is_some() && m.get("id").is_some() {
+                        // workDoneProgress/create, registerCapability, …/refresh: accept.
+                        let id = m["id"].clone();
+                        self.send(&json!({"jsonrpc": "2.0", "id": id, "result": null}));
+                        self.pending.push_back(m);
+                        continue;
+                    }
+                    return Some(m);
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            }
+        }
+    }
+
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut m = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if !params.is_null() {
+            m["params"] = params;
+        }
+        self.send(&m);
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let m = self
+                .recv(deadline)
+                .unwrap_or_else(|| panic!("no response to {method} within {TIMEOUT:?}"));
+            if m.get("id") == Some(&json!(id)) {
+                assert!(m.get("error").is_none(), "{method} failed: {m}");
+                return m["result"].clone();
+            }
+            self.pending.push_back(m);
+        }
+    }
+
+    /// Waits for a `textDocument/publishDiagnostics` for `uri` whose diagnostics satisfy `pred`.
+    pub fn wait_diagnostics(&mut self, uri: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + TIMEOUT;
+        let matches = |m: &Value| {
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"] == uri
+                && m["params"]["diagnostics"]
+                    .as_array()
+                    .is_some_and(|d| pred(d))
+        };
+        if let Some(i) = self.pending.iter().position(matches) {
+            let m = self.pending.remove(i).expect("pending");
+            return m["params"]["diagnostics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        }
+        loop {
+            let Some(m) = self.recv(deadline) else {
+                let seen: Vec<&Value> = self
+                    .pending
+                    .iter()
+                    .filter(|m| m["method"] == "textDocument/publishDiagnostics")
+                    .collect();
+                panic!("no matching diagnostics for {uri} within {TIMEOUT:?}; seen: {seen:#?}");
+            };
+            if matches(&m) {
+                return m["params"]["diagnostics"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+            }
+            self.pending.push_back(m);
+        }
+    }
+
+    /// Waits for a `window/logMessage` whose text satisfies `pred`; its text.
+    pub fn wait_log(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        let matches = |m: &Value| {
+            m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(&pred)
+        };
+        if let Some(i) = self.pending.iter().position(matches) {
+            let m = self.pending.remove(i).expect("pending");
+            return m["params"]["message"].as_str().unwrap_or("").to_owned();
+        }
+        loop {
+            let m = self
+                .recv(deadline)
+                .unwrap_or_else(|| panic!("no matching log message within {TIMEOUT:?}"));
+            if matches(&m) {
+                return m["params"]["message"].as_str().unwrap_or("").to_owned();
+            }
+            self.pending.push_back(m);
+        }
+    }
+
+    pub fn initialize(&mut self, root: &Path, options: Value) -> Value {
+        self.initialize_with(root, options, false)
+    }
+
+    /// `initialize` + `initialized`; `watch` offers dynamic registration of `workspace/didChangeWatchedFiles`.
+    pub fn initialize_with(&mut self, root: &Path, options: Value, watch: bool) -> Value {
+        let root_uri = uri_of(root);
+        let result = self.request(
+            "initialize",
+            json!({
+                "processId": null,
+                "rootUri": root_uri,
+                "workspaceFolders": [{"uri": root_uri, "name": "ws"}],
+                "initializationOptions": options,
+                "capabilities": {
+                    "window": {"workDoneProgress": true},
+                    "textDocument": {
+                        "publishDiagnostics": {"relatedInformation": true, "codeDescriptionSupport": true},
+                        "hover": {"contentFormat": ["markdown", "plaintext"]},
+                        "inlayHint": {}, "codeLens": {}
+                    },
+                    "workspace": {"didChangeWatchedFiles": {"dynamicRegistration": watch}}
+                }
+            }),
+        );
+        self.notify("initialized", json!({}));
+        result
+    }
+
+    pub fn open(&mut self, path: &Path, language: &str) -> String {
+        let uri = uri_of(path);
+        let text = std::fs::read_to_string(path).expect("read source");
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}}),
+        );
+        uri
+    }
+
+    /// Waits for the process to end; its exit status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("altcfi lsp did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn uri_of(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// A temporary workspace with `examples/demo.S` and the headers it includes, at the same relative places.
+pub fn workspace() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical tempdir");
+    let repo = repo_root();
+    std::fs::create_dir_all(root.join("examples")).expect("mkdir");
+    std::fs::create_dir_all(root.join("tests/fixtures/alt")).expect("mkdir");
+    std::fs::copy(repo.join("examples/demo.S"), root.join("examples/demo.S")).expect("copy demo");
+    for h in ["alt-macros-612.h", "fixture-common.h"] {
+        let rel = format!("tests/fixtures/alt/{h}");
+        std::fs::copy(repo.join(&rel), root.join(&rel)).expect("copy header");
+    }
+    (dir, root)
+}
+
+pub fn gcc(root: &Path, out: &str) {
+    std::fs::create_dir_all(root.join(out).parent().expect("parent")).expect("mkdir");
+    let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
+        .args(["-c", "-g", "examples/demo.S", "-o", out])
+        .current_dir(root)
+        .output()
+        .expect("run gcc");
+    assert!(
+        o.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+pub fn compile_commands(root: &Path, out: &str) {
+    let db = json!([{
+        "directory": root,
+        "file": "examples/demo.S",
+        "arguments": ["gcc", "-c", "-g", "examples/demo.S", "-o", out],
+        "output": out,
+    }]);
+    std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
+}
+
+/// 0-based line of the `ALTERNATIVE` inside `func`.
+pub fn alternative_line(text: &str, func: &str) -> u32 {
+    let start = text
+        .lines()
+        .position(|l| l.contains(&format!("SYM_FUNC_START({func})")))
+        .expect("function in demo.S");
+    let off = text
+        .lines()
+        .skip(start)
+        .position(|l| l.trim_start().starts_with("ALTERNATIVE"))
+        .expect("ALTERNATIVE line");
+    (start + off) as u32
+}
+
+pub fn is_conflict(d: &Value) -> bool {
+    d["code"] == "alt-stack-conflict"
+}
