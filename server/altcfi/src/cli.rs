@@ -200,12 +200,12 @@ fn load(path: &Path, opts: Options, names: &FeatureNames) -> anyhow::Result<(Vec
 }
 
 /// [`load`] for `check`: the per-instruction table (disassembly, locations; most of the cost of a clean object) is
-/// built only when the unwind-data comparisons need it or there are findings to place on source lines.
+/// built only when the unwind-data comparisons need it. Source positions of findings do not need it
+/// ([`Sources::for_finding`] reads the DWARF line table, the sites and the `.altinstructions` entries).
 fn load_for_check(
     path: &Path,
     opts: Options,
     names: &FeatureNames,
-    no_source: bool,
     unwind: UnwindChecks,
 ) -> anyhow::Result<(Vec<u8>, Analysis)> {
     if unwind.eh_frame || unwind.verify_orc {
@@ -213,10 +213,6 @@ fn load_for_check(
     }
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let a = analyze_lean(&data, opts, names).with_context(|| path.display().to_string())?;
-    if no_source || a.findings.is_empty() {
-        return Ok((data, a));
-    }
-    let a = analyze(&data, opts, names).with_context(|| path.display().to_string())?;
     Ok((data, a))
 }
 
@@ -251,7 +247,7 @@ fn check(
     let mut sarif_files = Vec::new();
     for path in files {
         let shown = path.display().to_string();
-        match load_for_check(path, opts, &names, no_source, unwind) {
+        match load_for_check(path, opts, &names, unwind) {
             Ok((data, mut a)) => {
                 let extra = unwind_findings(&data, &a, unwind, &shown);
                 a.findings.extend(extra);
