@@ -36,7 +36,15 @@ pub struct Checked {
     pub data: Arc<Vec<u8>>,
     /// The analysis, or why the object could not be analysed.
     pub analysis: Arc<Result<Analysis, String>>,
+    /// When the bytes were read (see [`RACY`]).
+    pub read_at: SystemTime,
 }
+
+/// A cached read is trusted on size and mtime alone only if it was made at least this long after the file's
+/// mtime. A file rewritten with the same size within one tick of the file system's timestamp clock (coarse on
+/// many kernels and file systems) after it was read keeps its mtime, so such a "racily clean" entry is re-read and
+/// compared byte for byte instead (the analysis is kept when the bytes are the same).
+pub const RACY: Duration = Duration::from_secs(2);
 
 /// Why no analysis is available for an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +95,11 @@ impl ObjectCache {
         let (size, mtime) = stat(path)?;
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.get(path)
-            .filter(|c| c.key.size == size && c.key.mtime == mtime)
+            .filter(|c| {
+                c.key.size == size
+                    && c.key.mtime == mtime
+                    && c.read_at.duration_since(mtime).is_ok_and(|d| d >= RACY)
+            })
             .cloned()
     }
 
@@ -105,6 +117,7 @@ impl ObjectCache {
             if let Some(c) = self.cached(path) {
                 return Ok(c);
             }
+            let read_at = SystemTime::now();
             let data = match std::fs::read(path) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -140,6 +153,7 @@ impl ObjectCache {
                 key,
                 data,
                 analysis,
+                read_at,
             });
             if checked.analysis.is_err() && attempt + 1 < READ_ATTEMPTS {
                 // A half-written object often parses as garbage: look again shortly, unless it is settled.
@@ -233,6 +247,35 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An object rewritten with the same size and mtime after it was read (a coarse timestamp clock) is not
+    /// mistaken for the version in the cache.
+    #[test]
+    fn same_size_same_mtime_rewrite_is_not_served_from_the_cache() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("x.o");
+        let settings = Settings {
+            options: Options::default(),
+            features: Arc::new(FeatureNames::default()),
+            eh_frame: false,
+        };
+        let cache = ObjectCache::default();
+        std::fs::write(&path, b"first version").expect("write");
+        let mtime = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let first = cache.load(&path, &settings).expect("load");
+        assert_eq!(first.data.as_slice(), b"first version");
+        std::fs::write(&path, b"other version").expect("rewrite");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        f.set_modified(mtime).expect("set mtime");
+        drop(f);
+        let second = cache.load(&path, &settings).expect("load");
+        assert_eq!(second.data.as_slice(), b"other version");
+    }
 
     /// With `ehFrame`, a wrong `.cfi_*` directive is a finding of the same analysis the diagnostics come from.
     #[test]
