@@ -959,7 +959,10 @@ impl<'o, 'data> Program<'o, 'data> {
             if self.obj.symbols[func].kind != SymKind::Func {
                 continue;
             }
-            self.mark_func_jump_tables(func);
+            // Only dynamic jumps get a table (and kinds no longer change here): without one, nothing to add.
+            if !self.mark_func_jump_tables(func) {
+                continue;
+            }
             let mut t1: Option<NodeId> = None;
             let mut c = self.func_cursor(func);
             while let Some(id) = c.next(self) {
@@ -979,7 +982,9 @@ impl<'o, 'data> Program<'o, 'data> {
         Ok(())
     }
 
-    fn mark_func_jump_tables(&mut self, func: usize) {
+    /// Returns whether the function has a dynamic jump.
+    fn mark_func_jump_tables(&mut self, func: usize) -> bool {
+        let mut any_dynamic = false;
         let mut last: Option<NodeId> = None;
         let mut c = self.func_cursor(func);
         while let Some(id) = c.next(self) {
@@ -1007,10 +1012,12 @@ impl<'o, 'data> Program<'o, 'data> {
             if self.nodes[id as usize].insn.kind != InsnKind::JumpDynamic {
                 continue;
             }
+            any_dynamic = true;
             if let Some(t) = self.find_jump_table(func, id) {
                 self.nodes[id as usize].jump_table = Some(t);
             }
         }
+        any_dynamic
     }
 
     fn find_jump_table(&mut self, func: usize, orig: NodeId) -> Option<(usize, usize)> {
