@@ -16,95 +16,8 @@ use altcfi_analysis::{analyze, features::FeatureNames, Analysis, Options};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::binutils::{addr2line, instructions, reduce, run, BinFrame};
 use support::{build_fixture, build_kmod, fixtures, oracle_env, repo_root, Fixture};
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run tool");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Instruction offsets per executable section, from `objdump -d` (offsets: the objects are relocatable).
-fn instructions(obj: &Path) -> BTreeMap<String, Vec<u64>> {
-    let text = run(Command::new("objdump")
-        .args(["-d", "--no-show-raw-insn"])
-        .arg(obj));
-    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut current = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("Disassembly of section ") {
-            current = Some(rest.trim_end_matches(':').to_owned());
-            continue;
-        }
-        let Some(section) = &current else { continue };
-        if !line.starts_with(char::is_whitespace) {
-            continue;
-        }
-        let Some((addr, rest)) = line.trim_start().split_once(":\t") else {
-            continue;
-        };
-        // objdump prints a continuation line (no mnemonic) for long instructions.
-        if rest.trim().is_empty() {
-            continue;
-        }
-        if let Ok(offset) = u64::from_str_radix(addr, 16) {
-            out.entry(section.clone()).or_default().push(offset);
-        }
-    }
-    out
-}
-
-/// One frame as binutils prints it: function, file, line (`None` for `??`/0).
-type Frame = (Option<String>, Option<PathBuf>, Option<u32>);
-
-/// `addr2line -f -i -a -j SECTION` for each offset.
-fn addr2line(obj: &Path, section: &str, offsets: &[u64]) -> BTreeMap<u64, Vec<Frame>> {
-    let mut out = BTreeMap::new();
-    for chunk in offsets.chunks(300) {
-        let text = run(Command::new("addr2line")
-            .args(["-f", "-i", "-a", "-e"])
-            .arg(obj)
-            .args(["-j", section])
-            .args(chunk.iter().map(|o| format!("{o:#x}"))));
-        let mut lines = text.lines();
-        let mut current: Option<(u64, Vec<Frame>)> = None;
-        while let Some(line) = lines.next() {
-            if let Some(hex) = line.strip_prefix("0x") {
-                if let Some((offset, frames)) = current.take() {
-                    out.insert(offset, frames);
-                }
-                current = Some((u64::from_str_radix(hex, 16).expect("address"), Vec::new()));
-                continue;
-            }
-            let function = line.to_owned();
-            let location = lines.next().expect("location line after the function line");
-            let location = location
-                .find(" (discriminator")
-                .map_or(location, |i| &location[..i]);
-            let (file, line_no) = location.rsplit_once(':').expect("file:line");
-            current.as_mut().expect("address line first").1.push((
-                (function != "??").then_some(function),
-                (file != "??").then(|| PathBuf::from(file)),
-                line_no.parse().ok().filter(|&l| l != 0),
-            ));
-        }
-        if let Some((offset, frames)) = current.take() {
-            out.insert(offset, frames);
-        }
-    }
-    out
-}
-
-fn reduce(frames: &[altcfi_analysis::lines::SourceFrame]) -> Vec<Frame> {
-    frames
-        .iter()
-        .map(|f| (f.function.clone(), f.file.clone(), f.line))
-        .collect()
-}
 
 fn analyse(data: &[u8]) -> Analysis {
     let opts = Options {
@@ -180,16 +93,21 @@ fn is_site_line(text: &str, assembler: bool) -> bool {
 /// - a DWARF 4 build with `-ffunction-sections`, where binutils cannot place `.debug_ranges` entries (every section
 ///   starts at 0) and loses inline frames, while our chain is what binutils gives for the DWARF 5 build.
 fn binutils_divergence(
-    want: &[Frame],
-    got: &[Frame],
-    dwarf5: Option<&Vec<Frame>>,
+    want: &[BinFrame],
+    got: &[BinFrame],
+    dwarf5: Option<&Vec<BinFrame>>,
 ) -> Option<&'static str> {
     let same_len = want.len() == got.len();
-    if same_len && want.iter().zip(got).all(|(w, g)| w.1 == g.1 && w.2 == g.2) {
+    if same_len
+        && want
+            .iter()
+            .zip(got)
+            .all(|(w, g)| w.file == g.file && w.line == g.line)
+    {
         return Some("function name of nested asm symbols");
     }
-    let includes = |w: &Frame, g: &Frame| {
-        let (Some(wf), Some(gf)) = (&w.1, &g.1) else {
+    let includes = |w: &BinFrame, g: &BinFrame| {
+        let (Some(wf), Some(gf)) = (&w.file, &g.file) else {
             return false;
         };
         let name = gf.file_name().map(|n| n.to_string_lossy().into_owned());
@@ -198,10 +116,9 @@ fn binutils_divergence(
         })
     };
     if same_len
-        && want
-            .iter()
-            .zip(got)
-            .all(|(w, g)| w.0 == g.0 && w.2 == g.2 && (w.1 == g.1 || includes(w, g)))
+        && want.iter().zip(got).all(|(w, g)| {
+            w.function == g.function && w.line == g.line && (w.file == g.file || includes(w, g))
+        })
     {
         return Some("DWARF 5 included .c file named as the primary file");
     }
@@ -212,7 +129,7 @@ fn binutils_divergence(
 }
 
 /// addr2line's answers per (section, offset), to check a DWARF 4 build against the DWARF 5 build of the same code.
-type OracleMap = BTreeMap<(String, u64), Vec<Frame>>;
+type OracleMap = BTreeMap<(String, u64), Vec<BinFrame>>;
 
 /// Compares [`Sources::frames`] with addr2line for every instruction of `obj`; returns addr2line's answers.
 fn compare_object(
@@ -241,7 +158,7 @@ fn compare_object(
             let got = sources.frames(sec, offset);
             let want = oracle.get(&offset).cloned().unwrap_or_default();
             answers.insert((section.clone(), offset), want.clone());
-            let no_line = want.iter().all(|f| f.2.is_none());
+            let no_line = want.iter().all(|f| f.line.is_none());
             if replacement_section && no_line {
                 tally.replacement += 1;
                 let Some(inner) = got.iter().find(|f| f.line.is_some()) else {
@@ -459,13 +376,13 @@ fn conflicts_are_on_the_alternative_line() {
                 .unwrap_or_else(|| panic!("{what}: no site"));
             // binutils' line for the site's first original instruction, or (gas gives an empty original no rows)
             // for the first replacement that has one.
-            let (_, file, line) = std::iter::once(site.orig)
+            let BinFrame { file, line, .. } = std::iter::once(site.orig)
                 .chain(site.replacements.iter().filter_map(|r| r.at))
                 .filter_map(|(s, o)| {
                     let oracle = addr2line(&obj, &a.section_names[s], &[o]);
                     oracle.get(&o)?.first().cloned()
                 })
-                .find(|f| f.2.is_some())
+                .find(|f| f.line.is_some())
                 .unwrap_or_else(|| panic!("{what}: binutils has no line for the site"));
             assert_eq!(
                 (file.as_ref(), line),

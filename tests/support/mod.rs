@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod binutils;
+
 use altcfi_analysis::Era;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -92,6 +92,20 @@ pub fn walk(p: &Program, opts: Options) -> WalkResult {
     r
 }
 
+/// One empty slot array per original group (replacement groups share their original's), indexed by group id.
+fn empty_slots<T: Clone>(p: &Program) -> Vec<Vec<Option<T>>> {
+    p.groups
+        .iter()
+        .map(|g| {
+            if g.orig_group.is_none() {
+                vec![None; g.len]
+            } else {
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
 fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
     let n = p.nodes.len();
     let mut w = Walker {
@@ -100,28 +114,8 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
         exhaustive,
         cfi: p.nodes.iter().map(|n| n.hint_cfi).collect(),
         visited: vec![false; n],
-        slots: p
-            .groups
-            .iter()
-            .map(|g| {
-                if g.orig_group.is_none() {
-                    vec![None; g.len]
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect(),
-        slot_owner: p
-            .groups
-            .iter()
-            .map(|g| {
-                if g.orig_group.is_none() {
-                    vec![None; g.len]
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect(),
+        slots: empty_slots(p),
+        slot_owner: empty_slots(p),
         warned: vec![false; p.obj.symbols.len()],
         interner: p.interner.clone(),
         findings: p.warnings.clone(),

@@ -8,7 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "../../../tests/support/binutils.rs"]
+mod binutils;
+
 use altcfi_analysis::lines::{CodeRange, LineMap, LinesError, SourceFrame};
+use binutils::{addr2line, instructions, reduce, run};
 use object::{Object, ObjectSection};
 
 /// The fixture sources.
@@ -76,110 +80,10 @@ fn build(source: &str, flags: &[&str], output: &str) -> Built {
     Built { dir, obj, bytes }
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run tool");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-/// Instruction offsets (from the section start) per executable section, from `objdump -d`.
-fn instructions(obj: &Path) -> BTreeMap<String, Vec<u64>> {
-    let bytes = std::fs::read(obj).expect("read object");
-    let file = object::File::parse(&*bytes).expect("parse object");
-    let text = run(Command::new("objdump")
-        .args(["-d", "--no-show-raw-insn"])
-        .arg(obj));
-    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut current = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("Disassembly of section ") {
-            current = Some(rest.trim_end_matches(':').to_owned());
-            continue;
-        }
-        let Some(section) = &current else { continue };
-        if !line.starts_with(char::is_whitespace) {
-            continue;
-        }
-        let Some((addr, _)) = line.trim_start().split_once(":\t") else {
-            continue;
-        };
-        // objdump prints addresses, which are offsets only in relocatable objects.
-        let base = file.section_by_name(section).map_or(0, |s| s.address());
-        if let Ok(address) = u64::from_str_radix(addr, 16) {
-            out.entry(section.clone()).or_default().push(address - base);
-        }
-    }
-    out
-}
-
-/// One frame as binutils prints it.
-#[derive(Debug, Clone, PartialEq)]
-struct OracleFrame {
-    function: Option<String>,
-    file: Option<PathBuf>,
-    line: Option<u32>,
-}
-
-/// `addr2line -f -i -a -j SECTION` for each offset.
-fn oracle(obj: &Path, section: &str, offsets: &[u64]) -> BTreeMap<u64, Vec<OracleFrame>> {
-    let mut out = BTreeMap::new();
-    for chunk in offsets.chunks(200) {
-        let text = run(Command::new("addr2line")
-            .args(["-f", "-i", "-a", "-e"])
-            .arg(obj)
-            .args(["-j", section])
-            .args(chunk.iter().map(|o| format!("{o:#x}"))));
-        let mut lines = text.lines();
-        let mut current: Option<(u64, Vec<OracleFrame>)> = None;
-        while let Some(line) = lines.next() {
-            if let Some(hex) = line.strip_prefix("0x") {
-                if let Some((offset, frames)) = current.take() {
-                    out.insert(offset, frames);
-                }
-                current = Some((u64::from_str_radix(hex, 16).expect("address"), Vec::new()));
-                continue;
-            }
-            let function = line.to_owned();
-            let location = lines.next().expect("location line after function line");
-            let location = match location.find(" (discriminator") {
-                Some(i) => &location[..i],
-                None => location,
-            };
-            let (file, line_no) = location.rsplit_once(':').expect("file:line");
-            let frame = OracleFrame {
-                function: (function != "??").then_some(function),
-                file: (file != "??").then(|| PathBuf::from(file)),
-                line: line_no.parse().ok().filter(|&l| l != 0),
-            };
-            current.as_mut().expect("address line first").1.push(frame);
-        }
-        if let Some((offset, frames)) = current.take() {
-            out.insert(offset, frames);
-        }
-    }
-    out
-}
-
 fn section_indices(bytes: &[u8]) -> BTreeMap<String, usize> {
     let file = object::File::parse(bytes).expect("parse object");
     file.sections()
         .filter_map(|s| Some((s.name().ok()?.to_owned(), s.index().0)))
-        .collect()
-}
-
-/// What `locate` gives, reduced to what binutils prints.
-fn reduce(frames: &[SourceFrame]) -> Vec<OracleFrame> {
-    frames
-        .iter()
-        .map(|f| OracleFrame {
-            function: f.function.clone(),
-            file: f.file.clone(),
-            line: f.line,
-        })
         .collect()
 }
 
@@ -207,7 +111,7 @@ fn compare_with_oracle(label: &str, obj: &Path, bytes: &[u8]) -> Comparison {
     let mut all_insns: BTreeSet<(usize, u64)> = BTreeSet::new();
     for (section, offsets) in instructions(obj) {
         let index = indices[&section];
-        let expected = oracle(obj, &section, &offsets);
+        let expected = addr2line(obj, &section, &offsets);
         for &offset in &offsets {
             result.instructions += 1;
             all_insns.insert((index, offset));
@@ -475,7 +379,7 @@ fn included_c_file_dwarf5_matches_dwarf4() {
         .code_for_line(Path::new("wrapper.c"), sub)
         .expect("code_for_line")
         .is_empty());
-    let binutils = oracle(&v5.obj, ".text", &[0]);
+    let binutils = addr2line(&v5.obj, ".text", &[0]);
     eprintln!(
         "binutils on the DWARF 5 build at .text+0: {:?}",
         binutils[&0]
