@@ -3,7 +3,7 @@
 use crate::cfi::{CfiId, CfiState, Interner};
 use crate::decode;
 use crate::features::FeatureNames;
-use crate::findings::{Finding, FindingKind, Location, VariantAt};
+use crate::findings::{Finding, FindingKind, VariantAt};
 use crate::flow::{NodeId, Program};
 use crate::object::{Object, ObjectError};
 use crate::options::{Era, Options};
@@ -442,9 +442,4 @@ impl std::fmt::Display for CfaOnly<'_> {
         let cfa = full.split(',').next().unwrap_or("");
         write!(f, "{}", cfa.trim_start_matches("CFA="))
     }
-}
-
-/// Location helper for callers that only have a program.
-pub fn location_of(p: &Program, section: usize, offset: u64) -> Location {
-    p.location(section, offset)
 }
