@@ -227,6 +227,86 @@ fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSou
     }
 }
 
+/// What `check` produced for one file, ready to print in its format.
+enum Outcome {
+    /// Analysed: whether there were findings, and the report piece.
+    Done { findings: bool, piece: Piece },
+    /// Could not be analysed: the message (and its JSON entry).
+    Failed {
+        message: String,
+        json: Option<serde_json::Value>,
+    },
+}
+
+/// One file's share of the report.
+enum Piece {
+    Text(String),
+    Json(serde_json::Value),
+    Sarif(report::SarifFile),
+}
+
+/// Checks one file (analysis, opt-in unwind comparisons, source positions) into its report piece.
+fn check_one(
+    path: &Path,
+    opts: Options,
+    names: &FeatureNames,
+    format: Format,
+    no_source: bool,
+    unwind: UnwindChecks,
+) -> Outcome {
+    let shown = path.display().to_string();
+    match load_for_check(path, opts, names, unwind) {
+        Ok((data, mut a)) => {
+            let extra = unwind_findings(&data, &a, unwind, &shown);
+            a.findings.extend(extra);
+            let findings = !a.findings.is_empty();
+            let sources = finding_sources(&a, &data, no_source);
+            let piece = match format {
+                Format::Text => Piece::Text(report::text(&shown, &a.findings, &sources)),
+                Format::Json => Piece::Json(report::json_file(&shown, Some(&a), None, &sources)),
+                Format::Sarif => Piece::Sarif((shown, a.findings, sources)),
+            };
+            Outcome::Done { findings, piece }
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            let json = (format == Format::Json)
+                .then(|| report::json_file(&shown, None, Some(&message), &[]));
+            Outcome::Failed { message, json }
+        }
+    }
+}
+
+/// `f` over `items` on all cores, results in input order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if workers <= 1 {
+        return items.iter().map(|i| Some(f(i))).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| m.into_inner().ok().flatten())
+        .collect()
+}
+
 fn check(
     files: &[PathBuf],
     frame_pointer: bool,
@@ -241,37 +321,32 @@ fn check(
         frame_pointer,
         all_conflicts: true,
     };
+    // Objects are independent: analyse them on all cores, report in the order given.
+    let outcomes = parallel_map(files, |p| {
+        check_one(p, opts, &names, format, no_source, unwind)
+    });
     let mut any_findings = false;
     let mut any_error = false;
     let mut json_files = Vec::new();
     let mut sarif_files = Vec::new();
-    for path in files {
-        let shown = path.display().to_string();
-        match load_for_check(path, opts, &names, unwind) {
-            Ok((data, mut a)) => {
-                let extra = unwind_findings(&data, &a, unwind, &shown);
-                a.findings.extend(extra);
-                any_findings |= !a.findings.is_empty();
-                let sources = finding_sources(&a, &data, no_source);
-                match format {
-                    Format::Text => print!("{}", report::text(&shown, &a.findings, &sources)),
-                    Format::Json => {
-                        json_files.push(report::json_file(&shown, Some(&a), None, &sources))
-                    }
-                    Format::Sarif => sarif_files.push((shown, a.findings, sources)),
+    for (path, outcome) in files.iter().zip(outcomes) {
+        let outcome = outcome.unwrap_or_else(|| Outcome::Failed {
+            message: format!("{}: the analysis thread failed", path.display()),
+            json: None,
+        });
+        match outcome {
+            Outcome::Done { findings, piece } => {
+                any_findings |= findings;
+                match piece {
+                    Piece::Text(t) => print!("{t}"),
+                    Piece::Json(j) => json_files.push(j),
+                    Piece::Sarif(f) => sarif_files.push(f),
                 }
             }
-            Err(e) => {
+            Outcome::Failed { message, json } => {
                 any_error = true;
-                eprintln!("altcfi: error: {e:#}");
-                if format == Format::Json {
-                    json_files.push(report::json_file(
-                        &shown,
-                        None,
-                        Some(&format!("{e:#}")),
-                        &[],
-                    ));
-                }
+                eprintln!("altcfi: error: {message}");
+                json_files.extend(json);
             }
         }
     }
