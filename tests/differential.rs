@@ -191,6 +191,56 @@ fn compare(
     Err(format!("{key}:\n{}", describe(&reference, &ours)))
 }
 
+/// The reference objtool binaries a fixture is valid for, with their era.
+fn oracles_for<'a>(f: &Fixture, env: &'a support::OracleEnv) -> Vec<(Era, &'a Path)> {
+    [
+        (Era::V6_12, env.objtool_612.as_path()),
+        (Era::V6_1, env.objtool_61.as_path()),
+    ]
+    .into_iter()
+    .filter(|(era, _)| f.oracles.contains(era))
+    .collect()
+}
+
+/// Counts of one differential test: matches, listed divergences, failures.
+#[derive(Default)]
+struct Tally {
+    runs: usize,
+    divergent: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Records one comparison (see [`compare`]).
+    fn record(&mut self, r: Result<bool, String>) {
+        self.runs += 1;
+        match r {
+            Ok(true) => {}
+            Ok(false) => self.divergent += 1,
+            Err(e) => self.failures.push(e),
+        }
+    }
+
+    /// Prints the figures and fails the test on any unlisted difference.
+    fn finish(self, what: &str) {
+        let Tally {
+            runs,
+            divergent,
+            failures,
+        } = self;
+        eprintln!(
+            "{what}: {runs} oracle runs, {} match, {divergent} known divergences",
+            runs - failures.len() - divergent
+        );
+        assert!(
+            failures.is_empty(),
+            "{} of {runs} runs differ from objtool:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+}
+
 #[test]
 fn fixtures_match_objtool() {
     let env = oracle_env();
@@ -202,34 +252,14 @@ fn fixtures_match_objtool() {
         "expected the fixture corpus, found {}",
         all.len()
     );
-    let mut runs = 0;
-    let mut divergent = 0;
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     for f in &all {
         let obj = build_fixture(f, out.path());
-        for (era, bin) in [(Era::V6_12, &env.objtool_612), (Era::V6_1, &env.objtool_61)] {
-            if !f.oracles.contains(&era) {
-                continue;
-            }
-            runs += 1;
-            match compare(&f.name, &obj, bin, era, &known) {
-                Ok(true) => {}
-                Ok(false) => divergent += 1,
-                Err(e) => failures.push(e),
-            }
+        for (era, bin) in oracles_for(f, &env) {
+            tally.record(compare(&f.name, &obj, bin, era, &known));
         }
     }
-    eprintln!(
-        "differential: {} fixtures, {runs} oracle runs, {} match, {divergent} known divergences",
-        all.len(),
-        runs - failures.len() - divergent
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {runs} runs differ from objtool:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.finish(&format!("differential: {} fixtures", all.len()));
 }
 
 /// The same fixtures with DWARF 4 and DWARF 5 debug info, and C with `-ffunction-sections`: relocations in
@@ -238,8 +268,7 @@ fn fixtures_match_objtool() {
 fn fixtures_with_debug_info_and_function_sections_match_objtool() {
     let env = oracle_env();
     let known = known_divergences();
-    let mut runs = 0;
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     for (variant, flags) in [
         ("dwarf4", &["-g", "-gdwarf-4", "-ffunction-sections"][..]),
         ("dwarf5", &["-g", "-gdwarf-5"][..]),
@@ -247,27 +276,13 @@ fn fixtures_with_debug_info_and_function_sections_match_objtool() {
         let out = tempfile::tempdir().expect("temp dir");
         for f in fixtures() {
             let obj = build_fixture_with(&f, out.path(), flags);
-            for (era, bin) in [(Era::V6_12, &env.objtool_612), (Era::V6_1, &env.objtool_61)] {
-                if !f.oracles.contains(&era) {
-                    continue;
-                }
-                runs += 1;
-                if let Err(e) = compare(&format!("{}[{variant}]", f.name), &obj, bin, era, &known) {
-                    failures.push(e);
-                }
+            for (era, bin) in oracles_for(&f, &env) {
+                let label = format!("{}[{variant}]", f.name);
+                tally.record(compare(&label, &obj, bin, era, &known));
             }
         }
     }
-    eprintln!(
-        "differential (debug info variants): {runs} oracle runs, {} match",
-        runs - failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {runs} runs differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.finish("differential (debug info variants)");
 }
 
 /// Frame-pointer rules: objtool `--stackval` against `altcfi check --frame-pointer`, warnings only.
@@ -276,42 +291,26 @@ fn fixtures_match_objtool_frame_pointer_rules() {
     let env = oracle_env();
     let known = known_divergences();
     let out = tempfile::tempdir().expect("temp dir");
-    let all = fixtures();
-    let mut runs = 0;
-    let mut divergent = 0;
-    let mut failures = Vec::new();
-    for f in &all {
+    let mut tally = Tally::default();
+    for f in &fixtures() {
         let obj = build_fixture(f, out.path());
-        for (era, bin) in [(Era::V6_12, &env.objtool_612), (Era::V6_1, &env.objtool_61)] {
-            if !f.oracles.contains(&era) {
-                continue;
-            }
-            runs += 1;
+        for (era, bin) in oracles_for(f, &env) {
             let key = format!("{} {} fp", f.name, era.name());
             let ours = altcfi_with(&obj, era, true).warnings;
-            match objtool_stackval(bin, &obj) {
-                Some(reference) if reference == ours => {}
+            tally.record(match objtool_stackval(bin, &obj) {
+                Some(reference) if reference == ours => Ok(true),
                 _ if known.contains(&key) => {
-                    divergent += 1;
                     eprintln!("known divergence {key}");
+                    Ok(false)
                 }
-                Some(reference) => failures.push(format!(
+                Some(reference) => Err(format!(
                     "{key}:\n  objtool {reference:#?}\n  altcfi  {ours:#?}"
                 )),
-                None => failures.push(format!("{key}: objtool --stackval crashed")),
-            }
+                None => Err(format!("{key}: objtool --stackval crashed")),
+            });
         }
     }
-    eprintln!(
-        "differential (--stackval): {runs} oracle runs, {} match, {divergent} known divergences",
-        runs - failures.len() - divergent
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {runs} runs differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.finish("differential (--stackval)");
 }
 
 #[test]
@@ -320,27 +319,15 @@ fn kernel_module_objects_match_objtool_612() {
     let known = known_divergences();
     let out = tempfile::tempdir().expect("temp dir");
     let objs = build_kmod(&env, out.path());
-    let mut divergent = 0;
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     for obj in &objs {
         let label = format!("kmod/{}", obj.file_name().expect("name").to_string_lossy());
-        match compare(&label, obj, &env.objtool_612, Era::V6_12, &known) {
-            Ok(true) => {}
-            Ok(false) => divergent += 1,
-            Err(e) => failures.push(e),
-        }
+        tally.record(compare(&label, obj, &env.objtool_612, Era::V6_12, &known));
     }
-    eprintln!(
-        "differential: {} kernel module objects, {} match objtool 6.12, {divergent} known divergences",
-        objs.len(),
-        objs.len() - failures.len() - divergent
-    );
-    assert!(
-        failures.is_empty(),
-        "{} objects differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.finish(&format!(
+        "differential: {} kernel module objects (objtool 6.12)",
+        objs.len()
+    ));
 }
 
 /// The flags kbuild 6.12 passes to objtool for a module (`tests/kmod/README.md`).
