@@ -398,44 +398,51 @@ impl<'data> LineMap<'data> {
             .clone()
     }
 
-    fn collect_source_files(&self) -> Result<Vec<PathBuf>, LinesError> {
+    /// Calls `f` on every compile unit; an error (unit header, unit, or from `f`) names the unit.
+    fn for_each_unit(
+        &self,
+        mut f: impl FnMut(
+            &gimli::Dwarf<Reader<'data>>,
+            &gimli::Unit<Reader<'data>>,
+        ) -> gimli::Result<()>,
+    ) -> Result<(), LinesError> {
         let loaded = self.loaded()?;
         let dwarf = &*loaded.dwarf;
-        let mut files = BTreeSet::new();
         let mut units = dwarf.units();
         loop {
             let header = match units.next() {
                 Ok(Some(header)) => header,
-                Ok(None) => break,
+                Ok(None) => return Ok(()),
                 Err(source) => return Err(dwarf_error("reading .debug_info unit headers", source)),
             };
             let context = unit_context(&header);
             let unit = dwarf.unit(header).map_err(|e| dwarf_error(&context, e))?;
-            let unit_ref = unit.unit_ref(dwarf);
+            f(dwarf, &unit).map_err(|e| dwarf_error(&context, e))?;
+        }
+    }
+
+    fn collect_source_files(&self) -> Result<Vec<PathBuf>, LinesError> {
+        let mut files = BTreeSet::new();
+        self.for_each_unit(|dwarf, unit| {
             if let Some(name) = &unit.name {
-                let name = name
-                    .to_string_lossy()
-                    .map_err(|e| dwarf_error(&context, e))?;
+                let name = name.to_string_lossy()?;
                 let mut path = match &unit.comp_dir {
-                    Some(dir) => dir
-                        .to_string_lossy()
-                        .map_err(|e| dwarf_error(&context, e))?
-                        .into_owned(),
+                    Some(dir) => dir.to_string_lossy()?.into_owned(),
                     None => String::new(),
                 };
                 path_push(&mut path, &name);
                 files.insert(PathBuf::from(path));
             }
             if let Some(program) = &unit.line_program {
-                for path in render_file_table(unit_ref, program.header())
-                    .map_err(|e| dwarf_error(&context, e))?
+                for path in render_file_table(unit.unit_ref(dwarf), program.header())?
                     .into_iter()
                     .flatten()
                 {
                     files.insert(PathBuf::from(path));
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(files.into_iter().collect())
     }
 
@@ -707,21 +714,8 @@ impl<'data> LineMap<'data> {
     }
 
     fn build_file_index(&self) -> Result<FileIndex, LinesError> {
-        let loaded = self.loaded()?;
-        let dwarf = &*loaded.dwarf;
         let mut builder = FileIndexBuilder::default();
-        let mut units = dwarf.units();
-        loop {
-            let header = match units.next() {
-                Ok(Some(header)) => header,
-                Ok(None) => break,
-                Err(source) => return Err(dwarf_error("reading .debug_info unit headers", source)),
-            };
-            let context = unit_context(&header);
-            let unit = dwarf.unit(header).map_err(|e| dwarf_error(&context, e))?;
-            self.index_unit(dwarf, &unit, &mut builder)
-                .map_err(|e| dwarf_error(&context, e))?;
-        }
+        self.for_each_unit(|dwarf, unit| self.index_unit(dwarf, unit, &mut builder))?;
         Ok(builder.finish())
     }
 
