@@ -88,18 +88,15 @@ pub fn attach_all(p: &mut Program) -> Result<(), Box<Finding>> {
             SpecialKind::ExceptionFixup => AltKind::ExceptionFixup,
         };
         let Some(node) = new_insn else { continue };
-        let on = &mut p.nodes[orig as usize];
-        on.ignore_alts |= sa.skip_alt;
-        let alt = Alt {
-            node,
-            skip_orig: sa.skip_orig,
-            kind,
-        };
-        match p.era {
-            // 6.3+ prepends to a singly linked list; 6.1 appends.
-            Era::V6_12 => on.alts.insert(0, alt),
-            Era::V6_1 => on.alts.push(alt),
-        }
+        p.nodes[orig as usize].ignore_alts |= sa.skip_alt;
+        p.add_alt(
+            orig,
+            Alt {
+                node,
+                skip_orig: sa.skip_orig,
+                kind,
+            },
+        );
     }
     Ok(())
 }
@@ -115,7 +112,7 @@ fn handle_group_alt(
     let orig_end = sa.orig.1 + u64::from(sa.orig_len);
     // Before 6.3 every entry made a fresh original group; 6.3+ reuses the site's group.
     let existing = match p.era {
-        Era::V6_12 => p.nodes[orig as usize].alt_group,
+        Era::V6_12 => p.nodes[orig as usize].alt_group.get(),
         Era::V6_1 => None,
     };
     let orig_group = match existing {
@@ -142,7 +139,7 @@ fn handle_group_alt(
                 if p.nodes[n as usize].insn.offset >= orig_end {
                     break;
                 }
-                p.nodes[n as usize].alt_group = Some(g);
+                p.nodes[n as usize].alt_group = Some(g).into();
                 last = n;
                 cur = p.next_insn_same_sec(n);
             }
@@ -165,7 +162,7 @@ fn handle_group_alt(
 
     let mut nop = None;
     if sa.new_len < sa.orig_len {
-        let (nsec, noff) = sa.new.unwrap_or((p.nodes[orig as usize].sec, 0));
+        let (nsec, noff) = sa.new.unwrap_or((p.nodes[orig as usize].sec(), 0));
         let nsec = if sa.new.is_some() {
             nsec
         } else {
@@ -181,12 +178,12 @@ fn handle_group_alt(
                 len: sa.orig_len - sa.new_len,
                 kind: InsnKind::Nop,
                 immediate: 0,
-                ops: Vec::new(),
+                ops: Default::default(),
                 notrack: false,
             },
         );
         node.sym = orig_sym;
-        node.alt_group = Some(new_group);
+        node.alt_group = Some(new_group).into();
         node.ignore = orig_ignore_alts;
         p.nodes.push(node);
         nop = Some((p.nodes.len() - 1) as NodeId);
@@ -213,7 +210,7 @@ fn handle_group_alt(
                 let node = &mut p.nodes[n as usize];
                 node.ignore = orig_ignore_alts;
                 node.sym = orig_sym;
-                node.alt_group = Some(new_group);
+                node.alt_group = Some(new_group).into();
             }
             if let Some(r) = p.insn_reloc(n) {
                 if reloc_types::is_pc_relative(r.r_type) && !support_alt_relocation(p, n, new_off) {
@@ -267,7 +264,7 @@ fn support_alt_relocation(p: &Program, n: NodeId, new_off: u64) -> bool {
 /// objtool's `next_insn_to_validate`: the node flow reaches after `n`, leaving replacements at the end of the
 /// original.
 pub fn next_insn_to_validate(p: &Program, n: NodeId) -> Option<NodeId> {
-    if let Some(g) = p.nodes[n as usize].alt_group {
+    if let Some(g) = p.nodes[n as usize].alt_group.get() {
         let grp = &p.groups[g];
         let next_orig = |og: usize| {
             let o = &p.groups[og];

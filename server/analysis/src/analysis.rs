@@ -180,7 +180,7 @@ fn analyze_here(
             Ok(rows) => Some(rows),
             Err(e) => {
                 // objtool charges ORC errors to the instruction's symbol (WARN_INSN): suppressed if it warned.
-                let sym = p.nodes[e.node as usize].sym;
+                let sym = p.nodes[e.node as usize].sym.get();
                 let warned = era == Era::V6_12 && sym.is_some_and(|s| sym_warned(&findings, &p, s));
                 if !warned {
                     let mut f = Finding::new(
@@ -246,7 +246,7 @@ fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltS
         let site = *by_slots.entry(orig.slots).or_insert_with(|| {
             let first = &p.nodes[orig.first as usize];
             sites.push(AltSite {
-                orig: (first.sec, first.insn.offset),
+                orig: (first.sec(), first.insn.offset),
                 len: orig.len,
                 location: p.node_location(orig.first).display,
                 replacements: Vec::new(),
@@ -273,7 +273,7 @@ fn node_text(p: &Program, id: NodeId) -> String {
     if n.synthetic {
         return format!("(padding nop, {} bytes)", n.insn.len);
     }
-    let data = p.obj.sections[n.sec].data;
+    let data = p.obj.sections[n.sec()].data;
     let start = n.insn.offset as usize;
     let bytes = data.get(start..start + n.insn.len as usize).unwrap_or(&[]);
     decode::disassemble(bytes, n.insn.offset)
@@ -302,13 +302,13 @@ fn insn_infos(p: &Program, w: &WalkResult) -> Vec<InsnInfo> {
         .enumerate()
         .filter(|(_, n)| !n.synthetic)
         .map(|(i, n)| InsnInfo {
-            section: n.sec,
+            section: n.sec(),
             offset: n.insn.offset,
             len: n.insn.len,
             location: p.node_location(i as NodeId).display,
             text: node_text(p, i as NodeId),
             cfi: w.cfi[i],
-            site: n.alt_group.and_then(|g| side[g]),
+            site: n.alt_group.get().and_then(|g| side[g]),
         })
         .collect()
 }
@@ -318,7 +318,7 @@ fn group_text(p: &Program, g: usize) -> String {
     let mut parts = Vec::new();
     let mut cur = Some(grp.first);
     while let Some(id) = cur {
-        if p.nodes[id as usize].alt_group != Some(g) || parts.len() > 64 {
+        if p.nodes[id as usize].alt_group.get() != Some(g) || parts.len() > 64 {
             break;
         }
         parts.push(node_text(p, id));
@@ -341,7 +341,7 @@ fn enrich_conflicts(
     }
     let describe = |id: NodeId, state: &CfiState| -> VariantAt {
         let n = &p.nodes[id as usize];
-        let g = n.alt_group;
+        let g = n.alt_group.get();
         let (replacement, feature) = match g.and_then(|g| p.groups[g].entry.map(|k| (g, k))) {
             Some((g, k)) => {
                 let slots = p.groups[p.groups[g].orig_group.unwrap_or(g)].slots;
@@ -376,7 +376,7 @@ fn enrich_conflicts(
         // The site whose first original instruction (6.12) or a conflicting instruction (6.1) is the location.
         let at = |id: NodeId| {
             let n = &p.nodes[id as usize];
-            n.sec == loc.section && n.insn.offset == loc.offset
+            n.sec() == loc.section && n.insn.offset == loc.offset
         };
         let Some(slots_id) = w
             .conflicts

@@ -417,8 +417,6 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
         apply_op_regs(s, op);
         return Ok(());
     }
-    // Offsets in stack ops are 32-bit in every form objtool models.
-    let off = |v: i64| v as i32;
     match op.dest {
         OpDest::Reg(dreg) => {
             let d = i32::from(dreg);
@@ -482,7 +480,7 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                 }
                 OpSrc::Add(sreg, imm) => {
                     let sr = i32::from(sreg);
-                    let imm = off(imm);
+
                     if d == SP && sr == SP {
                         // add imm, %rsp
                         s.stack_size = s.stack_size.wrapping_sub(imm);
@@ -587,7 +585,7 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
                 }
                 OpSrc::RegIndirect(sreg, disp) => {
                     let sr = i32::from(sreg);
-                    let disp = off(disp);
+
                     if !s.drap && d == s.cfa.base && d == BP {
                         // mov disp(%rsp), %rbp
                         s.cfa = CfiReg {
@@ -650,7 +648,7 @@ pub fn apply_op(s: &mut CfiState, op: &StackOp, cx: OpContext) -> Result<(), OpE
         }
         OpDest::RegIndirect(dreg, disp) => {
             let d = i32::from(dreg);
-            let disp = off(disp);
+
             let OpSrc::Reg(sreg) = op.src else {
                 return Ok(());
             };
@@ -705,7 +703,7 @@ fn apply_op_regs(s: &mut CfiState, op: &StackOp) {
         s.cfa.offset = s.cfa.offset.wrapping_sub(8);
     }
     if let (OpDest::Reg(reg::SP), OpSrc::Add(reg::SP, imm)) = (op.dest, op.src) {
-        s.cfa.offset = s.cfa.offset.wrapping_sub(imm as i32);
+        s.cfa.offset = s.cfa.offset.wrapping_sub(imm);
     }
 }
 

@@ -97,7 +97,7 @@ pub enum OpDest {
     /// A register.
     Reg(u8),
     /// Memory at `disp(reg)`.
-    RegIndirect(u8, i64),
+    RegIndirect(u8, i32),
     /// Memory through another addressing form.
     Mem,
     /// A push.
@@ -112,7 +112,7 @@ pub enum OpSrc {
     /// A register.
     Reg(u8),
     /// Memory at `disp(reg)`.
-    RegIndirect(u8, i64),
+    RegIndirect(u8, i32),
     /// A constant (immediate, memory, segment register, return address).
     Const,
     /// A pop.
@@ -120,9 +120,9 @@ pub enum OpSrc {
     /// `popf`.
     PopF,
     /// `reg + imm` (add/sub/lea).
-    Add(u8, i64),
+    Add(u8, i32),
     /// `reg & imm`.
-    And(u8, i64),
+    And(u8, i32),
 }
 
 /// One stack operation: `dest ← src`.
@@ -134,6 +134,124 @@ pub struct StackOp {
     pub src: OpSrc,
 }
 
+/// A stack operation packed in 8 bytes: in every form objtool models at most one side carries a 32-bit value
+/// (`disp(reg)` is written from a register; `reg + imm`, `reg & imm` and `disp(reg)` are read into a register).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct PackedOp {
+    dest: u8,
+    dest_reg: u8,
+    src: u8,
+    src_reg: u8,
+    value: i32,
+}
+
+impl PackedOp {
+    fn pack(op: StackOp) -> Self {
+        let mut value = 0;
+        let (dest, dest_reg) = match op.dest {
+            OpDest::Reg(r) => (0, r),
+            OpDest::RegIndirect(r, d) => {
+                value = d;
+                (1, r)
+            }
+            OpDest::Mem => (2, 0),
+            OpDest::Push => (3, 0),
+            OpDest::PushF => (4, 0),
+        };
+        let (src, src_reg) = match op.src {
+            OpSrc::Reg(r) => (0, r),
+            OpSrc::RegIndirect(r, d) => {
+                debug_assert_eq!(value, 0, "two 32-bit values in one stack op");
+                value = d;
+                (1, r)
+            }
+            OpSrc::Const => (2, 0),
+            OpSrc::Pop => (3, 0),
+            OpSrc::PopF => (4, 0),
+            OpSrc::Add(r, v) => {
+                debug_assert_eq!(value, 0, "two 32-bit values in one stack op");
+                value = v;
+                (5, r)
+            }
+            OpSrc::And(r, v) => {
+                debug_assert_eq!(value, 0, "two 32-bit values in one stack op");
+                value = v;
+                (6, r)
+            }
+        };
+        PackedOp {
+            dest,
+            dest_reg,
+            src,
+            src_reg,
+            value,
+        }
+    }
+
+    fn unpack(self) -> StackOp {
+        let dest = match self.dest {
+            0 => OpDest::Reg(self.dest_reg),
+            1 => OpDest::RegIndirect(self.dest_reg, self.value),
+            2 => OpDest::Mem,
+            3 => OpDest::Push,
+            _ => OpDest::PushF,
+        };
+        let src = match self.src {
+            0 => OpSrc::Reg(self.src_reg),
+            1 => OpSrc::RegIndirect(self.src_reg, self.value),
+            2 => OpSrc::Const,
+            3 => OpSrc::Pop,
+            4 => OpSrc::PopF,
+            5 => OpSrc::Add(self.src_reg, self.value),
+            _ => OpSrc::And(self.src_reg, self.value),
+        };
+        StackOp { dest, src }
+    }
+}
+
+/// The stack operations of one instruction (at most two), stored inline: no allocation per instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ops {
+    len: u8,
+    ops: [PackedOp; 2],
+}
+
+impl Ops {
+    /// Appends an operation (a third one is a decoder bug and is dropped in release builds).
+    pub fn push(&mut self, op: StackOp) {
+        debug_assert!(self.len < 2, "more than two stack ops");
+        if let Some(slot) = self.ops.get_mut(usize::from(self.len)) {
+            *slot = PackedOp::pack(op);
+            self.len += 1;
+        }
+    }
+
+    /// Removes every operation.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// No operation.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The operations, in order.
+    pub fn iter(&self) -> impl Iterator<Item = StackOp> + '_ {
+        self.ops[..usize::from(self.len)].iter().map(|o| o.unpack())
+    }
+
+    /// The operations as a vector (for tests and reports).
+    pub fn to_vec(&self) -> Vec<StackOp> {
+        self.iter().collect()
+    }
+}
+
 /// One decoded instruction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Insn {
@@ -143,10 +261,11 @@ pub struct Insn {
     pub len: u8,
     /// Type.
     pub kind: InsnKind,
-    /// objtool's `immediate`: the immediate, else the displacement, as encoded (0 where a relocation will fill it).
-    pub immediate: i64,
+    /// objtool's `immediate` (a C `int`): the immediate, else the displacement, as encoded (0 where a relocation will
+    /// fill it).
+    pub immediate: i32,
     /// Stack operations, in order (at most two; `leave` has two).
-    pub ops: Vec<StackOp>,
+    pub ops: Ops,
     /// An indirect call or jump with a `notrack` (0x3e) prefix, which objtool warns about.
     pub notrack: bool,
 }
@@ -159,7 +278,7 @@ impl Insn {
 
     /// objtool's `arch_jump_destination`: offset + length + immediate.
     pub fn jump_destination(&self) -> i64 {
-        (self.end() as i64).wrapping_add(self.immediate)
+        (self.end() as i64).wrapping_add(i64::from(self.immediate))
     }
 
     /// A direct jump (conditional or not).
@@ -185,7 +304,8 @@ pub fn decode_section(
     bytes: &[u8],
     in_func: impl Fn(u64) -> bool,
 ) -> Result<Vec<Insn>, DecodeError> {
-    let mut out = Vec::with_capacity(bytes.len() / 4);
+    // Kernel code averages 3–4 bytes an instruction: one allocation in the common case.
+    let mut out = Vec::with_capacity(bytes.len() / 3 + 1);
     let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
     let mut instr = iced_x86::Instruction::default();
     while decoder.can_decode() {
@@ -223,8 +343,8 @@ struct Fields {
     sib_index: u8,
     sib_base: u8,
     has_sib: bool,
-    disp: Option<i64>,
-    imm: Option<i64>,
+    disp: Option<i32>,
+    imm: Option<i32>,
 }
 
 fn is_legacy_prefix(b: u8) -> bool {
@@ -348,16 +468,16 @@ fn parse_fields(raw: &[u8]) -> Fields {
             _ => 0,
         };
         if disp_size == 1 {
-            f.disp = Some(i64::from(at(i) as i8));
+            f.disp = Some(i32::from(at(i) as i8));
         } else if disp_size == 4 {
-            f.disp = Some(i64::from(read_i32(raw, i)));
+            f.disp = Some(read_i32(raw, i));
         }
         i += disp_size;
     }
     match imm_size(op1, two, opsize16) {
-        1 => f.imm = Some(i64::from(at(i) as i8)),
-        2 => f.imm = Some(i64::from(i16::from_le_bytes([at(i), at(i + 1)]))),
-        4 => f.imm = Some(i64::from(read_i32(raw, i))),
+        1 => f.imm = Some(i32::from(at(i) as i8)),
+        2 => f.imm = Some(i32::from(i16::from_le_bytes([at(i), at(i + 1)]))),
+        4 => f.imm = Some(read_i32(raw, i)),
         _ => {}
     }
     f
@@ -375,7 +495,7 @@ fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> b
         len,
         kind: InsnKind::Other,
         immediate: 0,
-        ops: Vec::new(),
+        ops: Ops::default(),
         notrack: false,
     };
     if !legacy {
@@ -538,13 +658,13 @@ fn decode_0f(f: &Fields, insn: &mut Insn) {
 #[allow(clippy::too_many_arguments)]
 fn decode_mov_store(
     f: &Fields,
-    disp: i64,
+    disp: i32,
     mod_is_reg: bool,
     is_rip: bool,
     have_sib: bool,
     rm_is_mem: &impl Fn(u8) -> bool,
     rm_is_reg: &impl Fn(u8) -> bool,
-    ops: &mut Vec<StackOp>,
+    ops: &mut Ops,
 ) {
     let op = |dest, src| StackOp { dest, src };
     if f.op1 == 0x89 {
@@ -715,21 +835,21 @@ mod tests {
     #[test]
     fn push_pop_and_rex_b() {
         assert_eq!(
-            one(&[0x55]).ops,
+            one(&[0x55]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Push,
                 src: OpSrc::Reg(reg::BP)
             }]
         );
         assert_eq!(
-            one(&[0x41, 0x54]).ops,
+            one(&[0x41, 0x54]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Push,
                 src: OpSrc::Reg(reg::R12)
             }]
         );
         assert_eq!(
-            one(&[0x41, 0x5d]).ops,
+            one(&[0x41, 0x5d]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::R13),
                 src: OpSrc::Pop
@@ -741,21 +861,21 @@ mod tests {
     fn sub_add_and_rsp() {
         // sub $0x10,%rsp ; add $0x18,%rsp ; and $-16,%rsp
         assert_eq!(
-            one(&[0x48, 0x83, 0xec, 0x10]).ops,
+            one(&[0x48, 0x83, 0xec, 0x10]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::SP),
                 src: OpSrc::Add(reg::SP, -16)
             }]
         );
         assert_eq!(
-            one(&[0x48, 0x83, 0xc4, 0x18]).ops,
+            one(&[0x48, 0x83, 0xc4, 0x18]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::SP),
                 src: OpSrc::Add(reg::SP, 24)
             }]
         );
         assert_eq!(
-            one(&[0x48, 0x83, 0xe4, 0xf0]).ops,
+            one(&[0x48, 0x83, 0xe4, 0xf0]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::SP),
                 src: OpSrc::And(reg::SP, -16)
@@ -763,7 +883,9 @@ mod tests {
         );
         // sub $0x1000,%rsp (imm32)
         assert_eq!(
-            one(&[0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00]).ops,
+            one(&[0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00])
+                .ops
+                .to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::SP),
                 src: OpSrc::Add(reg::SP, -4096)
@@ -777,7 +899,7 @@ mod tests {
     fn movs_and_leas() {
         // mov %rsp,%rbp
         assert_eq!(
-            one(&[0x48, 0x89, 0xe5]).ops,
+            one(&[0x48, 0x89, 0xe5]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::BP),
                 src: OpSrc::Reg(reg::SP)
@@ -785,7 +907,7 @@ mod tests {
         );
         // mov %rbp,%rsp
         assert_eq!(
-            one(&[0x48, 0x89, 0xec]).ops,
+            one(&[0x48, 0x89, 0xec]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::SP),
                 src: OpSrc::Reg(reg::BP)
@@ -793,7 +915,7 @@ mod tests {
         );
         // mov %rbx,0x8(%rsp)
         assert_eq!(
-            one(&[0x48, 0x89, 0x5c, 0x24, 0x08]).ops,
+            one(&[0x48, 0x89, 0x5c, 0x24, 0x08]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::RegIndirect(reg::SP, 8),
                 src: OpSrc::Reg(reg::BX)
@@ -801,7 +923,7 @@ mod tests {
         );
         // mov -0x8(%rbp),%rbx
         assert_eq!(
-            one(&[0x48, 0x8b, 0x5d, 0xf8]).ops,
+            one(&[0x48, 0x8b, 0x5d, 0xf8]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::BX),
                 src: OpSrc::RegIndirect(reg::BP, -8)
@@ -809,7 +931,7 @@ mod tests {
         );
         // lea 0x8(%rsp),%r10
         assert_eq!(
-            one(&[0x4c, 0x8d, 0x54, 0x24, 0x08]).ops,
+            one(&[0x4c, 0x8d, 0x54, 0x24, 0x08]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::R10),
                 src: OpSrc::Add(reg::SP, 8)
@@ -817,7 +939,7 @@ mod tests {
         );
         // lea -0x8(%r10),%rsp
         assert_eq!(
-            one(&[0x49, 0x8d, 0x62, 0xf8]).ops,
+            one(&[0x49, 0x8d, 0x62, 0xf8]).ops.to_vec(),
             vec![StackOp {
                 dest: OpDest::Reg(reg::SP),
                 src: OpSrc::Add(reg::R10, -8)

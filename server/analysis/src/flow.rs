@@ -43,28 +43,82 @@ pub struct Alt {
     pub kind: AltKind,
 }
 
-/// An instruction with everything the walk needs to know about it.
+/// An optional index in 32 bits (`u32::MAX` is none), which keeps [`Node`] small.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Opt32(u32);
+
+impl Opt32 {
+    /// No index.
+    pub const NONE: Opt32 = Opt32(u32::MAX);
+
+    /// The index, if any.
+    pub fn get(self) -> Option<usize> {
+        (self.0 != u32::MAX).then_some(self.0 as usize)
+    }
+
+    /// An index is set.
+    pub fn is_some(self) -> bool {
+        self.0 != u32::MAX
+    }
+
+    /// No index is set.
+    pub fn is_none(self) -> bool {
+        self.0 == u32::MAX
+    }
+}
+
+impl From<Option<usize>> for Opt32 {
+    /// An index that does not fit in 32 bits (not possible for an ELF object's symbols or groups) becomes none.
+    fn from(o: Option<usize>) -> Self {
+        Opt32(o.and_then(|i| u32::try_from(i).ok()).unwrap_or(u32::MAX))
+    }
+}
+
+impl std::fmt::Debug for Opt32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// One link of the extra-successor lists kept in [`Program::alt_links`].
+#[derive(Debug, Clone, Copy)]
+struct AltLink {
+    alt: Alt,
+    /// The next link of the same instruction ([`NO_ALT`] at the end).
+    next: u32,
+}
+
+/// End of an extra-successor list.
+const NO_ALT: u32 = u32::MAX;
+
+/// An instruction with everything the walk needs to know about it (kept small: one per instruction).
 #[derive(Debug, Clone)]
 pub struct Node {
-    /// Section index.
-    pub sec: usize,
     /// The decoded instruction (`kind` may be adjusted by this stage).
     pub insn: Insn,
+    /// Section index.
+    sec: u32,
     /// The symbol the instruction belongs to (objtool's `insn->sym`).
-    pub sym: Option<usize>,
+    pub sym: Opt32,
     /// Resolved destination of a direct jump.
     pub jump_dest: Option<NodeId>,
     /// Called (or sibling-called) symbol.
-    pub call_dest: Option<usize>,
-    /// Extra successors (replacements, jump labels, fixups, table targets), newest first as objtool keeps them.
-    pub alts: Vec<Alt>,
+    pub call_dest: Opt32,
+    /// First link of the extra successors (see [`Program::alts`]).
+    alts: u32,
     /// The alternative group the instruction is part of.
-    pub alt_group: Option<usize>,
+    pub alt_group: Opt32,
+    /// The state a hint gives, if any.
+    pub hint_cfi: Option<CfiId>,
+    /// For jump-table detection: the first unconditional forward jump to here.
+    pub first_jump_src: Option<NodeId>,
+    /// The `.rodata` relocation of this instruction's switch table: (section, index in that section's relocs).
+    jump_table: Option<(u32, u32)>,
     /// The path ends after this instruction.
     pub dead_end: bool,
     /// Not validated and not reported (`STACK_FRAME_NON_STANDARD`, ignored replacements).
     pub ignore: bool,
-    /// Do not explore `alts`.
+    /// Do not explore the extra successors.
     pub ignore_alts: bool,
     /// Carries an unwind hint that sets the state.
     pub hint: bool,
@@ -72,12 +126,6 @@ pub struct Node {
     pub save: bool,
     /// `UNWIND_HINT_RESTORE`.
     pub restore: bool,
-    /// The state a hint gives, if any.
-    pub hint_cfi: Option<CfiId>,
-    /// For jump-table detection: the first unconditional forward jump to here.
-    pub first_jump_src: Option<NodeId>,
-    /// The `.rodata` relocation of this instruction's switch table: (section, index in that section's relocs).
-    pub jump_table: Option<(usize, usize)>,
     /// A padding NOP made up for a short replacement; not in its section's instruction list.
     pub synthetic: bool,
 }
@@ -92,24 +140,35 @@ impl Node {
 
     fn new(sec: usize, insn: Insn) -> Self {
         Node {
-            sec,
             insn,
-            sym: None,
+            // Section indices come from the ELF header's 32-bit section count.
+            sec: sec as u32,
+            sym: Opt32::NONE,
             jump_dest: None,
-            call_dest: None,
-            alts: Vec::new(),
-            alt_group: None,
+            call_dest: Opt32::NONE,
+            alts: NO_ALT,
+            alt_group: Opt32::NONE,
+            hint_cfi: None,
+            first_jump_src: None,
+            jump_table: None,
             dead_end: false,
             ignore: false,
             ignore_alts: false,
             hint: false,
             save: false,
             restore: false,
-            hint_cfi: None,
-            first_jump_src: None,
-            jump_table: None,
             synthetic: false,
         }
+    }
+
+    /// Section index.
+    pub fn sec(&self) -> usize {
+        self.sec as usize
+    }
+
+    /// The switch-table relocation as (section, index in that section's relocations).
+    pub fn jump_table(&self) -> Option<(usize, usize)> {
+        self.jump_table.map(|(s, i)| (s as usize, i as usize))
     }
 }
 
@@ -163,6 +222,8 @@ pub struct Program<'o, 'data> {
     pub ignore_unreachables: bool,
     /// Non-fatal warnings raised while building.
     pub warnings: Vec<Finding>,
+    /// The extra-successor lists of all nodes (see [`Program::alts`]).
+    alt_links: Vec<AltLink>,
 }
 
 /// A position in a function's nodes: see [`Program::func_cursor`].
@@ -253,6 +314,7 @@ impl<'o, 'data> Program<'o, 'data> {
             interner: Interner::default(),
             ignore_unreachables: false,
             warnings: Vec::new(),
+            alt_links: Vec::new(),
         };
         p.classify_symbols()?;
         p.decode_instructions()?;
@@ -276,6 +338,46 @@ impl<'o, 'data> Program<'o, 'data> {
         Ok(p)
     }
 
+    /// The extra successors of a node (replacements, jump labels, fixups, table targets), in objtool's list order.
+    pub fn alts(&self, node: NodeId) -> impl Iterator<Item = Alt> + '_ {
+        let mut link = self.nodes[node as usize].alts;
+        std::iter::from_fn(move || {
+            let l = self.alt_links.get(link as usize)?;
+            link = l.next;
+            Some(l.alt)
+        })
+    }
+
+    /// The node has extra successors.
+    pub fn has_alts(&self, node: NodeId) -> bool {
+        self.nodes[node as usize].alts != NO_ALT
+    }
+
+    /// Adds an extra successor where objtool's era puts it: 6.3+ prepends to a singly linked list, 6.1 appends to a
+    /// `list_head`.
+    pub fn add_alt(&mut self, node: NodeId, alt: Alt) {
+        let new = self.alt_links.len() as u32;
+        let head = self.nodes[node as usize].alts;
+        match self.era {
+            Era::V6_12 => {
+                self.alt_links.push(AltLink { alt, next: head });
+                self.nodes[node as usize].alts = new;
+            }
+            Era::V6_1 => {
+                self.alt_links.push(AltLink { alt, next: NO_ALT });
+                if head == NO_ALT {
+                    self.nodes[node as usize].alts = new;
+                } else {
+                    let mut last = head as usize;
+                    while self.alt_links[last].next != NO_ALT {
+                        last = self.alt_links[last].next as usize;
+                    }
+                    self.alt_links[last].next = new;
+                }
+            }
+        }
+    }
+
     fn fatal_special(&self, e: special::SpecialError) -> Box<Finding> {
         let loc = match &e {
             special::SpecialError::MissingReloc {
@@ -293,7 +395,7 @@ impl<'o, 'data> Program<'o, 'data> {
         let n = &self.nodes[node as usize];
         let mut f = Finding::new(
             FindingKind::BadObject,
-            Some(self.location(n.sec, n.insn.offset)),
+            Some(self.location(n.sec(), n.insn.offset)),
             msg,
         );
         f.fatal = true;
@@ -332,7 +434,7 @@ impl<'o, 'data> Program<'o, 'data> {
     /// The location of a node.
     pub fn node_location(&self, node: NodeId) -> Location {
         let n = &self.nodes[node as usize];
-        self.location(n.sec, n.insn.offset)
+        self.location(n.sec(), n.insn.offset)
     }
 
     fn sym_kind(&self, s: usize) -> SymKind {
@@ -343,6 +445,7 @@ impl<'o, 'data> Program<'o, 'data> {
     pub fn insn_func(&self, node: NodeId) -> Option<usize> {
         self.nodes[node as usize]
             .sym
+            .get()
             .filter(|&s| self.sym_kind(s) == SymKind::Func)
     }
 
@@ -363,7 +466,7 @@ impl<'o, 'data> Program<'o, 'data> {
             return None;
         }
         let next = node + 1;
-        (next < self.sec_ranges[n.sec].end).then_some(next)
+        (next < self.sec_ranges[n.sec()].end).then_some(next)
     }
 
     /// The previous instruction of the same section.
@@ -372,7 +475,7 @@ impl<'o, 'data> Program<'o, 'data> {
         if n.synthetic || node == 0 {
             return None;
         }
-        (node > self.sec_ranges[n.sec].start).then(|| node - 1)
+        (node > self.sec_ranges[n.sec()].start).then(|| node - 1)
     }
 
     fn prev_insn_same_sym(&self, node: NodeId) -> Option<NodeId> {
@@ -436,7 +539,7 @@ impl<'o, 'data> Program<'o, 'data> {
             return None;
         }
         self.obj
-            .relocs_in(n.sec, n.insn.offset..n.insn.end())
+            .relocs_in(n.sec(), n.insn.offset..n.insn.end())
             .first()
     }
 
@@ -513,6 +616,9 @@ impl<'o, 'data> Program<'o, 'data> {
 
     fn decode_instructions(&mut self) -> Result<(), Box<Finding>> {
         let obj = self.obj;
+        // Decode every section first so that the node table is allocated once at its final size (a growing table
+        // would briefly need twice the memory); errors are still reported in section order below.
+        let mut decoded = Vec::new();
         for sec in &obj.sections {
             if !sec.is_exec() {
                 continue;
@@ -524,22 +630,45 @@ impl<'o, 'data> Program<'o, 'data> {
                 self.text[sec.index] = true;
             }
             if sec.data.len() as u64 != sec.size {
-                return Err(self.fatal(format!("{}: section has no data", sec.name)));
+                decoded.push((sec, Err(None)));
+                break;
             }
             let idx = sec.index;
             let insns = decode::decode_section(sec.data, |off| {
                 obj.symbol_containing(idx, off, false)
                     .is_some_and(|s| s.kind == SymKind::Func)
             })
-            .map_err(|e| {
-                let mut f = Finding::new(
-                    FindingKind::BadObject,
-                    Some(self.location(idx, e.offset)),
-                    format!("can't decode instruction at {}:0x{:x}", sec.name, e.offset),
-                );
-                f.fatal = true;
-                Box::new(f)
-            })?;
+            .map_err(Some);
+            let failed = insns.is_err();
+            decoded.push((sec, insns));
+            if failed {
+                break;
+            }
+        }
+        let total: usize = decoded
+            .iter()
+            .map(|(_, r)| r.as_ref().map_or(0, Vec::len))
+            .sum();
+        // Room for the padding NOPs of short replacements, at most one per `.altinstructions` entry.
+        let padding = obj
+            .section_by_name(".altinstructions")
+            .map_or(0, |s| (s.size / 12) as usize);
+        self.nodes.reserve_exact(total.saturating_add(padding));
+        for (sec, insns) in decoded {
+            let idx = sec.index;
+            let insns = match insns {
+                Ok(insns) => insns,
+                Err(None) => return Err(self.fatal(format!("{}: section has no data", sec.name))),
+                Err(Some(e)) => {
+                    let mut f = Finding::new(
+                        FindingKind::BadObject,
+                        Some(self.location(idx, e.offset)),
+                        format!("can't decode instruction at {}:0x{:x}", sec.name, e.offset),
+                    );
+                    f.fatal = true;
+                    return Err(Box::new(f));
+                }
+            };
             for i in insns.iter().filter(|i| i.notrack) {
                 self.warnings.push(Finding::new(
                     FindingKind::BadObject,
@@ -577,7 +706,7 @@ impl<'o, 'data> Program<'o, 'data> {
                     );
                 }
                 for n in self.sym_insns(si) {
-                    self.nodes[n as usize].sym = Some(si);
+                    self.nodes[n as usize].sym = Some(si).into();
                 }
             }
         }
@@ -632,7 +761,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 continue;
             }
             let (dest_sec, dest_off) = match self.insn_reloc(id) {
-                None => (n.sec, n.insn.jump_destination()),
+                None => (n.sec(), n.insn.jump_destination()),
                 Some(r) => {
                     let sym = &self.obj.symbols[r.symbol];
                     let info = &self.syms[r.symbol];
@@ -679,7 +808,7 @@ impl<'o, 'data> Program<'o, 'data> {
                     ),
                 ));
             };
-            if let Some(ds) = self.nodes[dest as usize].sym {
+            if let Some(ds) = self.nodes[dest as usize].sym.get() {
                 if self.obj.symbols[ds].value == self.nodes[dest as usize].insn.offset {
                     if self.syms[ds].retpoline_thunk {
                         self.add_retpoline_call(id, Some(ds));
@@ -728,7 +857,7 @@ impl<'o, 'data> Program<'o, 'data> {
             InsnKind::Call => InsnKind::CallDynamic,
             k => k,
         };
-        n.call_dest = sym;
+        n.call_dest = sym.into();
         n.insn.ops.clear();
     }
 
@@ -737,7 +866,7 @@ impl<'o, 'data> Program<'o, 'data> {
     /// `dead_end_function` reads (jump destinations, `call_dest` of jumps, kinds of returns and jumps, jump
     /// tables) does not change while call destinations are added.
     fn add_call_dest(&mut self, id: NodeId, dest: Option<usize>, dead_ends: Option<&mut [u8]>) {
-        self.nodes[id as usize].call_dest = dest;
+        self.nodes[id as usize].call_dest = dest.into();
         let Some(dest) = dest else { return };
         self.nodes[id as usize].insn.ops.clear();
         if let Some(memo) = dead_ends {
@@ -765,6 +894,7 @@ impl<'o, 'data> Program<'o, 'data> {
             return true;
         }
         n.alt_group
+            .get()
             .and_then(|g| self.groups[g].orig_group)
             .is_some_and(|og| {
                 self.nodes[self.groups[og].first as usize]
@@ -866,7 +996,7 @@ impl<'o, 'data> Program<'o, 'data> {
             match self.insn_reloc(id) {
                 None => {
                     let n = &self.nodes[id as usize];
-                    let dest = self.find_call_destination(n.sec, n.insn.jump_destination());
+                    let dest = self.find_call_destination(n.sec(), n.insn.jump_destination());
                     self.add_call_dest(id, dest, Some(&mut dead_ends));
                     if self.nodes[id as usize].ignore {
                         continue;
@@ -970,7 +1100,7 @@ impl<'o, 'data> Program<'o, 'data> {
                     continue;
                 }
                 if let Some(prev) = t1 {
-                    let next = self.nodes[id as usize].jump_table;
+                    let next = self.nodes[id as usize].jump_table();
                     self.add_jump_table(prev, next)?;
                 }
                 t1 = Some(id);
@@ -1014,7 +1144,7 @@ impl<'o, 'data> Program<'o, 'data> {
             }
             any_dynamic = true;
             if let Some(t) = self.find_jump_table(func, id) {
-                self.nodes[id as usize].jump_table = Some(t);
+                self.nodes[id as usize].jump_table = Some((t.0 as u32, t.1 as u32));
             }
         }
         any_dynamic
@@ -1103,7 +1233,7 @@ impl<'o, 'data> Program<'o, 'data> {
             let p = &self.obj.symbols[pfunc];
             (p.section, p.value, self.syms[pfunc].len)
         };
-        let Some((tsec, start)) = self.nodes[id as usize].jump_table else {
+        let Some((tsec, start)) = self.nodes[id as usize].jump_table() else {
             return Ok(());
         };
         let relocs = self.obj.relocs(tsec);
@@ -1143,11 +1273,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 skip_orig: false,
                 kind: AltKind::SwitchTable,
             };
-            match self.era {
-                // 6.3+ prepends to a singly linked list; 6.1 appends to a list_head.
-                Era::V6_12 => self.nodes[id as usize].alts.insert(0, alt),
-                Era::V6_1 => self.nodes[id as usize].alts.push(alt),
-            }
+            self.add_alt(id, alt);
         }
         Ok(())
     }

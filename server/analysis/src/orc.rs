@@ -177,7 +177,7 @@ pub fn generate(p: &Program, w: &WalkResult) -> Result<Vec<OrcRow>, OrcError> {
         let mut id = range.start;
         while id < range.end {
             let n = &p.nodes[id as usize];
-            let Some(g) = n.alt_group else {
+            let Some(g) = n.alt_group.get() else {
                 let e = entry_for(w.cfi[id as usize].map(|c| w.interner.get(c)), era)
                     .map_err(|message| OrcError { node: id, message })?;
                 if e != prev {

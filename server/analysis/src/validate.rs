@@ -159,7 +159,7 @@ impl Walker<'_, '_, '_> {
 
     /// objtool's `WARN_INSN`: in 6.12 one warning per symbol.
     fn warn_insn(&mut self, node: NodeId, kind: FindingKind, msg: String) -> Option<usize> {
-        let sym = self.p.nodes[node as usize].sym;
+        let sym = self.p.nodes[node as usize].sym.get();
         let print = self.era() == Era::V6_1 || sym.is_none_or(|s| !self.warned[s]);
         if let Some(s) = sym {
             self.warned[s] = true;
@@ -183,7 +183,7 @@ impl Walker<'_, '_, '_> {
         msg: &str,
     ) -> Option<usize> {
         let i = self.warn_insn(node, kind, msg.into())?;
-        if self.era() == Era::V6_1 && self.p.nodes[node as usize].sec != sec {
+        if self.era() == Era::V6_1 && self.p.nodes[node as usize].sec() != sec {
             let off = self.p.nodes[node as usize].insn.offset;
             self.findings[i].location = Some(self.p.location(sec, off));
         }
@@ -295,7 +295,7 @@ impl Walker<'_, '_, '_> {
         if n.ignore || matches!(n.insn.kind, InsnKind::Nop | InsnKind::Trap) {
             return true;
         }
-        let sname = &p.obj.sections[n.sec].name;
+        let sname = &p.obj.sections[n.sec()].name;
         if sname == ".altinstr_replacement" || sname == ".altinstr_aux" {
             return true;
         }
@@ -320,7 +320,7 @@ impl Walker<'_, '_, '_> {
         let mut cur = id;
         for _ in 0..5 {
             let c = &p.nodes[cur as usize];
-            if let Some(d) = c.call_dest {
+            if let Some(d) = c.call_dest.get() {
                 let name = &p.obj.symbols[d].name;
                 if matches!(c.insn.kind, InsnKind::Call)
                     && (name == "__asan_handle_no_return"
@@ -372,10 +372,10 @@ impl Walker<'_, '_, '_> {
             if let Some(prev) = p.prev_insn_same_sec(id) {
                 let pn = &p.nodes[prev as usize];
                 if pn.dead_end {
-                    if let Some(d) = pn.call_dest {
+                    if let Some(d) = pn.call_dest.get() {
                         let name = p.obj.symbols[d].name.clone();
                         if name == "exc_double_fault" {
-                            if let Some(s) = pn.sym {
+                            if let Some(s) = pn.sym.get() {
                                 self.warned[s] = true;
                             }
                         } else {
@@ -471,7 +471,7 @@ impl Walker<'_, '_, '_> {
     /// objtool's `propagate_alt_cfi`. Non-zero ends the path.
     fn propagate_alt_cfi(&mut self, id: NodeId) -> i32 {
         let p = self.p;
-        let Some(g) = p.nodes[id as usize].alt_group else {
+        let Some(g) = p.nodes[id as usize].alt_group.get() else {
             return 0;
         };
         let Some(c) = self.cfi[id as usize] else {
@@ -548,7 +548,7 @@ impl Walker<'_, '_, '_> {
     ) -> Result<(), i32> {
         let p = self.p;
         let lower = func
-            .or(p.nodes[id as usize].sym)
+            .or(p.nodes[id as usize].sym.get())
             .map_or(0, |f| p.obj.symbols[f].value);
         let mut cur = p.prev_insn_same_sec(id);
         let mut save = None;
@@ -593,8 +593,8 @@ impl Walker<'_, '_, '_> {
             next_has_hint: next.is_some_and(|x| p.nodes[x as usize].hint),
             stackval: self.opts.frame_pointer,
         };
-        for op in &n.insn.ops {
-            if let Err(e) = apply_op(state, op, cx) {
+        for op in n.insn.ops.iter() {
+            if let Err(e) = apply_op(state, &op, cx) {
                 let kind = match e {
                     OpError::UndefinedStackState => FindingKind::UndefinedStackState,
                     OpError::UnsupportedStackRegisterModification => {
@@ -671,7 +671,7 @@ impl Walker<'_, '_, '_> {
         let p = self.p;
         let mut insn = start;
         let mut prev: Option<NodeId> = None;
-        let sec = p.nodes[start as usize].sec;
+        let sec = p.nodes[start as usize].sec();
         loop {
             let next = next_insn_to_validate(p, insn);
             let n = &p.nodes[insn as usize];
@@ -749,9 +749,9 @@ impl Walker<'_, '_, '_> {
                 return 1;
             }
 
-            if !n.ignore_alts && !n.alts.is_empty() {
+            if !n.ignore_alts && p.has_alts(insn) {
                 let mut skip_orig = false;
-                for alt in &n.alts {
+                for alt in p.alts(insn) {
                     if alt.skip_orig {
                         skip_orig = true;
                     }
@@ -801,6 +801,7 @@ impl Walker<'_, '_, '_> {
                 InsnKind::Call | InsnKind::CallDynamic => {
                     let special = n.insn.kind == InsnKind::Call
                         && n.call_dest
+                            .get()
                             .is_some_and(|d| p.syms[d].fentry || p.syms[d].embedded_insn);
                     if self.opts.frame_pointer
                         && func.is_some()
