@@ -330,6 +330,43 @@ fn kernel_module_objects_match_objtool_612() {
     ));
 }
 
+/// Large generated objects (`scripts/gen-big-asm.py`: thousands of functions and alternative sites, a `.text` big
+/// enough for the two-thread decoder), clean and with a conflict in every 9th function.
+#[test]
+fn generated_large_objects_match_objtool_612() {
+    let env = oracle_env();
+    let known = known_divergences();
+    let out = tempfile::tempdir().expect("temp dir");
+    let root = repo_root();
+    let mut tally = Tally::default();
+    for (seed, conflict_every) in [(3, 0), (4, 9)] {
+        let src = out.path().join(format!("big-{seed}.S"));
+        let obj = out.path().join(format!("big-{seed}.o"));
+        let gen = Command::new("python3")
+            .arg(root.join("scripts/gen-big-asm.py"))
+            .args(["--text-kb", "160", "--seed", &seed.to_string()])
+            .args(["--conflict-every", &conflict_every.to_string()])
+            .arg("-o")
+            .arg(&src)
+            .status()
+            .expect("run gen-big-asm.py");
+        assert!(gen.success(), "gen-big-asm.py failed");
+        let cc = Command::new("gcc")
+            .arg("-c")
+            .arg("-I")
+            .arg(root.join("tests/fixtures/alt"))
+            .arg(&src)
+            .arg("-o")
+            .arg(&obj)
+            .status()
+            .expect("run gcc");
+        assert!(cc.success(), "gcc failed on {}", src.display());
+        let label = format!("generated/seed-{seed}-conflict-every-{conflict_every}");
+        tally.record(compare(&label, &obj, &env.objtool_612, Era::V6_12, &known));
+    }
+    tally.finish("differential: generated large objects (objtool 6.12)");
+}
+
 /// The flags kbuild 6.12 passes to objtool for a module (`tests/kmod/README.md`).
 const KBUILD_OBJTOOL_FLAGS: &[&str] = &[
     "--hacks=jump_label",

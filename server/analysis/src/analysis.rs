@@ -88,7 +88,7 @@ pub struct Analysis {
     pub insns: Vec<InsnInfo>,
     /// Interned states referenced by [`InsnInfo::cfi`] and [`AltSite::slots`].
     pub states: Interner,
-    /// Alternative sites.
+    /// Alternative sites (left empty by [`analyze_lean`] when there are no findings).
     pub sites: Vec<AltSite>,
     /// Section names by index.
     pub section_names: Vec<String>,
@@ -115,9 +115,10 @@ pub fn analyze(
     analyze_on_big_stack(data, opts, features, true)
 }
 
-/// [`analyze`] without the per-instruction table: [`Analysis::insns`] is left empty; findings, ORC, sites and
-/// states are the same. For callers that only report findings (`altcfi check` of a clean object): disassembling
-/// and locating every instruction is most of the cost of analysing an object that has nothing to report.
+/// [`analyze`] without the per-instruction table: [`Analysis::insns`] is left empty, and so is
+/// [`Analysis::sites`] when there are no findings; findings, ORC and states are the same. For callers that only
+/// report findings (`altcfi check`, the language server's diagnostics): disassembling and locating every
+/// instruction is most of the cost of analysing an object that has nothing to report.
 pub fn analyze_lean(
     data: &[u8],
     opts: Options,
@@ -195,7 +196,13 @@ fn analyze_here(
             }
         }
     };
-    let sites = build_sites(&p, &w, features);
+    // The sites serve the findings' related information and the per-line views: a lean analysis of a clean
+    // object has no use for them (and naming every site's location is a large part of a clean check).
+    let sites = if with_insns || !findings.is_empty() {
+        build_sites(&p, &w, features)
+    } else {
+        Vec::new()
+    };
     let insns = if with_insns {
         insn_infos(&p, &w)
     } else {

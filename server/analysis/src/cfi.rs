@@ -261,14 +261,17 @@ pub struct CfiId(pub u32);
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
     states: Vec<CfiState>,
-    ids: HashMap<CfiState, CfiId, std::hash::BuildHasherDefault<FxHasher>>,
+    ids: HashMap<CfiState, CfiId, FxBuild>,
 }
 
 /// The Fx hash (rustc's): a multiply-rotate per word. States are hashed on every new instruction of the walk;
 /// SipHash over the ~300 bytes of a state was the walk's largest cost, and no key here comes from an adversary
 /// that could exploit a weak hash beyond slowing one analysis down.
+/// A `HashMap` hasher for the walk's small keys (states, state transitions).
+pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
 #[derive(Default, Clone, Copy)]
-struct FxHasher {
+pub(crate) struct FxHasher {
     hash: u64,
 }
 
@@ -378,6 +381,13 @@ pub struct OpContext {
     pub next_has_hint: bool,
     /// Frame-pointer rules (`--stackval`).
     pub stackval: bool,
+}
+
+impl OpContext {
+    /// The context as three bits (a memo key).
+    pub fn bits(self) -> u8 {
+        u8::from(self.in_func) | u8::from(self.next_has_hint) << 1 | u8::from(self.stackval) << 2
+    }
 }
 
 fn callee_saved(r: u8) -> bool {

@@ -136,7 +136,7 @@ pub struct StackOp {
 
 /// A stack operation packed in 8 bytes: in every form objtool models at most one side carries a 32-bit value
 /// (`disp(reg)` is written from a register; `reg + imm`, `reg & imm` and `disp(reg)` are read into a register).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 struct PackedOp {
     dest: u8,
     dest_reg: u8,
@@ -210,10 +210,25 @@ impl PackedOp {
 }
 
 /// The stack operations of one instruction (at most two), stored inline: no allocation per instruction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Equality and hashing look at the operations only.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Ops {
     len: u8,
     ops: [PackedOp; 2],
+}
+
+impl PartialEq for Ops {
+    fn eq(&self, other: &Self) -> bool {
+        self.active() == other.active()
+    }
+}
+
+impl Eq for Ops {}
+
+impl std::hash::Hash for Ops {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.active().hash(h);
+    }
 }
 
 impl Ops {
@@ -241,9 +256,13 @@ impl Ops {
         usize::from(self.len)
     }
 
+    fn active(&self) -> &[PackedOp] {
+        &self.ops[..usize::from(self.len).min(2)]
+    }
+
     /// The operations, in order.
     pub fn iter(&self) -> impl Iterator<Item = StackOp> + '_ {
-        self.ops[..usize::from(self.len)].iter().map(|o| o.unpack())
+        self.active().iter().map(|o| o.unpack())
     }
 
     /// The operations as a vector (for tests and reports).
@@ -304,25 +323,40 @@ pub fn decode_section(
     bytes: &[u8],
     in_func: impl Fn(u64) -> bool,
 ) -> Result<Vec<Insn>, DecodeError> {
+    decode_range(bytes, 0, bytes.len(), &in_func).map(|(insns, _)| insns)
+}
+
+/// Decodes from section offset `start` (which must be an instruction boundary) until an instruction would start
+/// at or after `stop`, or the section ends; an instruction that starts before `stop` is decoded whole. Returns the
+/// instructions and the offset after the last one (`stop` exactly when `stop` is a boundary of this sweep).
+pub fn decode_range(
+    bytes: &[u8],
+    start: usize,
+    stop: usize,
+    in_func: &impl Fn(u64) -> bool,
+) -> Result<(Vec<Insn>, usize), DecodeError> {
+    let tail = bytes.get(start..).unwrap_or(&[]);
     // Kernel code averages 3–4 bytes an instruction: one allocation in the common case.
-    let mut out = Vec::with_capacity(bytes.len() / 3 + 1);
-    let mut decoder = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
+    let mut out = Vec::with_capacity(stop.saturating_sub(start) / 3 + 1);
+    let mut decoder = Decoder::with_ip(64, tail, start as u64, DecoderOptions::NONE);
     let mut instr = iced_x86::Instruction::default();
     while decoder.can_decode() {
         let offset = decoder.ip();
+        if offset >= stop as u64 {
+            break;
+        }
         decoder.decode_out(&mut instr);
         if instr.is_invalid() || instr.len() == 0 {
             return Err(DecodeError { offset });
         }
         let len = instr.len();
-        let start = offset as usize;
-        let raw = bytes
-            .get(start..start + len)
-            .ok_or(DecodeError { offset })?;
+        let at = offset as usize;
+        let raw = bytes.get(at..at + len).ok_or(DecodeError { offset })?;
         let legacy = instr.encoding() == EncodingKind::Legacy;
-        out.push(decode_one(raw, offset, legacy, &in_func));
+        out.push(decode_one(raw, offset, legacy, in_func));
     }
-    Ok(out)
+    let end = decoder.ip() as usize;
+    Ok((out, end))
 }
 
 /// Fields of a legacy-encoded instruction, named as in objtool's decoder.
@@ -973,6 +1007,28 @@ mod tests {
         assert_eq!(leave.ops.len(), 2);
         // VEX-encoded: no ops, plain type
         assert_eq!(one(&[0xc5, 0xf8, 0x77]).kind, InsnKind::Other);
+    }
+
+    #[test]
+    fn a_range_sweep_continues_the_sequential_one() {
+        // push %rbp; mov %rsp,%rbp; sub $0x10,%rsp; call rel32; lea 0x8(%rsp),%r10; leave; ret; nopl 0(%rax)
+        let bytes: &[u8] = &[
+            0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x10, 0xe8, 0, 0, 0, 0, 0x4c, 0x8d, 0x54,
+            0x24, 0x08, 0xc9, 0xc3, 0x0f, 0x1f, 0x40, 0x00,
+        ];
+        let whole = decode_section(bytes, |_| false).expect("decodes");
+        assert_eq!(whole.len(), 8);
+        for split in 0..=bytes.len() {
+            let (mut first, end) = decode_range(bytes, 0, split, &|_| false).expect("decodes");
+            assert!(end >= split, "stopped before {split}");
+            let on_boundary =
+                whole.iter().any(|i| i.offset as usize == split) || split == bytes.len();
+            assert_eq!(end == split, on_boundary, "split {split}");
+            let (rest, last) = decode_range(bytes, end, bytes.len(), &|_| false).expect("decodes");
+            assert_eq!(last, bytes.len());
+            first.extend(rest);
+            assert_eq!(first, whole, "split {split}");
+        }
     }
 
     #[test]

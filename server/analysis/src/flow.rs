@@ -246,6 +246,50 @@ impl FuncCursor {
     }
 }
 
+/// Sections at least this large are decoded by two threads.
+const PARALLEL_DECODE_MIN: usize = 64 << 10;
+
+/// Decodes an executable section, in chunks whose concatenation is the sequential decoding from offset 0. A large
+/// section is decoded by two threads, the second from a function symbol near the middle; it is kept only if the
+/// first thread's sweep arrives exactly at that offset (otherwise the first thread's sweep simply continues), so
+/// the result never depends on the split.
+fn decode_exec_section(obj: &Object, idx: usize) -> Result<Vec<Vec<Insn>>, decode::DecodeError> {
+    let data = obj.sections[idx].data;
+    let in_func = |off: u64| {
+        obj.symbol_containing(idx, off, false)
+            .is_some_and(|s| s.kind == SymKind::Func)
+    };
+    let len = data.len();
+    let split = (len >= PARALLEL_DECODE_MIN)
+        .then(|| {
+            obj.symbols_in(idx)
+                .iter()
+                .map(|&s| &obj.symbols[s])
+                .filter(|s| s.kind == SymKind::Func && s.value >= (len / 2) as u64)
+                .map(|s| s.value as usize)
+                .min()
+        })
+        .flatten()
+        .filter(|&at| at < len);
+    let Some(split) = split else {
+        return decode::decode_range(data, 0, len, &in_func).map(|(insns, _)| vec![insns]);
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(|| decode::decode_range(data, split, len, &in_func));
+        let first = decode::decode_range(data, 0, split, &in_func);
+        (first, second.join())
+    });
+    let (first, end) = first?;
+    if end == split {
+        if let Ok(second) = second {
+            let (rest, _) = second?;
+            return Ok(vec![first, rest]);
+        }
+    }
+    let (rest, _) = decode::decode_range(data, end, len, &in_func)?;
+    Ok(vec![first, rest])
+}
+
 /// objtool 6.12's global list of functions that never return.
 const GLOBAL_NORETURNS: &[&str] = &[
     "__fortify_panic",
@@ -633,12 +677,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 decoded.push((sec, Err(None)));
                 break;
             }
-            let idx = sec.index;
-            let insns = decode::decode_section(sec.data, |off| {
-                obj.symbol_containing(idx, off, false)
-                    .is_some_and(|s| s.kind == SymKind::Func)
-            })
-            .map_err(Some);
+            let insns = decode_exec_section(obj, sec.index).map_err(Some);
             let failed = insns.is_err();
             decoded.push((sec, insns));
             if failed {
@@ -647,7 +686,7 @@ impl<'o, 'data> Program<'o, 'data> {
         }
         let total: usize = decoded
             .iter()
-            .map(|(_, r)| r.as_ref().map_or(0, Vec::len))
+            .map(|(_, r)| r.as_ref().map_or(0, |c| c.iter().map(Vec::len).sum()))
             .sum();
         // Room for the padding NOPs of short replacements, at most one per `.altinstructions` entry.
         let padding = obj
@@ -669,7 +708,7 @@ impl<'o, 'data> Program<'o, 'data> {
                     return Err(Box::new(f));
                 }
             };
-            for i in insns.iter().filter(|i| i.notrack) {
+            for i in insns.iter().flatten().filter(|i| i.notrack) {
                 self.warnings.push(Finding::new(
                     FindingKind::BadObject,
                     None,
@@ -677,7 +716,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 ));
             }
             let start = self.nodes.len() as u32;
-            self.nodes.extend(insns.into_iter().map(|i| {
+            self.nodes.extend(insns.into_iter().flatten().map(|i| {
                 let mut n = Node::new(idx, i);
                 if n.insn.kind == InsnKind::Bug {
                     n.dead_end = true;

@@ -8,12 +8,13 @@
 //! offset; it only adds detail to the conflict findings of the first walk and never changes verdicts or ORC.
 
 use crate::alternatives::next_insn_to_validate;
-use crate::cfi::{apply_op, CfiId, CfiState, Interner, OpContext, OpError};
-use crate::decode::InsnKind;
+use crate::cfi::{apply_op, CfiId, CfiState, FxBuild, Interner, OpContext, OpError};
+use crate::decode::{InsnKind, Ops};
 use crate::findings::{AltConflict, Finding, FindingKind, Location};
 use crate::flow::{NodeId, Program};
 use crate::object::SymKind;
 use crate::options::{Era, Options};
+use std::collections::HashMap;
 
 /// Result of the walk.
 #[derive(Debug)]
@@ -70,6 +71,10 @@ struct Walker<'a, 'o, 'd> {
     findings: Vec<Finding>,
     conflicts: Vec<ConflictSeen>,
     depth: u32,
+    /// Memo of the stack operations: (state before, operations, context) → state after. Most instructions with
+    /// stack operations repeat a few transitions (push/pop of callee-saved registers, frame set-up), so the walk
+    /// applies and interns each transition once.
+    transitions: HashMap<(CfiId, Ops, u8), CfiId, FxBuild>,
 }
 
 /// Runs the walk over a built program.
@@ -121,6 +126,7 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
         findings: p.warnings.clone(),
         conflicts: Vec::new(),
         depth: 0,
+        transitions: HashMap::default(),
     };
     let mut warnings: i64 = 0;
     let mut fatal = false;
@@ -585,14 +591,18 @@ impl Walker<'_, '_, '_> {
         Ok(())
     }
 
-    fn handle_insn_ops(&mut self, id: NodeId, next: Option<NodeId>, state: &mut CfiState) -> i32 {
+    fn op_context(&self, id: NodeId, next: Option<NodeId>) -> OpContext {
         let p = self.p;
-        let n = &p.nodes[id as usize];
-        let cx = OpContext {
+        OpContext {
             in_func: p.insn_func(id).is_some(),
             next_has_hint: next.is_some_and(|x| p.nodes[x as usize].hint),
             stackval: self.opts.frame_pointer,
-        };
+        }
+    }
+
+    fn handle_insn_ops(&mut self, id: NodeId, next: Option<NodeId>, state: &mut CfiState) -> i32 {
+        let n = &self.p.nodes[id as usize];
+        let cx = self.op_context(id, next);
         for op in n.insn.ops.iter() {
             if let Err(e) = apply_op(state, &op, cx) {
                 let kind = match e {
@@ -765,12 +775,26 @@ impl Walker<'_, '_, '_> {
                 }
             }
 
-            if !n.insn.ops.is_empty() {
+            if let (false, Some(before)) = (n.insn.ops.is_empty(), known) {
+                let key = (before, n.insn.ops, self.op_context(insn, next).bits());
+                if let Some(&after) = self.transitions.get(&key) {
+                    state.clone_from(self.state(after));
+                    known = Some(after);
+                } else {
+                    let ret = self.handle_insn_ops(insn, next, &mut state);
+                    if ret != 0 {
+                        return ret;
+                    }
+                    let after = self.interner.intern(&state);
+                    self.transitions.insert(key, after);
+                    known = Some(after);
+                }
+            } else if !n.insn.ops.is_empty() {
                 known = None;
-            }
-            let ret = self.handle_insn_ops(insn, next, &mut state);
-            if ret != 0 {
-                return ret;
+                let ret = self.handle_insn_ops(insn, next, &mut state);
+                if ret != 0 {
+                    return ret;
+                }
             }
 
             match n.insn.kind {
