@@ -531,7 +531,8 @@ impl<'o, 'data> Program<'o, 'data> {
     pub fn next_insn_same_func(&self, node: NodeId) -> Option<NodeId> {
         let func = self.insn_func(node)?;
         if let Some(next) = self.next_insn_same_sec(node) {
-            if self.insn_func(next) == Some(func) {
+            // `insn_func(next) == Some(func)`: `func` is a function, so comparing the symbols is enough.
+            if self.nodes[next as usize].sym.get() == Some(func) {
                 return Some(next);
             }
         }
@@ -716,13 +717,13 @@ impl<'o, 'data> Program<'o, 'data> {
                 ));
             }
             let start = self.nodes.len() as u32;
-            self.nodes.extend(insns.into_iter().flatten().map(|i| {
-                let mut n = Node::new(idx, i);
-                if n.insn.kind == InsnKind::Bug {
-                    n.dead_end = true;
-                }
-                n
-            }));
+            for chunk in insns {
+                self.nodes.extend(chunk.into_iter().map(|i| {
+                    let mut n = Node::new(idx, i);
+                    n.dead_end = n.insn.kind == InsnKind::Bug;
+                    n
+                }));
+            }
             self.sec_ranges[idx] = start..self.nodes.len() as u32;
 
             for &si in obj.symbols_in(idx) {
@@ -1012,7 +1013,12 @@ impl<'o, 'data> Program<'o, 'data> {
     }
 
     fn find_call_destination(&self, sec: usize, off: i64) -> Option<usize> {
-        let syms = self.obj.symbols_in(sec);
+        let all = self.obj.symbols_in(sec);
+        // Sorted by value: only the run of symbols at `off` can match (`value as i64 == off`).
+        let want = off as u64;
+        let from = all.partition_point(|&s| self.obj.symbols[s].value < want);
+        let to = from + all[from..].partition_point(|&s| self.obj.symbols[s].value == want);
+        let syms = &all[from..to];
         let at = |kind: Option<SymKind>| {
             syms.iter().copied().find(|&s| {
                 let sy = &self.obj.symbols[s];

@@ -4,7 +4,7 @@
 //! Rows are generated per text section in instruction order, deduplicated against the previous row, with a
 //! terminator at the section end; inside an alternative site only the filled slots of the shared array count.
 
-use crate::cfi::{CfiState, HintType, BP_INDIRECT, CFA, SP_INDIRECT, UNDEFINED};
+use crate::cfi::{CfiId, CfiState, HintType, BP_INDIRECT, CFA, SP_INDIRECT, UNDEFINED};
 use crate::decode::reg;
 use crate::flow::{NodeId, Program};
 use crate::object::{Object, SymKind};
@@ -167,6 +167,21 @@ pub fn entry_for(cfi: Option<&CfiState>, era: Era) -> Result<OrcEntry, String> {
 pub fn generate(p: &Program, w: &WalkResult) -> Result<Vec<OrcRow>, OrcError> {
     let era = p.era;
     let mut rows = Vec::new();
+    // Entries per interned state: a few hundred states serve hundreds of thousands of instructions.
+    let mut entries: Vec<Option<OrcEntry>> = vec![None; w.interner.len()];
+    let zero = OrcEntry::zero(era);
+    let mut entry = |c: Option<CfiId>, node: NodeId| -> Result<OrcEntry, OrcError> {
+        let Some(c) = c else { return Ok(zero) };
+        if let Some(Some(e)) = entries.get(c.0 as usize) {
+            return Ok(*e);
+        }
+        let e = entry_for(Some(w.interner.get(c)), era)
+            .map_err(|message| OrcError { node, message })?;
+        if let Some(slot) = entries.get_mut(c.0 as usize) {
+            *slot = Some(e);
+        }
+        Ok(e)
+    };
     for sec in &p.obj.sections {
         if !p.text[sec.index] {
             continue;
@@ -178,8 +193,7 @@ pub fn generate(p: &Program, w: &WalkResult) -> Result<Vec<OrcRow>, OrcError> {
         while id < range.end {
             let n = &p.nodes[id as usize];
             let Some(g) = n.alt_group.get() else {
-                let e = entry_for(w.cfi[id as usize].map(|c| w.interner.get(c)), era)
-                    .map_err(|message| OrcError { node: id, message })?;
+                let e = entry(w.cfi[id as usize], id)?;
                 if e != prev {
                     rows.push(OrcRow {
                         section: sec.index,
@@ -199,8 +213,7 @@ pub fn generate(p: &Program, w: &WalkResult) -> Result<Vec<OrcRow>, OrcError> {
             let slots = &w.slots[grp.slots];
             for (i, slot) in slots.iter().enumerate().take(span) {
                 let Some(c) = slot else { continue };
-                let e = entry_for(Some(w.interner.get(*c)), era)
-                    .map_err(|message| OrcError { node: id, message })?;
+                let e = entry(Some(*c), id)?;
                 if e == prev {
                     continue;
                 }

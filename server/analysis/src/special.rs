@@ -121,10 +121,25 @@ fn u32_at(data: &[u8], off: usize) -> u32 {
 pub fn detect_alt_entry_size(obj: &Object, section: usize) -> Result<usize, SpecialError> {
     let sec = &obj.sections[section];
     let relocs = obj.relocs(section);
+    // One pass over the (offset-sorted) relocations per stride: every one at +0 or +4 of an entry, and every
+    // entry's +0 covered.
     let fits = |stride: u64| {
-        sec.size.is_multiple_of(stride)
-            && relocs.iter().all(|r| matches!(r.offset % stride, 0 | 4))
-            && (0..sec.size / stride).all(|i| obj.reloc_at(section, i * stride).is_some())
+        if !sec.size.is_multiple_of(stride) {
+            return false;
+        }
+        let mut next_entry = 0u64;
+        for r in relocs {
+            match r.offset % stride {
+                0 => {
+                    if r.offset < sec.size && r.offset == next_entry.wrapping_mul(stride) {
+                        next_entry += 1;
+                    }
+                }
+                4 => {}
+                _ => return false,
+            }
+        }
+        next_entry == sec.size / stride
     };
     [14u64, 12, 13]
         .into_iter()
