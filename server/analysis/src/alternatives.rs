@@ -119,7 +119,8 @@ fn handle_group_alt(
         Some(g) => {
             let grp = &p.groups[g];
             let last = grp.last.unwrap_or(grp.first);
-            let have = p.nodes[last as usize].insn.end() - p.nodes[grp.first as usize].insn.offset;
+            let have =
+                p.nodes[last as usize].insn.end() - p.nodes[grp.first as usize].insn.offset();
             if have != u64::from(sa.orig_len) {
                 return Err(p.fatal_at(
                     orig,
@@ -136,7 +137,7 @@ fn handle_group_alt(
             let mut last = orig;
             let mut cur = Some(orig);
             while let Some(n) = cur {
-                if p.nodes[n as usize].insn.offset >= orig_end {
+                if p.nodes[n as usize].insn.offset() >= orig_end {
                     break;
                 }
                 p.nodes[n as usize].alt_group = Some(g).into();
@@ -173,14 +174,11 @@ fn handle_group_alt(
         let noff = if sa.new.is_some() { noff } else { 0 };
         let mut node = Node::new_synthetic(
             nsec,
-            Insn {
-                offset: noff + u64::from(sa.new_len),
-                len: sa.orig_len - sa.new_len,
-                kind: InsnKind::Nop,
-                immediate: 0,
-                ops: Default::default(),
-                notrack: false,
-            },
+            Insn::new(
+                noff + u64::from(sa.new_len),
+                sa.orig_len - sa.new_len,
+                InsnKind::Nop,
+            ),
         );
         node.sym = orig_sym;
         node.alt_group = Some(new_group).into();
@@ -202,7 +200,7 @@ fn handle_group_alt(
         let new_end = new_off + u64::from(sa.new_len);
         let mut cur = Some(start);
         while let Some(n) = cur {
-            if p.nodes[n as usize].insn.offset >= new_end {
+            if p.nodes[n as usize].insn.offset() >= new_end {
                 break;
             }
             last_new = Some(n);
@@ -226,7 +224,7 @@ fn handle_group_alt(
                     .last
                     .unwrap_or(p.groups[orig_group].first);
                 match p.next_insn_same_sec(orig_last) {
-                    Some(d) => p.nodes[n as usize].jump_dest = Some(d),
+                    Some(d) => p.nodes[n as usize].jump_dest = Some(d).into(),
                     None => return Err(p.fatal_at(n, "can't find alternative jump destination")),
                 }
             }
@@ -253,7 +251,7 @@ fn support_alt_relocation(p: &Program, n: NodeId, new_off: u64) -> bool {
         Era::V6_12 => true,
         Era::V6_1 => {
             let node = &p.nodes[n as usize];
-            node.insn.offset == new_off
+            node.insn.offset() == new_off
                 && (node.insn.kind == InsnKind::Call
                     || node.insn.is_static_jump()
                     || node.insn.kind == InsnKind::JumpDynamic)

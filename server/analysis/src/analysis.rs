@@ -253,7 +253,7 @@ fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltS
         let site = *by_slots.entry(orig.slots).or_insert_with(|| {
             let first = &p.nodes[orig.first as usize];
             sites.push(AltSite {
-                orig: (first.sec(), first.insn.offset),
+                orig: (first.sec(), first.insn.offset()),
                 len: orig.len,
                 location: p.node_location(orig.first).display,
                 replacements: Vec::new(),
@@ -281,9 +281,9 @@ fn node_text(p: &Program, id: NodeId) -> String {
         return format!("(padding nop, {} bytes)", n.insn.len);
     }
     let data = p.obj.sections[n.sec()].data;
-    let start = n.insn.offset as usize;
+    let start = n.insn.offset() as usize;
     let bytes = data.get(start..start + n.insn.len as usize).unwrap_or(&[]);
-    decode::disassemble(bytes, n.insn.offset)
+    decode::disassemble(bytes, n.insn.offset())
 }
 
 fn insn_infos(p: &Program, w: &WalkResult) -> Vec<InsnInfo> {
@@ -310,7 +310,7 @@ fn insn_infos(p: &Program, w: &WalkResult) -> Vec<InsnInfo> {
         .filter(|(_, n)| !n.synthetic)
         .map(|(i, n)| InsnInfo {
             section: n.sec(),
-            offset: n.insn.offset,
+            offset: n.insn.offset(),
             len: n.insn.len,
             location: p.node_location(i as NodeId).display,
             text: node_text(p, i as NodeId),
@@ -383,7 +383,7 @@ fn enrich_conflicts(
         // The site whose first original instruction (6.12) or a conflicting instruction (6.1) is the location.
         let at = |id: NodeId| {
             let n = &p.nodes[id as usize];
-            n.sec() == loc.section && n.insn.offset == loc.offset
+            n.sec() == loc.section && n.insn.offset() == loc.offset
         };
         let Some(slots_id) = w
             .conflicts

@@ -274,8 +274,8 @@ impl Ops {
 /// One decoded instruction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Insn {
-    /// Offset in its section.
-    pub offset: u64,
+    /// Offset in its section (sections are limited to 4 GiB: see [`Insn::new`]).
+    offset: u32,
     /// Length in bytes.
     pub len: u8,
     /// Type.
@@ -289,10 +289,30 @@ pub struct Insn {
     pub notrack: bool,
 }
 
+/// The largest section this model decodes (instruction offsets are kept in 32 bits).
+pub const MAX_SECTION_SIZE: u64 = u32::MAX as u64;
+
 impl Insn {
+    /// An instruction without stack operations. `offset` must not exceed [`MAX_SECTION_SIZE`] (it is clamped).
+    pub fn new(offset: u64, len: u8, kind: InsnKind) -> Self {
+        Insn {
+            offset: u32::try_from(offset).unwrap_or(u32::MAX),
+            len,
+            kind,
+            immediate: 0,
+            ops: Ops::default(),
+            notrack: false,
+        }
+    }
+
+    /// Offset in its section.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.offset)
+    }
+
     /// The offset just past this instruction.
     pub fn end(&self) -> u64 {
-        self.offset + u64::from(self.len)
+        self.offset() + u64::from(self.len)
     }
 
     /// objtool's `arch_jump_destination`: offset + length + immediate.
@@ -335,9 +355,26 @@ pub fn decode_range(
     stop: usize,
     in_func: &impl Fn(u64) -> bool,
 ) -> Result<(Vec<Insn>, usize), DecodeError> {
-    let tail = bytes.get(start..).unwrap_or(&[]);
     // Kernel code averages 3–4 bytes an instruction: one allocation in the common case.
     let mut out = Vec::with_capacity(stop.saturating_sub(start) / 3 + 1);
+    let end = decode_range_into(bytes, start, stop, in_func, |i| out.push(i))?;
+    Ok((out, end))
+}
+
+/// [`decode_range`] handing each instruction to `emit` instead of collecting them.
+pub fn decode_range_into(
+    bytes: &[u8],
+    start: usize,
+    stop: usize,
+    in_func: &impl Fn(u64) -> bool,
+    mut emit: impl FnMut(Insn),
+) -> Result<usize, DecodeError> {
+    if bytes.len() as u64 > MAX_SECTION_SIZE {
+        return Err(DecodeError {
+            offset: MAX_SECTION_SIZE,
+        });
+    }
+    let tail = bytes.get(start..).unwrap_or(&[]);
     let mut decoder = Decoder::with_ip(64, tail, start as u64, DecoderOptions::NONE);
     let mut instr = iced_x86::Instruction::default();
     while decoder.can_decode() {
@@ -353,10 +390,9 @@ pub fn decode_range(
         let at = offset as usize;
         let raw = bytes.get(at..at + len).ok_or(DecodeError { offset })?;
         let legacy = instr.encoding() == EncodingKind::Legacy;
-        out.push(decode_one(raw, offset, legacy, in_func));
+        emit(decode_one(raw, offset, legacy, in_func));
     }
-    let end = decoder.ip() as usize;
-    Ok((out, end))
+    Ok(decoder.ip() as usize)
 }
 
 /// Fields of a legacy-encoded instruction, named as in objtool's decoder.
@@ -524,14 +560,7 @@ fn read_i32(raw: &[u8], i: usize) -> i32 {
 
 fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> bool) -> Insn {
     let len = raw.len() as u8;
-    let mut insn = Insn {
-        offset,
-        len,
-        kind: InsnKind::Other,
-        immediate: 0,
-        ops: Ops::default(),
-        notrack: false,
-    };
+    let mut insn = Insn::new(offset, len, InsnKind::Other);
     if !legacy {
         // VEX/EVEX/XOP: objtool's decoder stops before looking at the opcode.
         return insn;
@@ -1022,7 +1051,7 @@ mod tests {
             let (mut first, end) = decode_range(bytes, 0, split, &|_| false).expect("decodes");
             assert!(end >= split, "stopped before {split}");
             let on_boundary =
-                whole.iter().any(|i| i.offset as usize == split) || split == bytes.len();
+                whole.iter().any(|i| i.offset() as usize == split) || split == bytes.len();
             assert_eq!(end == split, on_boundary, "split {split}");
             let (rest, last) = decode_range(bytes, end, bytes.len(), &|_| false).expect("decodes");
             assert_eq!(last, bytes.len());

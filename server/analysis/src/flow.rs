@@ -8,12 +8,13 @@
 //! stop objtool stop this stage too, as a fatal [`Finding`]. No CFI is computed here.
 
 use crate::alternatives::{self, AltGroup};
-use crate::cfi::{CfiId, CfiState, HintType, Interner, CFA, SP_INDIRECT, UNDEFINED};
+use crate::cfi::{CfiId, CfiState, FxBuild, HintType, Interner, CFA, SP_INDIRECT, UNDEFINED};
 use crate::decode::{self, reg, Insn, InsnKind};
 use crate::findings::{Finding, FindingKind, Location};
 use crate::object::{reloc_types, Object, Reloc, SymBind, SymKind};
 use crate::options::Era;
 use crate::special::{self, SpecialAlt};
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// Index of an instruction node in [`Program::nodes`].
@@ -56,6 +57,16 @@ impl Opt32 {
         (self.0 != u32::MAX).then_some(self.0 as usize)
     }
 
+    /// The node id, if any.
+    pub fn node(self) -> Option<NodeId> {
+        (self.0 != u32::MAX).then_some(self.0)
+    }
+
+    /// The interned state, if any.
+    pub fn cfi(self) -> Option<CfiId> {
+        (self.0 != u32::MAX).then_some(CfiId(self.0))
+    }
+
     /// An index is set.
     pub fn is_some(self) -> bool {
         self.0 != u32::MAX
@@ -71,6 +82,19 @@ impl From<Option<usize>> for Opt32 {
     /// An index that does not fit in 32 bits (not possible for an ELF object's symbols or groups) becomes none.
     fn from(o: Option<usize>) -> Self {
         Opt32(o.and_then(|i| u32::try_from(i).ok()).unwrap_or(u32::MAX))
+    }
+}
+
+impl From<Option<NodeId>> for Opt32 {
+    /// `u32::MAX` itself is not a node id: node tables are far smaller.
+    fn from(o: Option<NodeId>) -> Self {
+        Opt32(o.unwrap_or(u32::MAX))
+    }
+}
+
+impl From<Option<CfiId>> for Opt32 {
+    fn from(o: Option<CfiId>) -> Self {
+        Opt32(o.map_or(u32::MAX, |c| c.0))
     }
 }
 
@@ -101,7 +125,7 @@ pub struct Node {
     /// The symbol the instruction belongs to (objtool's `insn->sym`).
     pub sym: Opt32,
     /// Resolved destination of a direct jump.
-    pub jump_dest: Option<NodeId>,
+    pub jump_dest: Opt32,
     /// Called (or sibling-called) symbol.
     pub call_dest: Opt32,
     /// First link of the extra successors (see [`Program::alts`]).
@@ -109,11 +133,9 @@ pub struct Node {
     /// The alternative group the instruction is part of.
     pub alt_group: Opt32,
     /// The state a hint gives, if any.
-    pub hint_cfi: Option<CfiId>,
+    pub hint_cfi: Opt32,
     /// For jump-table detection: the first unconditional forward jump to here.
-    pub first_jump_src: Option<NodeId>,
-    /// The `.rodata` relocation of this instruction's switch table: (section, index in that section's relocs).
-    jump_table: Option<(u32, u32)>,
+    pub first_jump_src: Opt32,
     /// The path ends after this instruction.
     pub dead_end: bool,
     /// Not validated and not reported (`STACK_FRAME_NON_STANDARD`, ignored replacements).
@@ -144,13 +166,12 @@ impl Node {
             // Section indices come from the ELF header's 32-bit section count.
             sec: sec as u32,
             sym: Opt32::NONE,
-            jump_dest: None,
+            jump_dest: Opt32::NONE,
             call_dest: Opt32::NONE,
             alts: NO_ALT,
             alt_group: Opt32::NONE,
-            hint_cfi: None,
-            first_jump_src: None,
-            jump_table: None,
+            hint_cfi: Opt32::NONE,
+            first_jump_src: Opt32::NONE,
             dead_end: false,
             ignore: false,
             ignore_alts: false,
@@ -164,11 +185,6 @@ impl Node {
     /// Section index.
     pub fn sec(&self) -> usize {
         self.sec as usize
-    }
-
-    /// The switch-table relocation as (section, index in that section's relocations).
-    pub fn jump_table(&self) -> Option<(usize, usize)> {
-        self.jump_table.map(|(s, i)| (s as usize, i as usize))
     }
 }
 
@@ -224,6 +240,10 @@ pub struct Program<'o, 'data> {
     pub warnings: Vec<Finding>,
     /// The extra-successor lists of all nodes (see [`Program::alts`]).
     alt_links: Vec<AltLink>,
+    /// Dynamic jumps through a switch table → the table's `.rodata` relocation (section, index in its relocations).
+    jump_tables: HashMap<NodeId, (u32, u32), FxBuild>,
+    /// Per symbol: an `STT_FUNC` (a compact copy of the kinds for the per-instruction `insn_func`).
+    is_func: Vec<bool>,
 }
 
 /// A position in a function's nodes: see [`Program::func_cursor`].
@@ -232,6 +252,9 @@ pub struct FuncCursor {
     cur: Option<NodeId>,
     /// At most this many more nodes (a guard against `.cold` cycles).
     left: usize,
+    /// The function of `cur` and the end of its section's nodes, once known (`None` after a jump to a `.cold`
+    /// part): the common step is then one symbol comparison.
+    run: Option<(usize, u32)>,
 }
 
 impl FuncCursor {
@@ -240,7 +263,25 @@ impl FuncCursor {
         let id = self.cur.take()?;
         self.left -= 1;
         if self.left > 0 {
-            self.cur = p.next_insn_same_func(id);
+            self.cur = match self.run {
+                // `next_insn_same_func` within a run of the same function symbol.
+                Some((func, end))
+                    if id + 1 < end
+                        && !p.nodes[id as usize].synthetic
+                        && p.nodes[id as usize + 1].sym.get() == Some(func) =>
+                {
+                    Some(id + 1)
+                }
+                _ => {
+                    let next = p.next_insn_same_func(id);
+                    self.run = next.and_then(|n| {
+                        let func = p.insn_func(n)?;
+                        let end = p.sec_ranges.get(p.nodes[n as usize].sec())?.end;
+                        Some((func, end))
+                    });
+                    next
+                }
+            };
         }
         Some(id)
     }
@@ -249,15 +290,24 @@ impl FuncCursor {
 /// Sections at least this large are decoded by two threads.
 const PARALLEL_DECODE_MIN: usize = 64 << 10;
 
-/// Decodes an executable section, in chunks whose concatenation is the sequential decoding from offset 0. A large
-/// section is decoded by two threads, the second from a function symbol near the middle; it is kept only if the
-/// first thread's sweep arrives exactly at that offset (otherwise the first thread's sweep simply continues), so
-/// the result never depends on the split.
-fn decode_exec_section(obj: &Object, idx: usize) -> Result<Vec<Vec<Insn>>, decode::DecodeError> {
+/// Decodes executable section `idx` and appends its instructions to `nodes`, in the order of the sequential sweep
+/// from offset 0. A large section is decoded by two threads, the second from a function symbol near the middle;
+/// its part is kept only if the first thread's sweep arrives exactly at that offset (otherwise the first thread's
+/// sweep simply continues), so the result never depends on the split.
+fn decode_exec_section(
+    obj: &Object,
+    idx: usize,
+    nodes: &mut Vec<Node>,
+) -> Result<(), decode::DecodeError> {
     let data = obj.sections[idx].data;
     let in_func = |off: u64| {
         obj.symbol_containing(idx, off, false)
             .is_some_and(|s| s.kind == SymKind::Func)
+    };
+    let node = |i: Insn| {
+        let mut n = Node::new(idx, i);
+        n.dead_end = n.insn.kind == InsnKind::Bug;
+        n
     };
     let len = data.len();
     let split = (len >= PARALLEL_DECODE_MIN)
@@ -272,22 +322,24 @@ fn decode_exec_section(obj: &Object, idx: usize) -> Result<Vec<Vec<Insn>>, decod
         .flatten()
         .filter(|&at| at < len);
     let Some(split) = split else {
-        return decode::decode_range(data, 0, len, &in_func).map(|(insns, _)| vec![insns]);
+        decode::decode_range_into(data, 0, len, &in_func, |i| nodes.push(node(i)))?;
+        return Ok(());
     };
     let (first, second) = std::thread::scope(|s| {
         let second = s.spawn(|| decode::decode_range(data, split, len, &in_func));
-        let first = decode::decode_range(data, 0, split, &in_func);
+        let first = decode::decode_range_into(data, 0, split, &in_func, |i| nodes.push(node(i)));
         (first, second.join())
     });
-    let (first, end) = first?;
+    let end = first?;
     if end == split {
         if let Ok(second) = second {
             let (rest, _) = second?;
-            return Ok(vec![first, rest]);
+            nodes.extend(rest.into_iter().map(node));
+            return Ok(());
         }
     }
-    let (rest, _) = decode::decode_range(data, end, len, &in_func)?;
-    Ok(vec![first, rest])
+    decode::decode_range_into(data, end, len, &in_func, |i| nodes.push(node(i)))?;
+    Ok(())
 }
 
 /// objtool 6.12's global list of functions that never return.
@@ -359,6 +411,12 @@ impl<'o, 'data> Program<'o, 'data> {
             ignore_unreachables: false,
             warnings: Vec::new(),
             alt_links: Vec::new(),
+            jump_tables: HashMap::default(),
+            is_func: obj
+                .symbols
+                .iter()
+                .map(|s| s.kind == SymKind::Func)
+                .collect(),
         };
         p.classify_symbols()?;
         p.decode_instructions()?;
@@ -439,7 +497,7 @@ impl<'o, 'data> Program<'o, 'data> {
         let n = &self.nodes[node as usize];
         let mut f = Finding::new(
             FindingKind::BadObject,
-            Some(self.location(n.sec(), n.insn.offset)),
+            Some(self.location(n.sec(), n.insn.offset())),
             msg,
         );
         f.fatal = true;
@@ -478,11 +536,7 @@ impl<'o, 'data> Program<'o, 'data> {
     /// The location of a node.
     pub fn node_location(&self, node: NodeId) -> Location {
         let n = &self.nodes[node as usize];
-        self.location(n.sec(), n.insn.offset)
-    }
-
-    fn sym_kind(&self, s: usize) -> SymKind {
-        self.obj.symbols[s].kind
+        self.location(n.sec(), n.insn.offset())
     }
 
     /// objtool's `insn_func()`: the node's symbol if it is a function.
@@ -490,7 +544,7 @@ impl<'o, 'data> Program<'o, 'data> {
         self.nodes[node as usize]
             .sym
             .get()
-            .filter(|&s| self.sym_kind(s) == SymKind::Func)
+            .filter(|&s| self.is_func.get(s).copied().unwrap_or(false))
     }
 
     /// The instruction at (section, offset).
@@ -498,7 +552,7 @@ impl<'o, 'data> Program<'o, 'data> {
         let r = self.sec_ranges.get(sec)?.clone();
         let slice = &self.nodes[r.start as usize..r.end as usize];
         let i = slice
-            .binary_search_by_key(&offset, |n| n.insn.offset)
+            .binary_search_by_key(&offset, |n| n.insn.offset())
             .ok()?;
         Some(r.start + i as u32)
     }
@@ -557,6 +611,7 @@ impl<'o, 'data> Program<'o, 'data> {
         FuncCursor {
             cur: s.section.and_then(|sec| self.find_insn(sec, s.value)),
             left: self.nodes.len() + 1,
+            run: None,
         }
     }
 
@@ -572,8 +627,8 @@ impl<'o, 'data> Program<'o, 'data> {
         // A section's nodes are sorted by offset: the symbol's nodes are one contiguous run.
         let r = self.sec_ranges[sec].clone();
         let slice = &self.nodes[r.start as usize..r.end as usize];
-        let lo = slice.partition_point(|n| n.insn.offset < s.value);
-        let hi = slice.partition_point(|n| n.insn.offset < end);
+        let lo = slice.partition_point(|n| n.insn.offset() < s.value);
+        let hi = slice.partition_point(|n| n.insn.offset() < end);
         (r.start + lo as u32..r.start + hi.max(lo) as u32).collect()
     }
 
@@ -584,7 +639,7 @@ impl<'o, 'data> Program<'o, 'data> {
             return None;
         }
         self.obj
-            .relocs_in(n.sec(), n.insn.offset..n.insn.end())
+            .relocs_in(n.sec(), n.insn.offset()..n.insn.end())
             .first()
     }
 
@@ -661,9 +716,19 @@ impl<'o, 'data> Program<'o, 'data> {
 
     fn decode_instructions(&mut self) -> Result<(), Box<Finding>> {
         let obj = self.obj;
-        // Decode every section first so that the node table is allocated once at its final size (a growing table
-        // would briefly need twice the memory); errors are still reported in section order below.
-        let mut decoded = Vec::new();
+        // One node per 3 bytes of code, plus the padding NOPs of short replacements (at most one per
+        // `.altinstructions` entry): usually no regrowth, and capacity never touched costs no memory.
+        let code: u64 = obj
+            .sections
+            .iter()
+            .filter(|s| s.is_exec())
+            .map(|s| s.data.len() as u64)
+            .sum();
+        let padding = obj
+            .section_by_name(".altinstructions")
+            .map_or(0, |s| s.size / 12);
+        self.nodes
+            .reserve(usize::try_from(code / 3 + padding).unwrap_or(0));
         for sec in &obj.sections {
             if !sec.is_exec() {
                 continue;
@@ -675,56 +740,38 @@ impl<'o, 'data> Program<'o, 'data> {
                 self.text[sec.index] = true;
             }
             if sec.data.len() as u64 != sec.size {
-                decoded.push((sec, Err(None)));
-                break;
+                return Err(self.fatal(format!("{}: section has no data", sec.name)));
             }
-            let insns = decode_exec_section(obj, sec.index).map_err(Some);
-            let failed = insns.is_err();
-            decoded.push((sec, insns));
-            if failed {
-                break;
+            if sec.size > decode::MAX_SECTION_SIZE {
+                return Err(self.fatal(format!(
+                    "{}: section of {} bytes is larger than the 4 GiB this tool models",
+                    sec.name, sec.size
+                )));
             }
-        }
-        let total: usize = decoded
-            .iter()
-            .map(|(_, r)| r.as_ref().map_or(0, |c| c.iter().map(Vec::len).sum()))
-            .sum();
-        // Room for the padding NOPs of short replacements, at most one per `.altinstructions` entry.
-        let padding = obj
-            .section_by_name(".altinstructions")
-            .map_or(0, |s| (s.size / 12) as usize);
-        self.nodes.reserve_exact(total.saturating_add(padding));
-        for (sec, insns) in decoded {
             let idx = sec.index;
-            let insns = match insns {
-                Ok(insns) => insns,
-                Err(None) => return Err(self.fatal(format!("{}: section has no data", sec.name))),
-                Err(Some(e)) => {
-                    let mut f = Finding::new(
-                        FindingKind::BadObject,
-                        Some(self.location(idx, e.offset)),
-                        format!("can't decode instruction at {}:0x{:x}", sec.name, e.offset),
-                    );
-                    f.fatal = true;
-                    return Err(Box::new(f));
-                }
-            };
-            for i in insns.iter().flatten().filter(|i| i.notrack) {
+            let start = self.nodes.len();
+            if let Err(e) = decode_exec_section(obj, idx, &mut self.nodes) {
+                self.nodes.truncate(start);
+                let mut f = Finding::new(
+                    FindingKind::BadObject,
+                    Some(self.location(idx, e.offset)),
+                    format!("can't decode instruction at {}:0x{:x}", sec.name, e.offset),
+                );
+                f.fatal = true;
+                return Err(Box::new(f));
+            }
+            for n in self.nodes[start..].iter().filter(|n| n.insn.notrack) {
                 self.warnings.push(Finding::new(
                     FindingKind::BadObject,
                     None,
-                    format!("notrack prefix found at {}:0x{:x}", sec.name, i.offset),
+                    format!(
+                        "notrack prefix found at {}:0x{:x}",
+                        sec.name,
+                        n.insn.offset()
+                    ),
                 ));
             }
-            let start = self.nodes.len() as u32;
-            for chunk in insns {
-                self.nodes.extend(chunk.into_iter().map(|i| {
-                    let mut n = Node::new(idx, i);
-                    n.dead_end = n.insn.kind == InsnKind::Bug;
-                    n
-                }));
-            }
-            self.sec_ranges[idx] = start..self.nodes.len() as u32;
+            self.sec_ranges[idx] = start as u32..self.nodes.len() as u32;
 
             for &si in obj.symbols_in(idx) {
                 let s = &obj.symbols[si];
@@ -849,7 +896,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 ));
             };
             if let Some(ds) = self.nodes[dest as usize].sym.get() {
-                if self.obj.symbols[ds].value == self.nodes[dest as usize].insn.offset {
+                if self.obj.symbols[ds].value == self.nodes[dest as usize].insn.offset() {
                     if self.syms[ds].retpoline_thunk {
                         self.add_retpoline_call(id, Some(ds));
                         continue;
@@ -874,7 +921,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 self.add_call_dest(id, tf, None);
                 continue;
             }
-            self.nodes[id as usize].jump_dest = Some(dest);
+            self.nodes[id as usize].jump_dest = Some(dest).into();
         }
         Ok(())
     }
@@ -883,7 +930,7 @@ impl<'o, 'data> Program<'o, 'data> {
         let (Some(ff), Some(tf)) = (self.insn_func(from), self.insn_func(to)) else {
             return false;
         };
-        if self.nodes[to as usize].insn.offset != self.obj.symbols[tf].value {
+        if self.nodes[to as usize].insn.offset() != self.obj.symbols[tf].value {
             return false;
         }
         self.syms[ff].pfunc != self.syms[tf].pfunc
@@ -928,19 +975,22 @@ impl<'o, 'data> Program<'o, 'data> {
         n.insn.is_static_jump() && n.call_dest.is_some()
     }
 
+    /// The switch-table relocation of a dynamic jump: (section, index in that section's relocations).
+    pub fn jump_table(&self, id: NodeId) -> Option<(usize, usize)> {
+        self.jump_tables
+            .get(&id)
+            .map(|&(s, i)| (s as usize, i as usize))
+    }
+
     fn is_jump_table_jump(&self, id: NodeId) -> bool {
         let n = &self.nodes[id as usize];
-        if n.jump_table.is_some() {
+        if self.jump_tables.contains_key(&id) {
             return true;
         }
         n.alt_group
             .get()
             .and_then(|g| self.groups[g].orig_group)
-            .is_some_and(|og| {
-                self.nodes[self.groups[og].first as usize]
-                    .jump_table
-                    .is_some()
-            })
+            .is_some_and(|og| self.jump_tables.contains_key(&self.groups[og].first))
     }
 
     /// objtool's `dead_end_function`.
@@ -969,7 +1019,7 @@ impl<'o, 'data> Program<'o, 'data> {
         }
         for i in self.func_insns(func) {
             if self.is_sibling_call(i) {
-                let Some(dest) = self.nodes[i as usize].jump_dest else {
+                let Some(dest) = self.nodes[i as usize].jump_dest.node() else {
                     return false;
                 };
                 if depth == 5 {
@@ -1007,7 +1057,7 @@ impl<'o, 'data> Program<'o, 'data> {
                     ),
                 ));
             };
-            self.nodes[id as usize].jump_dest = Some(dest);
+            self.nodes[id as usize].jump_dest = Some(dest).into();
         }
         Ok(())
     }
@@ -1141,11 +1191,11 @@ impl<'o, 'data> Program<'o, 'data> {
             let mut t1: Option<NodeId> = None;
             let mut c = self.func_cursor(func);
             while let Some(id) = c.next(self) {
-                if self.nodes[id as usize].jump_table.is_none() {
+                if !self.jump_tables.contains_key(&id) {
                     continue;
                 }
                 if let Some(prev) = t1 {
-                    let next = self.nodes[id as usize].jump_table();
+                    let next = self.jump_table(id);
                     self.add_jump_table(prev, next)?;
                 }
                 t1 = Some(id);
@@ -1163,23 +1213,23 @@ impl<'o, 'data> Program<'o, 'data> {
         let mut last: Option<NodeId> = None;
         let mut c = self.func_cursor(func);
         while let Some(id) = c.next(self) {
-            let last_off = last.map_or(u64::MAX, |l| self.nodes[l as usize].insn.offset);
+            let last_off = last.map_or(u64::MAX, |l| self.nodes[l as usize].insn.offset());
             if last.is_none() {
                 last = Some(id);
             }
             let n = &self.nodes[id as usize];
             if n.insn.kind == InsnKind::JumpUnconditional {
-                if let Some(d) = n.jump_dest {
+                if let Some(d) = n.jump_dest.node() {
                     let last_off = if last_off == u64::MAX {
-                        n.insn.offset
+                        n.insn.offset()
                     } else {
                         last_off
                     };
-                    if n.insn.offset > last_off
-                        && self.nodes[d as usize].insn.offset > n.insn.offset
+                    if n.insn.offset() > last_off
+                        && self.nodes[d as usize].insn.offset() > n.insn.offset()
                         && self.nodes[d as usize].first_jump_src.is_none()
                     {
-                        self.nodes[d as usize].first_jump_src = Some(id);
+                        self.nodes[d as usize].first_jump_src = Some(id).into();
                         last = Some(d);
                     }
                 }
@@ -1189,7 +1239,7 @@ impl<'o, 'data> Program<'o, 'data> {
             }
             any_dynamic = true;
             if let Some(t) = self.find_jump_table(func, id) {
-                self.nodes[id as usize].jump_table = Some((t.0 as u32, t.1 as u32));
+                self.jump_tables.insert(id, (t.0 as u32, t.1 as u32));
             }
         }
         any_dynamic
@@ -1212,9 +1262,9 @@ impl<'o, 'data> Program<'o, 'data> {
                 break;
             }
             if n.insn.kind == InsnKind::JumpUnconditional {
-                if let Some(d) = n.jump_dest {
-                    let doff = self.nodes[d as usize].insn.offset;
-                    if doff <= n.insn.offset || doff > self.nodes[orig as usize].insn.offset {
+                if let Some(d) = n.jump_dest.node() {
+                    let doff = self.nodes[d as usize].insn.offset();
+                    if doff <= n.insn.offset() || doff > self.nodes[orig as usize].insn.offset() {
                         break;
                     }
                 }
@@ -1236,6 +1286,7 @@ impl<'o, 'data> Program<'o, 'data> {
             }
             cur = self.nodes[id as usize]
                 .first_jump_src
+                .node()
                 .or_else(|| self.prev_insn_same_sym(id));
         }
         None
@@ -1278,7 +1329,7 @@ impl<'o, 'data> Program<'o, 'data> {
             let p = &self.obj.symbols[pfunc];
             (p.section, p.value, self.syms[pfunc].len)
         };
-        let Some((tsec, start)) = self.nodes[id as usize].jump_table() else {
+        let Some((tsec, start)) = self.jump_table(id) else {
             return Ok(());
         };
         let relocs = self.obj.relocs(tsec);
@@ -1358,7 +1409,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 HintKindRaw::Undefined => {
                     let mut s = CfiState::init(zero);
                     s.force_undefined = true;
-                    self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&s));
+                    self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&s)).into();
                     continue;
                 }
                 HintKindRaw::Save => {
@@ -1373,12 +1424,12 @@ impl<'o, 'data> Program<'o, 'data> {
                 }
                 HintKindRaw::Func => {
                     let s = CfiState::func_entry(zero);
-                    self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&s));
+                    self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&s)).into();
                     continue;
                 }
                 HintKindRaw::Unknown(_) | HintKindRaw::State(_) => {}
             }
-            if let Some(existing) = self.nodes[id as usize].hint_cfi {
+            if let Some(existing) = self.nodes[id as usize].hint_cfi.cfi() {
                 cfi = self.interner.get(existing).clone();
             }
             cfi.cfa.base = match h.sp_reg {
@@ -1414,7 +1465,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 Era::V6_1 => cfi.end = h.byte8 != 0,
             }
             let _ = CFA;
-            self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&cfi));
+            self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&cfi)).into();
         }
         Ok(())
     }
@@ -1427,4 +1478,18 @@ enum HintKindRaw {
     Save,
     Restore,
     Unknown(u8),
+}
+
+#[cfg(test)]
+mod tests {
+    /// One node per instruction: its size is most of the analysis's memory (see docs/performance.md).
+    #[test]
+    fn a_node_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Node>() <= 72,
+            "{}",
+            std::mem::size_of::<super::Node>()
+        );
+        assert!(std::mem::size_of::<crate::decode::Insn>() <= 32);
+    }
 }

@@ -258,6 +258,7 @@ impl<'data> Object<'data> {
             else {
                 continue;
             };
+            relocs[target].reserve_exact(rela.len());
             for r in rela {
                 let symbol = r.r_sym(endian, false) as usize;
                 if symbol >= symbols.len() {

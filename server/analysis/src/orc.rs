@@ -197,7 +197,7 @@ pub fn generate(p: &Program, w: &WalkResult) -> Result<Vec<OrcRow>, OrcError> {
                 if e != prev {
                     rows.push(OrcRow {
                         section: sec.index,
-                        offset: n.insn.offset,
+                        offset: n.insn.offset(),
                         entry: e,
                     });
                     prev = e;
@@ -208,8 +208,8 @@ pub fn generate(p: &Program, w: &WalkResult) -> Result<Vec<OrcRow>, OrcError> {
             };
             let grp = &p.groups[g];
             let last = grp.last.unwrap_or(grp.first);
-            let span = (p.nodes[last as usize].insn.end() - p.nodes[grp.first as usize].insn.offset)
-                as usize;
+            let span = (p.nodes[last as usize].insn.end()
+                - p.nodes[grp.first as usize].insn.offset()) as usize;
             let slots = &w.slots[grp.slots];
             for (i, slot) in slots.iter().enumerate().take(span) {
                 let Some(c) = slot else { continue };
@@ -219,7 +219,7 @@ pub fn generate(p: &Program, w: &WalkResult) -> Result<Vec<OrcRow>, OrcError> {
                 }
                 rows.push(OrcRow {
                     section: sec.index,
-                    offset: n.insn.offset + i as u64,
+                    offset: n.insn.offset() + i as u64,
                     entry: e,
                 });
                 prev = e;

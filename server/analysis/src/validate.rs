@@ -117,7 +117,7 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
         p,
         opts,
         exhaustive,
-        cfi: p.nodes.iter().map(|n| n.hint_cfi).collect(),
+        cfi: p.nodes.iter().map(|n| n.hint_cfi.cfi()).collect(),
         visited: vec![false; n],
         slots: empty_slots(p),
         slot_owner: empty_slots(p),
@@ -190,7 +190,7 @@ impl Walker<'_, '_, '_> {
     ) -> Option<usize> {
         let i = self.warn_insn(node, kind, msg.into())?;
         if self.era() == Era::V6_1 && self.p.nodes[node as usize].sec() != sec {
-            let off = self.p.nodes[node as usize].insn.offset;
+            let off = self.p.nodes[node as usize].insn.offset();
             self.findings[i].location = Some(self.p.location(sec, off));
         }
         Some(i)
@@ -316,6 +316,7 @@ impl Walker<'_, '_, '_> {
                 && (n.insn.kind == InsnKind::Bug
                     || (n.insn.kind == InsnKind::JumpUnconditional
                         && n.jump_dest
+                            .node()
                             .is_some_and(|d| p.nodes[d as usize].insn.kind == InsnKind::Bug)))
             {
                 return true;
@@ -336,7 +337,7 @@ impl Walker<'_, '_, '_> {
                 }
             }
             if c.insn.kind == InsnKind::JumpUnconditional {
-                match c.jump_dest {
+                match c.jump_dest.node() {
                     Some(d) if p.insn_func(d) == p.insn_func(cur) => {
                         cur = d;
                         continue;
@@ -487,8 +488,8 @@ impl Walker<'_, '_, '_> {
         let grp = &p.groups[g];
         let off = p.nodes[id as usize]
             .insn
-            .offset
-            .wrapping_sub(p.nodes[grp.first as usize].insn.offset) as usize;
+            .offset()
+            .wrapping_sub(p.nodes[grp.first as usize].insn.offset()) as usize;
         let slots = grp.slots;
         if off >= self.slots[slots].len() {
             return 0;
@@ -559,7 +560,7 @@ impl Walker<'_, '_, '_> {
         let mut cur = p.prev_insn_same_sec(id);
         let mut save = None;
         while let Some(c) = cur {
-            if p.nodes[c as usize].insn.offset < lower {
+            if p.nodes[c as usize].insn.offset() < lower {
                 break;
             }
             if p.nodes[c as usize].save {
@@ -852,7 +853,7 @@ impl Walker<'_, '_, '_> {
                         if r != 0 {
                             return r;
                         }
-                    } else if let Some(d) = n.jump_dest {
+                    } else if let Some(d) = n.jump_dest.node() {
                         let r = self.validate_branch(func, d, state.clone(), known);
                         if r != 0 {
                             return r;
