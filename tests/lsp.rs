@@ -3,7 +3,8 @@
 //! includes), built with `gcc -c -g`; the tests open it, check the published diagnostics, hover, inlay hints, code
 //! lenses and the `altcfi/cfiTable` request, rebuild the object with the conflict fixed and wait for the diagnostic
 //! to go (file watching), and check that the server exits on `exit` and when its input closes. Other tests cover
-//! finding the object through the DWARF index (no `compile_commands.json`) and a corrupt object.
+//! finding the object through the DWARF index (no `compile_commands.json`), a corrupt object, and a `didSave` while
+//! the object is being rewritten (the new object's diagnostics, hover and table; a truncated object reported late).
 
 #[path = "support/lsp_client.rs"]
 mod lsp_client;
@@ -607,6 +608,147 @@ fn compilation_databases_and_objects_outside_the_root_are_not_read() {
     c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
     let r = c.request("shutdown", Value::Null);
     assert!(r.is_null());
+    c.notify("exit", Value::Null);
+    assert!(c.wait_exit(Duration::from_secs(5)).success());
+}
+
+/// Writes `bytes` over `path` in place (truncating it first, as a compiler does), in two pieces with `pause`
+/// between them; `then` runs during the pause, while the file holds only a prefix.
+fn write_in_two_pieces(path: &Path, bytes: &[u8], pause: Duration, then: impl FnOnce()) {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path).expect("create object");
+    let cut = bytes.len() / 2;
+    f.write_all(&bytes[..cut]).expect("write");
+    f.flush().expect("flush");
+    then();
+    std::thread::sleep(pause);
+    f.write_all(&bytes[cut..]).expect("write");
+}
+
+/// The per-object-version results after a rewrite: a `didSave` sent while the object is half-written publishes
+/// the new object's diagnostics (never the half-written file's error, never the old object's); a hover, inlay hints
+/// and the CFI table asked for right after those diagnostics describe the new object (the per-instruction table is
+/// built after the diagnostics are published); an object left truncated is reported only after it has been left
+/// alone for a while, and the previous diagnostics stay until then.
+#[test]
+fn save_during_a_rewrite_publishes_the_new_object_and_hover_follows_it() {
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    let (conflict, fixed) = conflict_and_fixed(&root);
+    let obj = root.join("build/demo.o");
+    std::fs::write(&obj, &conflict).expect("write object");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&text, "save_fl_bad");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    c.forget_diagnostics(&uri);
+
+    // The fixed build, written in two pieces 60 ms apart (longer than the server's quiet times); `didSave` goes
+    // out while only the first piece is there.
+    let saved = std::cell::Cell::new(None);
+    write_in_two_pieces(&obj, &fixed, Duration::from_millis(60), || {
+        c.notify(
+            "textDocument/didSave",
+            json!({"textDocument": {"uri": uri}}),
+        );
+        saved.set(Some(Instant::now()));
+    });
+    let (first, at) = c.next_diagnostics(&uri);
+    eprintln!(
+        "timing: save during a rewrite → diagnostics {} ms",
+        saved.get().map_or(0, |t| at.duration_since(t).as_millis())
+    );
+    assert!(
+        !first.iter().any(|d| is_conflict(d) || is_status(d)),
+        "the first diagnostics after the save are the fixed object's: {first:#?}"
+    );
+
+    // Right after the diagnostics: hover, inlay hints and the table are the fixed object's.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 0}}),
+    );
+    let value = hover["contents"]["value"].as_str().unwrap_or("").to_owned();
+    assert!(
+        value.contains("call") && value.contains("consistent") && !value.contains("<< conflict"),
+        "hover of the fixed object:\n{value}"
+    );
+    let hints = c.request(
+        "textDocument/inlayHint",
+        json!({"textDocument": {"uri": uri},
+               "range": {"start": {"line": 0, "character": 0}, "end": {"line": 1000, "character": 0}}}),
+    );
+    let label = hints
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["position"]["line"] == bad))
+        .and_then(|h| h["label"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        label.contains("CFA") && !label.contains("conflict"),
+        "inlay hint on line {bad}: {hints}"
+    );
+    let table = c.request(
+        "altcfi/cfiTable",
+        json!({"textDocument": {"uri": uri}, "function": "save_fl_bad"}),
+    );
+    let content = table["content"].as_str().unwrap_or("");
+    assert!(
+        content.contains("call") && !content.contains("push %rcx"),
+        "table of the fixed object:\n{content}"
+    );
+
+    // A truncated object left alone: the fixed diagnostics stay while it may still be written; then it is
+    // reported (the server waits ~300 ms after the last write, by the file's mtime).
+    c.forget_diagnostics(&uri);
+    let written = Instant::now();
+    std::fs::write(&obj, &conflict[..conflict.len() / 2]).expect("write truncated");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    // (A re-check of the complete fixed object may still have been under way: it publishes the same.)
+    let (truncated, at) = loop {
+        let (d, at) = c.next_diagnostics(&uri);
+        if d.iter().any(|d| is_conflict(d) || is_status(d)) {
+            break (d, at);
+        }
+    };
+    let waited = at.duration_since(written);
+    assert!(
+        truncated.len() == 1
+            && truncated[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot analyse")),
+        "{truncated:#?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250),
+        "a truncated object was reported {waited:?} after it was written"
+    );
+
+    // The complete conflict build: the conflict is back, and so is the hover's.
+    std::fs::write(&obj, &conflict).expect("write object");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let back = c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    assert!(!back.iter().any(is_status), "{back:#?}");
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 0}}),
+    );
+    assert!(
+        hover["contents"].to_string().contains("<< conflict"),
+        "{hover}"
+    );
+
+    assert!(c.request("shutdown", Value::Null).is_null());
     c.notify("exit", Value::Null);
     assert!(c.wait_exit(Duration::from_secs(5)).success());
 }

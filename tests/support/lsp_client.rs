@@ -313,3 +313,63 @@ pub fn alternative_line(text: &str, func: &str) -> u32 {
 pub fn is_conflict(d: &Value) -> bool {
     d["code"] == "alt-stack-conflict"
 }
+
+/// The demo built twice: with the conflict (`.0`) and with it fixed (`.1`); `examples/demo.S` is left as it was
+/// (the conflict version), older than both objects.
+pub fn conflict_and_fixed(root: &Path) -> (Vec<u8>, Vec<u8>) {
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let fixed = text.replace(
+        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
+        "\"call xen_save_fl\"",
+    );
+    assert_ne!(fixed, text);
+    std::fs::write(&src, &fixed).expect("write fixed");
+    gcc(root, "build/fixed.o");
+    std::fs::write(&src, &text).expect("restore");
+    std::thread::sleep(Duration::from_millis(20));
+    gcc(root, "build/conflict.o");
+    let read = |p: &str| std::fs::read(root.join(p)).expect("read object");
+    (read("build/conflict.o"), read("build/fixed.o"))
+}
+
+/// Whether a diagnostic is one of altcfi's status diagnostics (not a finding).
+pub fn is_status(d: &Value) -> bool {
+    d["code"] == "altcfi-status"
+}
+
+impl Client {
+    /// Drops the diagnostics already received for `uri` (so that [`Client::next_diagnostics`] sees only newer ones).
+    pub fn forget_diagnostics(&mut self, uri: &str) {
+        self.pending.retain(|m| {
+            !(m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri)
+        });
+    }
+
+    /// The next `textDocument/publishDiagnostics` for `uri`, whatever it holds, and when it arrived.
+    pub fn next_diagnostics(&mut self, uri: &str) -> (Vec<Value>, Instant) {
+        let is_pub = |m: &Value| {
+            m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri
+        };
+        let diags = |m: &Value| {
+            m["params"]["diagnostics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        if let Some(i) = self.pending.iter().position(is_pub) {
+            let m = self.pending.remove(i).expect("pending");
+            return (diags(&m), Instant::now());
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let m = self
+                .recv(deadline)
+                .unwrap_or_else(|| panic!("no diagnostics for {uri} within {TIMEOUT:?}"));
+            if is_pub(&m) {
+                return (diags(&m), Instant::now());
+            }
+            self.pending.push_back(m);
+        }
+    }
+}

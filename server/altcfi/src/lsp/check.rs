@@ -2,7 +2,7 @@
 //! may be shown (the object exists, is readable, is not older than the source), and collect the diagnostics.
 //!
 //! Architecture invariant: blocking code, run on the blocking pool; it produces a [`DocView`] of plain data and
-//! protocol values and never talks to the client.
+//! protocol values (or says why there is none to show yet, [`Outcome`]) and never talks to the client.
 
 use super::convert;
 use super::scheduler::{Checked, LoadError, ObjectCache, ObjectKey, Settings};
@@ -11,6 +11,7 @@ use altcfi_analysis::sources::LineSummary;
 use lsp_types::{CodeLens, Diagnostic, DiagnosticSeverity, NumberOrString, Position, Range};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// What altcfi knows about one open document after a check.
 #[derive(Debug)]
@@ -63,15 +64,33 @@ fn status(severity: DiagnosticSeverity, message: String) -> Diagnostic {
     }
 }
 
-/// Checks one document against the objects `resolution` names. Blocking.
+/// What a check of a document came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The view to show.
+    Ready(DocView),
+    /// An object is being written ([`LoadError::Unsettled`]): show nothing new, look again after `retry_in`.
+    Unsettled {
+        /// The object.
+        object: PathBuf,
+        /// When to look again.
+        retry_in: Duration,
+    },
+    /// A newer check of the document started: this one stopped, its result would not be shown.
+    Stale,
+}
+
+/// Checks one document against the objects `resolution` names; `current` says whether the check is still wanted
+/// (it stops early when not). Blocking.
 pub fn check_document(
     cache: &ObjectCache,
     settings: &Settings,
     source: &Path,
-    text: &str,
+    text: &convert::DocText,
     resolution: Option<Resolution>,
     related_information: bool,
-) -> DocView {
+    current: &dyn Fn() -> bool,
+) -> Outcome {
     let mut view = DocView {
         resolution: resolution.clone(),
         objects: Vec::new(),
@@ -86,13 +105,23 @@ pub fn check_document(
             "{}: no object file found (no compile_commands.json entry, no object's DWARF names it, no objectGlobs match)",
             source.display()
         ));
-        return view;
+        return Outcome::Ready(view);
     };
     let source_mtime = stat(source).map(|(_, m)| m);
-    let lines = convert::LineTable::new(text);
+    let lines = text.lines();
     for object in &resolution.objects {
         let shown = object.display();
-        match cache.load(object, settings) {
+        let loaded = cache.load(object, settings);
+        if !current() {
+            return Outcome::Stale;
+        }
+        match loaded {
+            Err(LoadError::Unsettled(retry_in)) => {
+                return Outcome::Unsettled {
+                    object: object.clone(),
+                    retry_in,
+                }
+            }
             Err(LoadError::Missing) => {
                 view.seen.push((object.clone(), None));
                 view.diagnostics.push(status(
@@ -114,7 +143,8 @@ pub fn check_document(
             Ok(checked) => {
                 view.seen
                     .push((object.clone(), Some((checked.key.size, checked.key.mtime))));
-                match checked.analysis.as_ref() {
+                let analysis = checked.analysis();
+                match analysis.as_ref() {
                     Err(e) => {
                         view.notes.push(format!("{shown}: cannot analyse: {e}"));
                         view.diagnostics.push(status(
@@ -133,14 +163,15 @@ pub fn check_document(
                     Ok(analysis) => {
                         let main_file = matches!(resolution.found_by, FoundBy::CompileCommands(_))
                             || object.file_stem() == source.file_stem();
-                        match convert::diagnostics(
+                        let converted = convert::diagnostics(
                             analysis,
                             &checked.data,
                             source,
-                            &lines,
+                            lines,
                             main_file,
                             related_information,
-                        ) {
+                        );
+                        match converted {
                             Ok(d) => view.diagnostics.extend(d),
                             Err(e) => view.diagnostics.push(status(
                                 DiagnosticSeverity::WARNING,
@@ -153,5 +184,5 @@ pub fn check_document(
             }
         }
     }
-    view
+    Outcome::Ready(view)
 }

@@ -35,7 +35,12 @@ impl LineTable {
             .split('\n')
             .map(|l| {
                 let l = l.strip_suffix('\r').unwrap_or(l);
-                let len = l.encode_utf16().count() as u32;
+                // ASCII (nearly every line of kernel code) is one UTF-16 unit per byte.
+                let len = if l.is_ascii() {
+                    l.len()
+                } else {
+                    l.encode_utf16().count()
+                } as u32;
                 let trimmed = l.trim_start();
                 let indent = (l.len() - trimmed.len()) as u32;
                 (indent.min(len), len)
@@ -58,6 +63,29 @@ impl LineTable {
     /// Number of lines.
     pub fn len(&self) -> usize {
         self.lines.len()
+    }
+}
+
+/// An open document's text and its [`LineTable`], measured once per version of the text (a check after an object
+/// changed, inlay hints and code lenses all need it).
+#[derive(Debug)]
+pub struct DocText {
+    text: String,
+    lines: std::sync::OnceLock<LineTable>,
+}
+
+impl DocText {
+    /// A version of a document's text.
+    pub fn new(text: String) -> Self {
+        DocText {
+            text,
+            lines: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Its line table, measured on first use.
+    pub fn lines(&self) -> &LineTable {
+        self.lines.get_or_init(|| LineTable::new(&self.text))
     }
 }
 
@@ -277,7 +305,8 @@ fn render(f: &Finding) -> String {
 pub fn hover_text(view: &DocView, doc: &Path, line: u32) -> Option<String> {
     let mut parts = Vec::new();
     for c in &view.objects {
-        let Ok(analysis) = c.analysis.as_ref() else {
+        let analysis = c.table();
+        let Ok(analysis) = analysis.as_ref() else {
             continue;
         };
         let Ok(sources) = Sources::new(analysis, &c.data) else {
@@ -435,12 +464,13 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
 }
 
 /// Inlay hints: the CFA rule at the end of each line in `range` that produced code.
-pub fn inlay_hints(view: &DocView, doc: &Path, text: &str, range: Range) -> Vec<InlayHint> {
-    let lines = LineTable::new(text);
+pub fn inlay_hints(view: &DocView, doc: &Path, text: &DocText, range: Range) -> Vec<InlayHint> {
+    let lines = text.lines();
     // Summaries cost a source lookup per instruction: computed once per view.
     let summaries = view.summaries.get_or_init(|| {
         for c in &view.objects {
-            let Ok(analysis) = c.analysis.as_ref() else {
+            let analysis = c.table();
+            let Ok(analysis) = analysis.as_ref() else {
                 continue;
             };
             let Ok(sources) = Sources::new(analysis, &c.data) else {
@@ -491,17 +521,18 @@ pub fn inlay_hints(view: &DocView, doc: &Path, text: &str, range: Range) -> Vec<
 /// Code lenses on the lines of alternative sites: the replacements and their features, and "consistent" or the
 /// conflicting offsets. Each lens's command opens the site's function's CFI table (`altcfi.showCfiTable`, with
 /// the `altcfi/cfiTable` parameters as its argument).
-pub fn code_lenses(view: &DocView, doc: &Path, text: &str, uri: &Url) -> Vec<CodeLens> {
+pub fn code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) -> Vec<CodeLens> {
     view.lenses
         .get_or_init(|| compute_code_lenses(view, doc, text, uri))
         .clone()
 }
 
-fn compute_code_lenses(view: &DocView, doc: &Path, text: &str, uri: &Url) -> Vec<CodeLens> {
-    let lines = LineTable::new(text);
+fn compute_code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) -> Vec<CodeLens> {
+    let lines = text.lines();
     let mut out = Vec::new();
     for c in &view.objects {
-        let Ok(analysis) = c.analysis.as_ref() else {
+        let analysis = c.analysis();
+        let Ok(analysis) = analysis.as_ref() else {
             continue;
         };
         let Ok(sources) = Sources::new(analysis, &c.data) else {
@@ -606,7 +637,8 @@ pub fn cfi_table(
     function: Option<&str>,
 ) -> Option<(String, String)> {
     for c in &view.objects {
-        let Ok(analysis) = c.analysis.as_ref() else {
+        let analysis = c.table();
+        let Ok(analysis) = analysis.as_ref() else {
             continue;
         };
         let name = match function {

@@ -20,7 +20,8 @@ pub mod workspace;
 
 use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::Options;
-use check::DocView;
+use check::{DocView, Outcome};
+use convert::DocText;
 use scheduler::{blocking, Generations, ObjectCache, Settings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -133,7 +134,7 @@ struct ClientCaps {
 /// One open document.
 struct Doc {
     path: PathBuf,
-    text: Arc<String>,
+    text: Arc<DocText>,
     version: i32,
     view: Option<Arc<DocView>>,
 }
@@ -150,6 +151,9 @@ struct Inner {
     cache: ObjectCache,
     generations: Generations,
     index_lock: tokio::sync::Mutex<()>,
+    /// Held from the last generation check to the end of a publication, so that results go out in the order of
+    /// their generations (a newer check never publishes before an older one that already passed its check).
+    publish_lock: tokio::sync::Mutex<()>,
     watcher: Mutex<Option<watch::DirWatcher>>,
     progress_tokens: AtomicU64,
 }
@@ -184,6 +188,7 @@ impl Backend {
                 cache: ObjectCache::default(),
                 generations: Generations::default(),
                 index_lock: tokio::sync::Mutex::new(()),
+                publish_lock: tokio::sync::Mutex::new(()),
                 watcher: Mutex::new(None),
                 progress_tokens: AtomicU64::new(0),
             }),
@@ -290,16 +295,48 @@ impl Backend {
         if !self.inner.generations.is_current(&ticket) {
             return Ok(());
         }
-        let inner = self.inner.clone();
-        let settings = lock(&inner.settings).clone();
-        let related = lock(&inner.caps).related_information;
-        let view = {
-            let (path, resolution) = (path.clone(), resolution.clone());
-            blocking(move || {
-                check::check_document(&inner.cache, &settings, &path, &text, resolution, related)
+        let related = lock(&self.inner.caps).related_information;
+        // An object being written gives no result: keep what is shown and look again (a newer check, e.g. from
+        // the watcher, supersedes this loop).
+        let view = loop {
+            let inner = self.inner.clone();
+            let settings = lock(&inner.settings).clone();
+            let (path, text, resolution, this_check) = (
+                path.clone(),
+                text.clone(),
+                resolution.clone(),
+                ticket.clone(),
+            );
+            let outcome = blocking(move || {
+                let current = || inner.generations.is_current(&this_check);
+                check::check_document(
+                    &inner.cache,
+                    &settings,
+                    &path,
+                    &text,
+                    resolution,
+                    related,
+                    &current,
+                )
             })
-            .await?
+            .await?;
+            match outcome {
+                Outcome::Ready(view) => break view,
+                Outcome::Stale => return Ok(()),
+                Outcome::Unsettled { object, retry_in } => {
+                    eprintln!(
+                        "altcfi lsp: {} is being written; looking again in {} ms",
+                        object.display(),
+                        retry_in.as_millis()
+                    );
+                    tokio::time::sleep(retry_in).await;
+                }
+            }
+            if !self.inner.generations.is_current(&ticket) {
+                return Ok(());
+            }
         };
+        let publishing = self.inner.publish_lock.lock().await;
         if !self.inner.generations.is_current(&ticket) {
             return Ok(());
         }
@@ -308,7 +345,7 @@ impl Backend {
         }
         self.watch_for(&path, resolution.as_ref());
         let diagnostics = view.diagnostics.clone();
-        let version = {
+        let (version, view) = {
             let mut docs = lock(&self.inner.docs);
             let Some(doc) = docs.get_mut(uri) else {
                 return Ok(());
@@ -330,16 +367,45 @@ impl Backend {
                 }
             }
             let changed = doc.view.as_ref().map(|v| v.fingerprint()) != Some(view.fingerprint());
-            doc.view = Some(Arc::new(view));
+            let view = Arc::new(view);
+            doc.view = Some(view.clone());
             if changed {
                 self.refresh_views();
             }
-            doc.version
+            (doc.version, view)
         };
         self.client
             .publish_diagnostics(uri.clone(), diagnostics, Some(version))
             .await;
+        drop(publishing);
+        self.build_tables(view, ticket);
         Ok(())
+    }
+
+    /// Builds the per-instruction tables of a view's objects in the background, after its diagnostics are out, so
+    /// that hover, inlay hints and `altcfi/cfiTable` find them ready (a request that comes first builds it, and one
+    /// that comes meanwhile waits for this build). Skipped if a newer check of the document started.
+    fn build_tables(&self, view: Arc<DocView>, ticket: scheduler::Ticket) {
+        if view.objects.iter().all(|c| c.has_table()) {
+            return;
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(blocking(move || {
+            for c in &view.objects {
+                if !inner.generations.is_current(&ticket) {
+                    return;
+                }
+                if !c.has_table() {
+                    let started = Instant::now();
+                    c.table();
+                    eprintln!(
+                        "altcfi lsp: per-instruction table of {} in {} ms",
+                        c.path.display(),
+                        started.elapsed().as_millis()
+                    );
+                }
+            }
+        }));
     }
 
     /// Asks the client to re-query inlay hints and code lenses (in the background; never awaited by a handler).
@@ -541,7 +607,7 @@ impl Backend {
     }
 
     /// The document's current view; schedules a re-check if an object changed on disk since it was made.
-    fn view(&self, uri: &Url) -> Option<(Arc<DocView>, PathBuf, Arc<String>)> {
+    fn view(&self, uri: &Url) -> Option<(Arc<DocView>, PathBuf, Arc<DocText>)> {
         let docs = lock(&self.inner.docs);
         let doc = docs.get(uri)?;
         let view = doc.view.clone()?;
@@ -687,7 +753,8 @@ impl LanguageServer for Backend {
                 *lock(&self.inner.watcher) = Some(w);
                 let this = self.clone();
                 tokio::spawn(async move {
-                    while let Some(batch) = watch::next_batch(&mut rx).await {
+                    let mut debouncer = watch::Debouncer::default();
+                    while let Some(batch) = debouncer.next_batch(&mut rx).await {
                         this.files_changed(batch);
                     }
                 });
@@ -723,7 +790,7 @@ impl LanguageServer for Backend {
             doc.uri.clone(),
             Doc {
                 path: workspace::canonical(&path),
-                text: Arc::new(doc.text),
+                text: Arc::new(DocText::new(doc.text)),
                 version: doc.version,
                 view: None,
             },
@@ -735,7 +802,7 @@ impl LanguageServer for Backend {
         let mut docs = lock(&self.inner.docs);
         if let Some(doc) = docs.get_mut(&params.text_document.uri) {
             if let Some(change) = params.content_changes.into_iter().last() {
-                doc.text = Arc::new(change.text);
+                doc.text = Arc::new(DocText::new(change.text));
             }
             doc.version = params.text_document.version;
         }
@@ -749,6 +816,8 @@ impl LanguageServer for Backend {
         let uri = params.text_document.uri;
         lock(&self.inner.docs).remove(&uri);
         self.inner.generations.forget(uri.as_str());
+        // After any publication already under way for the document.
+        let _publishing = self.inner.publish_lock.lock().await;
         self.client.publish_diagnostics(uri, Vec::new(), None).await;
     }
 

@@ -2,16 +2,21 @@
 //! request wins, older results are dropped), and [`blocking`] to move work onto tokio's blocking pool.
 //!
 //! Architecture invariant: no protocol types here. Reading an object that a build is rewriting never yields a
-//! stale or half result: a read is retried while the file's size or mtime moves under it, and an object that still
-//! cannot be analysed gives one error, never a panic.
+//! stale or half result: an analysis is only handed out if the file's size and mtime did not move from before the
+//! read until after the analysis and it was last written at least [`SETTLE`] ago, and an object that does not parse
+//! is only reported as such once it has been left alone for [`ERROR_SETTLE`] (until then the caller is told to
+//! look again, [`LoadError::Unsettled`]). An object that cannot be analysed gives an error, never a panic.
+//!
+//! Each object version is analysed twice at most, lazily: once without the per-instruction table
+//! ([`Checked::analysis`], enough for diagnostics and code lenses), and once with it ([`Checked::table`], for hover,
+//! inlay hints and `altcfi/cfiTable`); concurrent callers share one computation of each.
 
 use super::workspace::stat;
 use altcfi_analysis::features::FeatureNames;
-use altcfi_analysis::{analyze, Analysis, Options};
+use altcfi_analysis::{analyze, analyze_lean, Analysis, Options};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// What identifies one version of an object file.
@@ -25,6 +30,66 @@ pub struct ObjectKey {
     pub hash: u64,
 }
 
+/// An analysis, or why the object could not be analysed.
+pub type AnalysisResult = Result<Analysis, String>;
+
+/// The analyses of one version of an object's bytes, shared by every [`Checked`] that read those bytes.
+#[derive(Debug)]
+struct Analyses {
+    settings: Settings,
+    /// The analysis for diagnostics: without the per-instruction table, unless the unwind-table cross-checks
+    /// (`eh_frame`) need it. Emptied once `full` exists (same findings; keeps one copy in memory).
+    lean: OnceLock<Mutex<Option<Arc<AnalysisResult>>>>,
+    /// The analysis with the per-instruction table.
+    full: OnceLock<Arc<AnalysisResult>>,
+}
+
+impl Analyses {
+    fn new(settings: Settings) -> Self {
+        Analyses {
+            settings,
+            lean: OnceLock::new(),
+            full: OnceLock::new(),
+        }
+    }
+
+    fn analysis(&self, data: &[u8]) -> Arc<AnalysisResult> {
+        if let Some(full) = self.full.get() {
+            return full.clone();
+        }
+        let slot = self
+            .lean
+            .get_or_init(|| Mutex::new(Some(Arc::new(analyze_bytes(data, &self.settings, false)))));
+        let mut held = lock(slot);
+        match (self.full.get(), held.clone()) {
+            (Some(full), _) => {
+                // The table was built while this one was computed: keep one copy.
+                *held = None;
+                full.clone()
+            }
+            (None, Some(lean)) => lean,
+            // Only emptied after `full` is set; recomputing is the total answer.
+            (None, None) => Arc::new(analyze_bytes(data, &self.settings, false)),
+        }
+    }
+
+    fn table(&self, data: &[u8]) -> Arc<AnalysisResult> {
+        let full = self.full.get_or_init(|| {
+            let lean = self.lean.get().and_then(|slot| lock(slot).clone());
+            match lean {
+                // With `eh_frame` the diagnostics' analysis has the table already; an object that cannot be
+                // analysed gives the same error either way.
+                Some(lean) if self.settings.eh_frame || lean.is_err() => lean,
+                _ => Arc::new(analyze_bytes(data, &self.settings, true)),
+            }
+        });
+        if let Some(slot) = self.lean.get() {
+            *lock(slot) = None;
+        }
+        full.clone()
+    }
+}
+
 /// One version of an object and what the analysis made of it.
 #[derive(Debug)]
 pub struct Checked {
@@ -34,10 +99,30 @@ pub struct Checked {
     pub key: ObjectKey,
     /// Its bytes (the source mapping reads DWARF from them).
     pub data: Arc<Vec<u8>>,
-    /// The analysis, or why the object could not be analysed.
-    pub analysis: Arc<Result<Analysis, String>>,
     /// When the bytes were read (see [`RACY`]).
     pub read_at: SystemTime,
+    analyses: Arc<Analyses>,
+}
+
+impl Checked {
+    /// The analysis diagnostics and code lenses come from: findings, ORC, sites and states, without the
+    /// per-instruction table (`Analysis::insns` may be empty). Computed on the first call; concurrent callers
+    /// wait for that one computation. Blocking.
+    pub fn analysis(&self) -> Arc<AnalysisResult> {
+        self.analyses.analysis(&self.data)
+    }
+
+    /// The analysis with the per-instruction table (hover, inlay hints, `altcfi/cfiTable`): the same findings as
+    /// [`Checked::analysis`], plus `Analysis::insns`. Built on the first call (a second analysis of the bytes);
+    /// concurrent callers wait for that one computation. Blocking.
+    pub fn table(&self) -> Arc<AnalysisResult> {
+        self.analyses.table(&self.data)
+    }
+
+    /// Whether [`Checked::table`] has been built.
+    pub fn has_table(&self) -> bool {
+        self.analyses.full.get().is_some()
+    }
 }
 
 /// A cached read is trusted on size and mtime alone only if it was made at least this long after the file's
@@ -46,6 +131,15 @@ pub struct Checked {
 /// compared byte for byte instead (the analysis is kept when the bytes are the same).
 pub const RACY: Duration = Duration::from_secs(2);
 
+/// How long an object must have been left alone (by its mtime, and by its size and mtime not moving from before it
+/// was read until after it was analysed) before its analysis is handed out. A build that is still writing it
+/// writes again within this time; an analysis that takes longer is its own quiet period.
+pub const SETTLE: Duration = Duration::from_millis(10);
+
+/// How long an object that cannot be analysed must have been left alone before that is reported: a build writing
+/// an object in pieces leaves it unparseable for a while, and that must not show as an error.
+pub const ERROR_SETTLE: Duration = Duration::from_millis(300);
+
 /// Why no analysis is available for an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
@@ -53,6 +147,9 @@ pub enum LoadError {
     Missing,
     /// The file could not be read.
     Io(String),
+    /// The file is being written: it changed while it was read or analysed, or it does not parse and was written
+    /// less than [`ERROR_SETTLE`] ago. Nothing about this version may be shown; look again after the duration.
+    Unsettled(Duration),
 }
 
 /// The analysis inputs that do not come from the object.
@@ -67,33 +164,59 @@ pub struct Settings {
     pub eh_frame: bool,
 }
 
+impl Settings {
+    /// Whether analyses made with `self` and `other` are the same.
+    fn same(&self, other: &Settings) -> bool {
+        self.options == other.options
+            && Arc::ptr_eq(&self.features, &other.features)
+            && self.eh_frame == other.eh_frame
+    }
+}
+
 /// Analyses keyed by object path and version.
 #[derive(Default)]
 pub struct ObjectCache {
     map: Mutex<HashMap<PathBuf, Arc<Checked>>>,
 }
 
-/// How often a read is retried while the file keeps changing under it.
-const READ_ATTEMPTS: usize = 5;
-/// Pause between attempts.
-const RETRY_PAUSE: Duration = Duration::from_millis(120);
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
+/// A fast hash of the contents (8 bytes at a time); equal hashes are confirmed byte for byte where it matters.
 fn content_hash(data: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    data.hash(&mut h);
-    h.finish()
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = data.len() as u64;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    for &b in words.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+    }
+    h
+}
+
+/// How long ago `mtime` was. A modification time in the future (clock skew, `touch -d`) says nothing about when
+/// the file was written: then only the size-and-mtime stability checks apply.
+fn quiet_for(mtime: SystemTime) -> Duration {
+    SystemTime::now()
+        .duration_since(mtime)
+        .unwrap_or(Duration::MAX)
 }
 
 impl ObjectCache {
     /// Forgets every analysis (the settings changed).
     pub fn clear(&self) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        lock(&self.map).clear();
     }
 
-    /// The cached analysis of `path` if it is still the file on disk (same size and mtime).
+    /// The cached analysis of `path` if it is still the file on disk (same size and mtime, read well after it).
     pub fn cached(&self, path: &Path) -> Option<Arc<Checked>> {
         let (size, mtime) = stat(path)?;
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = lock(&self.map);
         map.get(path)
             .filter(|c| {
                 c.key.size == size
@@ -103,84 +226,103 @@ impl ObjectCache {
             .cloned()
     }
 
-    /// The analysis of the object at `path` as it is now on disk. Blocking: call through [`blocking`].
+    /// The object at `path` as it is now on disk, with its analysis for diagnostics computed
+    /// ([`Checked::analysis`]). Blocking: call through [`blocking`]. [`LoadError::Unsettled`] while the file is being
+    /// written.
     pub fn load(&self, path: &Path, settings: &Settings) -> Result<Arc<Checked>, LoadError> {
-        let mut last: Option<Arc<Checked>> = None;
-        for attempt in 0..READ_ATTEMPTS {
-            let Some((size, mtime)) = stat(path) else {
-                return Err(if path.exists() {
-                    LoadError::Io(format!("{}: cannot stat", path.display()))
-                } else {
-                    LoadError::Missing
-                });
-            };
-            if let Some(c) = self.cached(path) {
-                return Ok(c);
-            }
-            let read_at = SystemTime::now();
-            let data = match std::fs::read(path) {
-                Ok(d) => d,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(LoadError::Missing)
-                }
-                Err(e) => return Err(LoadError::Io(format!("{}: {e}", path.display()))),
-            };
-            if stat(path) != Some((size, mtime)) || data.len() as u64 != size {
-                // Being written: wait for the writer.
-                std::thread::sleep(RETRY_PAUSE);
-                continue;
-            }
-            let hash = content_hash(&data);
-            let key = ObjectKey { size, mtime, hash };
-            let previous = self
-                .map
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(path)
-                .cloned();
-            let (data, analysis) = match previous {
-                // Same bytes, new mtime: keep the analysis.
-                Some(p) if p.key.hash == hash && p.key.size == size && *p.data == data => {
-                    (p.data.clone(), p.analysis.clone())
-                }
-                _ => {
-                    let analysis = Arc::new(analyze_bytes(&data, settings));
-                    (Arc::new(data), analysis)
-                }
-            };
-            let checked = Arc::new(Checked {
-                path: path.to_path_buf(),
-                key,
-                data,
-                analysis,
-                read_at,
+        self.load_with(path, settings, ERROR_SETTLE)
+    }
+
+    fn load_with(
+        &self,
+        path: &Path,
+        settings: &Settings,
+        error_settle: Duration,
+    ) -> Result<Arc<Checked>, LoadError> {
+        let Some((size, mtime)) = stat(path) else {
+            return Err(if path.exists() {
+                LoadError::Io(format!("{}: cannot stat", path.display()))
+            } else {
+                LoadError::Missing
             });
-            if checked.analysis.is_err() && attempt + 1 < READ_ATTEMPTS {
-                // A half-written object often parses as garbage: look again shortly, unless it is settled.
-                std::thread::sleep(RETRY_PAUSE);
-                if stat(path) != Some((size, mtime)) {
-                    last = Some(checked);
-                    continue;
-                }
+        };
+        let checked = match self.cached(path) {
+            Some(c) if c.analyses.settings.same(settings) => c,
+            _ => self.read(path, size, mtime, settings)?,
+        };
+        let analysis = checked.analysis();
+        // Hand it out only if the file was left alone from before the read until now, and for SETTLE after its
+        // last write (an analysis shorter than that waits out the rest).
+        let quiet = quiet_for(mtime);
+        if quiet < SETTLE {
+            std::thread::sleep(SETTLE - quiet);
+        }
+        if stat(path) != Some((size, mtime)) {
+            return Err(LoadError::Unsettled(SETTLE));
+        }
+        if analysis.is_err() {
+            let quiet = quiet_for(mtime);
+            if quiet < error_settle {
+                return Err(LoadError::Unsettled(error_settle - quiet));
             }
-            self.map
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(path.to_path_buf(), checked.clone());
-            return Ok(checked);
         }
-        match last {
-            Some(c) => Ok(c),
-            None => Err(LoadError::Io(format!(
-                "{}: the file kept changing while it was read",
-                path.display()
-            ))),
+        Ok(checked)
+    }
+
+    /// Reads `path`, which `stat` said has `size` and `mtime`, and enters it in the cache (sharing the analyses of
+    /// the previous entry if the bytes are the same, so that a check started while another one analyses the same
+    /// version waits for that analysis instead of repeating it).
+    fn read(
+        &self,
+        path: &Path,
+        size: u64,
+        mtime: SystemTime,
+        settings: &Settings,
+    ) -> Result<Arc<Checked>, LoadError> {
+        let read_at = SystemTime::now();
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(LoadError::Missing),
+            Err(e) => return Err(LoadError::Io(format!("{}: {e}", path.display()))),
+        };
+        if data.len() as u64 != size || stat(path) != Some((size, mtime)) {
+            // Being written: look again when the writer has moved on.
+            return Err(LoadError::Unsettled(SETTLE));
         }
+        let hash = content_hash(&data);
+        let key = ObjectKey { size, mtime, hash };
+        let mut map = lock(&self.map);
+        let (data, analyses) = match map.get(path) {
+            Some(p)
+                if p.key.hash == hash
+                    && p.key.size == size
+                    && p.analyses.settings.same(settings)
+                    && *p.data == data =>
+            {
+                (p.data.clone(), p.analyses.clone())
+            }
+            _ => (Arc::new(data), Arc::new(Analyses::new(settings.clone()))),
+        };
+        let checked = Arc::new(Checked {
+            path: path.to_path_buf(),
+            key,
+            data,
+            read_at,
+            analyses,
+        });
+        map.insert(path.to_path_buf(), checked.clone());
+        Ok(checked)
     }
 }
 
-fn analyze_bytes(data: &[u8], settings: &Settings) -> Result<Analysis, String> {
-    let mut a = analyze(data, settings.options, &settings.features).map_err(|e| e.to_string())?;
+fn analyze_bytes(data: &[u8], settings: &Settings, table: bool) -> AnalysisResult {
+    // The unwind-table cross-checks read the per-instruction table.
+    let mut a = if table || settings.eh_frame {
+        analyze(data, settings.options, &settings.features)
+    } else {
+        analyze_lean(data, settings.options, &settings.features)
+    }
+    .map_err(|e| e.to_string())?;
     if settings.eh_frame {
         // A table that cannot be read is not a reason to hide the stack-validation findings.
         if let Ok(extra) = altcfi_analysis::ehframe::check_unwind_tables(data, &a) {
@@ -248,42 +390,28 @@ where
 mod tests {
     use super::*;
 
-    /// An object rewritten with the same size and mtime after it was read (a coarse timestamp clock) is not
-    /// mistaken for the version in the cache.
-    #[test]
-    fn same_size_same_mtime_rewrite_is_not_served_from_the_cache() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("x.o");
-        let settings = Settings {
+    fn settings(eh_frame: bool) -> Settings {
+        Settings {
             options: Options::default(),
             features: Arc::new(FeatureNames::default()),
-            eh_frame: false,
-        };
-        let cache = ObjectCache::default();
-        std::fs::write(&path, b"first version").expect("write");
-        let mtime = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .expect("mtime");
-        let first = cache.load(&path, &settings).expect("load");
-        assert_eq!(first.data.as_slice(), b"first version");
-        std::fs::write(&path, b"other version").expect("rewrite");
-        let f = std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .expect("open");
-        f.set_modified(mtime).expect("set mtime");
-        drop(f);
-        let second = cache.load(&path, &settings).expect("load");
-        assert_eq!(second.data.as_slice(), b"other version");
+            eh_frame,
+        }
     }
 
-    /// With `ehFrame`, a wrong `.cfi_*` directive is a finding of the same analysis the diagnostics come from.
-    #[test]
-    fn eh_frame_setting_adds_the_unwind_table_findings() {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// Sets the modification time of `path` to `ago` before now.
+    fn age(path: &Path, ago: Duration) {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .expect("open");
+        f.set_modified(SystemTime::now() - ago).expect("set mtime");
+    }
+
+    /// A small real object (`gcc -c` of an ehframe fixture) in `dir`.
+    fn build_object(dir: &Path) -> PathBuf {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/ehframe/push-no-adjust.S");
-        let obj = dir.path().join("push-no-adjust.o");
+        let obj = dir.join("push-no-adjust.o");
         let status = std::process::Command::new("gcc")
             .arg("-c")
             .arg(&src)
@@ -292,14 +420,46 @@ mod tests {
             .status()
             .expect("run gcc");
         assert!(status.success(), "gcc failed on {}", src.display());
-        let data = std::fs::read(&obj).expect("read object");
+        obj
+    }
+
+    /// An object rewritten with the same size and mtime after it was read (a coarse timestamp clock) is not
+    /// mistaken for the version in the cache.
+    #[test]
+    fn same_size_same_mtime_rewrite_is_not_served_from_the_cache() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("x.o");
+        let settings = settings(false);
+        let cache = ObjectCache::default();
+        std::fs::write(&path, b"first version").expect("write");
+        let mtime = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        // Neither version parses: report that at once.
+        let first = cache
+            .load_with(&path, &settings, Duration::ZERO)
+            .expect("load");
+        assert_eq!(first.data.as_slice(), b"first version");
+        std::fs::write(&path, b"other version").expect("rewrite");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        f.set_modified(mtime).expect("set mtime");
+        drop(f);
+        let second = cache
+            .load_with(&path, &settings, Duration::ZERO)
+            .expect("load");
+        assert_eq!(second.data.as_slice(), b"other version");
+    }
+
+    /// With `ehFrame`, a wrong `.cfi_*` directive is a finding of the same analysis the diagnostics come from.
+    #[test]
+    fn eh_frame_setting_adds_the_unwind_table_findings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = std::fs::read(build_object(dir.path())).expect("read object");
         let codes = |eh_frame| {
-            let s = Settings {
-                options: Options::default(),
-                features: Arc::new(FeatureNames::default()),
-                eh_frame,
-            };
-            let a = analyze_bytes(&data, &s).expect("analyses");
+            let a = analyze_bytes(&data, &settings(eh_frame), false).expect("analyses");
             a.findings.iter().map(|f| f.kind.code()).collect::<Vec<_>>()
         };
         assert!(!codes(false).contains(&"cfi-directive-mismatch"));
@@ -308,6 +468,51 @@ mod tests {
             "{:?}",
             codes(true)
         );
+    }
+
+    /// Diagnostics come from the analysis without the per-instruction table; the table is built on request, has
+    /// the same findings, and replaces the lean analysis (one copy in memory). A rewrite with the same bytes keeps
+    /// both.
+    #[test]
+    fn the_per_instruction_table_is_built_on_request_and_shared() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = build_object(dir.path());
+        let cache = ObjectCache::default();
+        let s = settings(false);
+        let c = cache.load(&path, &s).expect("load");
+        let lean = c.analysis();
+        let lean = lean.as_ref().as_ref().expect("analyses");
+        assert!(lean.insns.is_empty());
+        assert!(!c.has_table());
+        let full = c.table();
+        assert!(c.has_table());
+        let full_ref = full.as_ref().as_ref().expect("analyses");
+        assert!(!full_ref.insns.is_empty());
+        let codes = |a: &Analysis| {
+            a.findings
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(codes(lean), codes(full_ref));
+        assert!(Arc::ptr_eq(&c.analysis(), &full));
+
+        // Same bytes, new mtime: the analyses (and the table) are kept.
+        let bytes = std::fs::read(&path).expect("read");
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, &bytes).expect("rewrite");
+        let again = cache.load(&path, &s).expect("load");
+        assert_ne!(again.key.mtime, c.key.mtime);
+        assert!(again.has_table());
+        assert!(Arc::ptr_eq(&again.table(), &full));
+
+        // With the unwind-table cross-checks the diagnostics' analysis has the table already.
+        let eh = ObjectCache::default()
+            .load(&path, &settings(true))
+            .expect("load");
+        let a = eh.analysis();
+        assert!(!a.as_ref().as_ref().expect("analyses").insns.is_empty());
+        assert!(Arc::ptr_eq(&eh.table(), &a));
     }
 
     #[test]
@@ -321,22 +526,39 @@ mod tests {
         assert!(!g.is_current(&b));
     }
 
+    /// An object that does not parse is an error, never a panic; while it was written recently it is reported as
+    /// unsettled (it may be half-written), once it has been left alone as an error.
     #[test]
-    fn corrupt_object_is_an_error_not_a_panic() {
+    fn corrupt_object_is_an_error_once_settled_not_a_panic() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("bad.o");
         std::fs::write(&p, b"\x7fELF garbage").expect("write");
         let cache = ObjectCache::default();
-        let s = Settings {
-            options: Options::default(),
-            features: Arc::new(FeatureNames::default()),
-            eh_frame: false,
-        };
+        let s = settings(false);
+        match cache.load(&p, &s) {
+            Err(LoadError::Unsettled(d)) => assert!(d <= ERROR_SETTLE, "{d:?}"),
+            other => panic!("a fresh unparseable object is unsettled: {other:?}"),
+        }
+        age(&p, Duration::from_secs(10));
         let c = cache.load(&p, &s).expect("loaded");
-        assert!(c.analysis.is_err());
+        assert!(c.analysis().is_err());
+        assert!(c.table().is_err());
         assert_eq!(
             cache.load(&dir.path().join("none.o"), &s).err(),
             Some(LoadError::Missing)
         );
+    }
+
+    /// A complete object is handed out at once, however recently it was written (after the short settle time).
+    #[test]
+    fn a_fresh_complete_object_is_not_held_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = build_object(dir.path());
+        let t = std::time::Instant::now();
+        let c = ObjectCache::default()
+            .load(&path, &settings(false))
+            .expect("load");
+        assert!(c.analysis().is_ok());
+        assert!(t.elapsed() < ERROR_SETTLE, "{:?}", t.elapsed());
     }
 }

@@ -251,7 +251,10 @@ pub struct Resolution {
 /// One entry of a compilation database: the source and the object it produces.
 #[derive(Debug, Clone)]
 struct CompileEntry {
+    /// The source: canonical if it existed when the database was read, else its lexical normal form.
     file: PathBuf,
+    /// Whether `file` is canonical (the source existed when the database was read).
+    resolved: bool,
     output: Option<PathBuf>,
 }
 
@@ -259,6 +262,51 @@ struct CompileEntry {
 struct CompileDb {
     key: Option<(u64, SystemTime)>,
     entries: Vec<CompileEntry>,
+    /// Entry indices by `file` (a kernel's database has tens of thousands of entries: a look-up must not
+    /// resolve each one's path).
+    by_file: HashMap<PathBuf, Vec<usize>>,
+    /// Entries whose source did not exist when the database was read: compared with [`same_file`] at each
+    /// look-up, since it may exist now.
+    unresolved: Vec<usize>,
+}
+
+impl CompileDb {
+    fn new(key: Option<(u64, SystemTime)>, entries: Vec<CompileEntry>) -> Self {
+        let mut by_file: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+        let mut unresolved = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            by_file.entry(e.file.clone()).or_default().push(i);
+            if !e.resolved {
+                unresolved.push(i);
+            }
+        }
+        CompileDb {
+            key,
+            entries,
+            by_file,
+            unresolved,
+        }
+    }
+
+    /// The entries for `source` (whose canonical form is `wanted`), in database order: the same as comparing
+    /// every entry's file with [`same_file`], except that a source path resolved when the database was read is not
+    /// resolved again (a symbolic link changed since then is seen when the database next changes).
+    fn entries_for(&self, source: &Path, wanted: &Path) -> Vec<&CompileEntry> {
+        let mut found: Vec<usize> = Vec::new();
+        for key in [wanted.to_path_buf(), normalize(source)] {
+            if let Some(list) = self.by_file.get(&key) {
+                found.extend(list);
+            }
+        }
+        found.extend(
+            self.unresolved
+                .iter()
+                .filter(|&&i| same_file(&self.entries[i].file, source)),
+        );
+        found.sort_unstable();
+        found.dedup();
+        found.iter().map(|&i| &self.entries[i]).collect()
+    }
 }
 
 /// Most objects one header maps to (a header is inlined into many).
@@ -330,33 +378,25 @@ impl Workspace {
                     .ok()
                     .and_then(|bytes| parse_compile_db(&bytes))
                     .unwrap_or_default();
-                dbs.insert(
-                    db.clone(),
-                    CompileDb {
-                        key: Some(key),
-                        entries,
-                    },
-                );
+                dbs.insert(db.clone(), CompileDb::new(Some(key), entries));
             }
             let Some(parsed) = dbs.get(&db) else { continue };
             let mut objects: Vec<PathBuf> = Vec::new();
-            for e in &parsed.entries {
-                if e.file == wanted || same_file(&e.file, source) {
-                    if let Some(o) = &e.output {
-                        if !may_read(o, source, root, config) {
-                            let first = lock(&self.refused).insert((db.clone(), o.clone()));
-                            if first {
-                                refused.push(format!(
-                                    "{}: not reading {}, which {} names: it is outside the workspace root and \
-                                     the configured buildDirs/objectGlobs",
-                                    source.display(),
-                                    o.display(),
-                                    db.display()
-                                ));
-                            }
-                        } else if !objects.contains(o) {
-                            objects.push(o.clone());
+            for e in parsed.entries_for(source, &wanted) {
+                if let Some(o) = &e.output {
+                    if !may_read(o, source, root, config) {
+                        let first = lock(&self.refused).insert((db.clone(), o.clone()));
+                        if first {
+                            refused.push(format!(
+                                "{}: not reading {}, which {} names: it is outside the workspace root and \
+                                 the configured buildDirs/objectGlobs",
+                                source.display(),
+                                o.display(),
+                                db.display()
+                            ));
                         }
+                    } else if !objects.contains(o) {
+                        objects.push(o.clone());
                     }
                 }
             }
@@ -463,7 +503,11 @@ fn parse_compile_db(bytes: &[u8]) -> Option<Vec<CompileEntry>> {
         let Some(file) = e.get("file").and_then(Value::as_str) else {
             continue;
         };
-        let file = canonical(&dir.join(file));
+        let joined = dir.join(file);
+        let (file, resolved) = match std::fs::canonicalize(&joined) {
+            Ok(p) => (p, true),
+            Err(_) => (normalize(&joined), false),
+        };
         let output = e
             .get("output")
             .and_then(Value::as_str)
@@ -479,7 +523,11 @@ fn parse_compile_db(bytes: &[u8]) -> Option<Vec<CompileEntry>> {
                 output_arg(&args)
             })
             .map(|o| normalize(&dir.join(o)));
-        out.push(CompileEntry { file, output });
+        out.push(CompileEntry {
+            file,
+            resolved,
+            output,
+        });
     }
     Some(out)
 }
@@ -716,6 +764,60 @@ mod tests {
         assert!(c.apply(&v, "t").is_empty());
         assert_eq!(c.kernel, KernelSetting::V6_12);
         assert!(!c.inlay_hints);
+    }
+
+    /// The indexed look-up finds what comparing every entry with `same_file` finds: the source by its canonical
+    /// path, through a symbolic link, by a non-normal spelling, and an entry whose source was created after the
+    /// database was read; entries keep the database's order.
+    #[test]
+    fn compile_db_lookup_matches_same_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join("src")).expect("mkdir");
+        std::fs::write(root.join("src/a.S"), "").expect("write");
+        std::fs::write(root.join("src/b.S"), "").expect("write");
+        std::os::unix::fs::symlink(root.join("src"), root.join("link")).expect("symlink");
+        let db = json!([
+            {"directory": root, "file": "src/a.S", "output": "a1.o"},
+            {"directory": root, "file": "src/b.S", "output": "b.o"},
+            {"directory": root, "file": "link/a.S", "output": "a2.o"},
+            {"directory": root, "file": "src/late.S", "output": "late.o"},
+        ]);
+        let entries = parse_compile_db(db.to_string().as_bytes()).expect("parse");
+        let db = CompileDb::new(None, entries);
+        let outputs = |source: &Path| -> Vec<String> {
+            let expected: Vec<String> = db
+                .entries
+                .iter()
+                .filter(|e| same_file(&e.file, source))
+                .filter_map(|e| e.output.as_ref())
+                .map(|o| {
+                    o.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            let found: Vec<String> = db
+                .entries_for(source, &canonical(source))
+                .iter()
+                .filter_map(|e| e.output.as_ref())
+                .map(|o| {
+                    o.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            assert_eq!(found, expected, "{}", source.display());
+            found
+        };
+        assert_eq!(outputs(&root.join("src/a.S")), ["a1.o", "a2.o"]);
+        assert_eq!(outputs(&root.join("link/a.S")), ["a1.o", "a2.o"]);
+        assert_eq!(outputs(&root.join("src/../src/b.S")), ["b.o"]);
+        assert!(outputs(&root.join("src/late.S")).contains(&"late.o".to_string()));
+        std::fs::write(root.join("src/late.S"), "").expect("write");
+        assert_eq!(outputs(&root.join("link/late.S")), ["late.o"]);
     }
 
     #[test]
