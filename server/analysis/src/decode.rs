@@ -558,13 +558,78 @@ fn read_i32(raw: &[u8], i: usize) -> i32 {
     i32::from_le_bytes([at(i), at(i + 1), at(i + 2), at(i + 3)])
 }
 
+/// The primary opcode byte objtool's model switches on (after the legacy prefixes and REX).
+fn first_opcode(raw: &[u8]) -> u8 {
+    let mut i = 0;
+    while i < raw.len() && is_legacy_prefix(raw[i]) {
+        i += 1;
+    }
+    if raw.get(i).is_some_and(|b| (0x40..=0x4f).contains(b)) {
+        i += 1;
+    }
+    raw.get(i).copied().unwrap_or(0)
+}
+
+/// The primary opcodes [`decode_one`] gives a kind, stack operations or a `notrack` flag to; every other
+/// instruction decodes to a plain [`InsnKind::Other`] without parsing its fields.
+const MODELLED_OPCODE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut op = 0;
+    while op < 256 {
+        t[op] = matches!(
+            op,
+            0x01 | 0x29
+                | 0x0f
+                | 0x50..=0x5f
+                | 0x68
+                | 0x6a
+                | 0x70..=0x7f
+                | 0x80..=0x83
+                | 0x88
+                | 0x89
+                | 0x8b
+                | 0x8d
+                | 0x8f
+                | 0x90
+                | 0x9c
+                | 0x9d
+                | 0xc2
+                | 0xc3
+                | 0xc9
+                | 0xca
+                | 0xcb
+                | 0xcc
+                | 0xcf
+                | 0xe0..=0xe3
+                | 0xe8
+                | 0xe9
+                | 0xeb
+                | 0xfc
+                | 0xfd
+                | 0xff
+        );
+        op += 1;
+    }
+    t
+};
+
 fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> bool) -> Insn {
     let len = raw.len() as u8;
-    let mut insn = Insn::new(offset, len, InsnKind::Other);
+    let insn = Insn::new(offset, len, InsnKind::Other);
     if !legacy {
         // VEX/EVEX/XOP: objtool's decoder stops before looking at the opcode.
         return insn;
     }
+    if !MODELLED_OPCODE[usize::from(first_opcode(raw))] {
+        // No stack operation, no control flow; the immediate only matters for jumps and calls.
+        return insn;
+    }
+    model(raw, insn, in_func)
+}
+
+/// objtool's decoder model of a legacy-encoded instruction: kind, immediate, stack operations.
+fn model(raw: &[u8], mut insn: Insn, in_func: &impl Fn(u64) -> bool) -> Insn {
+    let offset = insn.offset();
     let f = parse_fields(raw);
     insn.immediate = f.imm.or(f.disp).unwrap_or(0);
     let mod_is_reg = f.modrm_mod == 3;
@@ -1036,6 +1101,45 @@ mod tests {
         assert_eq!(leave.ops.len(), 2);
         // VEX-encoded: no ops, plain type
         assert_eq!(one(&[0xc5, 0xf8, 0x77]).kind, InsnKind::Other);
+    }
+
+    #[test]
+    fn opcodes_outside_the_model_table_have_nothing_to_model() {
+        // Whatever follows the opcode (ModRM naming %rsp/%rbp, SIB, displacement, immediate), with or without
+        // REX.W and prefixes: the full model must give a plain instruction for every opcode the table skips.
+        let tails: [&[u8]; 4] = [
+            &[0xe4, 0x24, 0x08, 0x10, 0, 0, 0],
+            &[0x65, 0xf8, 0x01, 0x02, 0x03, 0x04],
+            &[0x24, 0x24, 0x10, 0x20, 0x30, 0x40],
+            &[0xec, 0x10, 0, 0, 0, 0],
+        ];
+        for op1 in 0..=255u8 {
+            if MODELLED_OPCODE[usize::from(op1)]
+                || is_legacy_prefix(op1)
+                || (0x40..=0x4f).contains(&op1)
+            {
+                continue;
+            }
+            for prefix in [&[][..], &[0x48][..], &[0x3e, 0x49][..]] {
+                for tail in tails {
+                    let raw: Vec<u8> = prefix
+                        .iter()
+                        .chain([op1].iter())
+                        .chain(tail.iter())
+                        .copied()
+                        .collect();
+                    let got = model(
+                        &raw,
+                        Insn::new(0, raw.len() as u8, InsnKind::Other),
+                        &|_| true,
+                    );
+                    assert!(
+                        got.kind == InsnKind::Other && got.ops.is_empty() && !got.notrack,
+                        "opcode {op1:#04x} with {raw:02x?}: {got:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
