@@ -693,3 +693,83 @@ fn dwarf_is_lazy() {
     assert!(sources.dwarf_used());
     assert!(src.primary.is_some());
 }
+
+/// The analysis entry points differ only in what they leave out: every fixture gives the same findings, ORC and
+/// states from all of them; `analyze_lean` and the first stage of `analyze_staged` have the sites but no table;
+/// `analyze_findings` has the sites only with findings; the second stage of `analyze_staged` is `analyze`.
+#[test]
+fn analysis_entry_points_agree_on_every_fixture() {
+    use altcfi_analysis::{analyze_findings, analyze_lean, analyze_staged};
+    let out = tempfile::tempdir().expect("temp dir");
+    let opts = Options {
+        era: None,
+        frame_pointer: false,
+        all_conflicts: true,
+    };
+    let names = FeatureNames::default();
+    let same = |a: &Analysis, b: &Analysis, what: &str, obj: &Path| {
+        assert_eq!(
+            format!("{:?}", a.findings),
+            format!("{:?}", b.findings),
+            "{what}: findings of {}",
+            obj.display()
+        );
+        assert_eq!(a.orc, b.orc, "{what}: ORC of {}", obj.display());
+        assert_eq!(
+            a.states.len(),
+            b.states.len(),
+            "{what}: states of {}",
+            obj.display()
+        );
+    };
+    let mut with_sites = 0;
+    let mut with_findings = 0;
+    let all = fixtures();
+    for f in &all {
+        let obj = build_fixture(f, out.path());
+        let data = std::fs::read(&obj).expect("read object");
+        let full = analyze(&data, opts, &names).expect("analysis runs");
+        let lean = analyze_lean(&data, opts, &names).expect("analysis runs");
+        let findings = analyze_findings(&data, opts, &names).expect("analysis runs");
+        let mut first = Vec::new();
+        let staged = analyze_staged(&data, opts, &names, |a| first.push(a)).expect("analysis runs");
+        same(&full, &lean, "lean", &obj);
+        same(&full, &findings, "findings", &obj);
+        same(&full, &staged, "staged", &obj);
+        assert!(lean.insns.is_empty() && findings.insns.is_empty());
+        assert_eq!(
+            format!("{:?}", lean.sites),
+            format!("{:?}", full.sites),
+            "lean sites of {}",
+            obj.display()
+        );
+        if findings.findings.is_empty() {
+            assert!(findings.sites.is_empty(), "{}", obj.display());
+        } else {
+            assert_eq!(
+                format!("{:?}", findings.sites),
+                format!("{:?}", full.sites),
+                "{}",
+                obj.display()
+            );
+            with_findings += 1;
+        }
+        assert_eq!(format!("{:?}", staged.insns), format!("{:?}", full.insns));
+        assert_eq!(format!("{:?}", staged.sites), format!("{:?}", full.sites));
+        // The first stage is handed out unless the analysis stopped before the walk.
+        assert!(first.len() <= 1, "{}", obj.display());
+        if let Some(early) = first.first() {
+            same(&full, early, "first stage", &obj);
+            assert!(early.insns.is_empty());
+            assert_eq!(format!("{:?}", early.sites), format!("{:?}", full.sites));
+        } else {
+            assert!(full.is_fatal(), "no first stage for {}", obj.display());
+        }
+        with_sites += usize::from(!full.sites.is_empty());
+    }
+    eprintln!(
+        "entry points: {} fixtures, {with_sites} with alternative sites, {with_findings} with findings",
+        all.len()
+    );
+    assert!(with_sites > 50 && with_findings > 50);
+}

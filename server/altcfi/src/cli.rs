@@ -4,7 +4,7 @@ use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::report;
 use altcfi_analysis::sources::{FindingSources, Sources};
-use altcfi_analysis::{analyze, analyze_lean, Analysis, Era, Options};
+use altcfi_analysis::{analyze, analyze_findings, Analysis, Era, Options};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -212,7 +212,7 @@ fn load_for_check(
         return load(path, opts, names);
     }
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let a = analyze_lean(&data, opts, names).with_context(|| path.display().to_string())?;
+    let a = analyze_findings(&data, opts, names).with_context(|| path.display().to_string())?;
     Ok((data, a))
 }
 
@@ -446,7 +446,7 @@ fn orc_cmd(
         all_conflicts: false,
     };
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let a = analyze_lean(&data, opts, &names).with_context(|| path.display().to_string())?;
+    let a = analyze_findings(&data, opts, &names).with_context(|| path.display().to_string())?;
     let obj = altcfi_analysis::object::Object::parse(&data)?;
     let format = match dump_format {
         DumpFmt::Modern => DumpFormat::Modern,

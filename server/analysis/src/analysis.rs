@@ -74,7 +74,7 @@ pub struct AltSite {
 }
 
 /// The result of analysing one object.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Analysis {
     /// The era whose rules were applied.
     pub era: Era,
@@ -112,33 +112,70 @@ pub fn analyze(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_on_big_stack(data, opts, features, true)
+    analyze_on_big_stack(data, opts, features, Extent::Full, &mut |_| {})
 }
 
-/// [`analyze`] without the per-instruction table: [`Analysis::insns`] is left empty, and so is
-/// [`Analysis::sites`] when there are no findings; findings, ORC and states are the same. For callers that only
-/// report findings (`altcfi check`, the language server's diagnostics): disassembling and locating every
-/// instruction is most of the cost of analysing an object that has nothing to report.
+/// [`analyze`] without the per-instruction table: [`Analysis::insns`] is left empty; findings, ORC, sites and
+/// states are the same. For the language server's diagnostics and code lenses: disassembling and locating every
+/// instruction is most of the cost of analysing an object.
 pub fn analyze_lean(
     data: &[u8],
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_on_big_stack(data, opts, features, false)
+    analyze_on_big_stack(data, opts, features, Extent::Lean, &mut |_| {})
+}
+
+/// [`analyze_lean`] that also leaves [`Analysis::sites`] empty when there are no findings (the sites only serve
+/// to explain findings). For callers that report findings and ORC only (`altcfi check`, `altcfi orc`).
+pub fn analyze_findings(
+    data: &[u8],
+    opts: Options,
+    features: &FeatureNames,
+) -> Result<Analysis, AnalysisError> {
+    analyze_on_big_stack(data, opts, features, Extent::Findings, &mut |_| {})
+}
+
+/// [`analyze`] in two stages from one walk: `on_lean` receives what [`analyze_lean`] returns as soon as it is
+/// known, then the per-instruction table is built and the full analysis returned. For a caller that publishes
+/// findings before it needs the table (the language server); `on_lean` runs on the analysis thread, so it should
+/// hand the value over and return. It is not called when the analysis stops before the walk (an unreadable
+/// object, or a fatal finding while building): the returned value is then the whole answer.
+pub fn analyze_staged(
+    data: &[u8],
+    opts: Options,
+    features: &FeatureNames,
+    mut on_lean: impl FnMut(Analysis) + Send,
+) -> Result<Analysis, AnalysisError> {
+    analyze_on_big_stack(data, opts, features, Extent::Staged, &mut on_lean)
+}
+
+/// How much of [`Analysis`] to compute besides findings, ORC and states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extent {
+    /// Sites only when there are findings; no per-instruction table.
+    Findings,
+    /// Sites; no per-instruction table.
+    Lean,
+    /// Sites and the per-instruction table.
+    Full,
+    /// [`Extent::Lean`] handed out first, then [`Extent::Full`].
+    Staged,
 }
 
 fn analyze_on_big_stack(
     data: &[u8],
     opts: Options,
     features: &FeatureNames,
-    with_insns: bool,
+    extent: Extent,
+    on_lean: &mut (dyn FnMut(Analysis) + Send),
 ) -> Result<Analysis, AnalysisError> {
     // The walk recurses on branches like objtool; give it a stack that real code cannot exhaust.
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("altcfi-analysis".into())
             .stack_size(256 << 20)
-            .spawn_scoped(s, || analyze_here(data, opts, features, with_insns))
+            .spawn_scoped(s, || analyze_here(data, opts, features, extent, on_lean))
             .map_err(|e| AnalysisError::Internal(e.to_string()))?
             .join()
             .map_err(|_| AnalysisError::Internal("the analysis thread panicked".into()))?
@@ -149,7 +186,8 @@ fn analyze_here(
     data: &[u8],
     opts: Options,
     features: &FeatureNames,
-    with_insns: bool,
+    extent: Extent,
+    on_lean: &mut (dyn FnMut(Analysis) + Send),
 ) -> Result<Analysis, AnalysisError> {
     let obj = Object::parse(data)?;
     let detected = special::era_from_layout(&obj);
@@ -196,29 +234,31 @@ fn analyze_here(
             }
         }
     };
-    // The sites serve the findings' related information and the per-line views: a lean analysis of a clean
+    // The sites serve the findings' related information, the per-line views and code lenses; a check of a clean
     // object has no use for them (and naming every site's location is a large part of a clean check).
-    let sites = if with_insns || !findings.is_empty() {
+    let sites = if extent != Extent::Findings || !findings.is_empty() {
         build_sites(&p, &w, features)
     } else {
         Vec::new()
     };
-    let insns = if with_insns {
-        insn_infos(&p, &w)
-    } else {
-        Vec::new()
-    };
     enrich_conflicts(&p, &w, features, &mut findings);
-    Ok(Analysis {
+    let mut a = Analysis {
         era,
         findings,
         orc,
         existing_orc,
-        insns,
-        states: w.interner,
+        insns: Vec::new(),
+        states: w.interner.clone(),
         sites,
         section_names,
-    })
+    };
+    match extent {
+        Extent::Findings | Extent::Lean => return Ok(a),
+        Extent::Staged => on_lean(a.clone()),
+        Extent::Full => {}
+    }
+    a.insns = insn_infos(&p, &w);
+    Ok(a)
 }
 
 /// Whether a finding was already charged to symbol `s` (objtool's `sym->warned`).

@@ -30,6 +30,8 @@ pub mod sources;
 pub mod special;
 pub mod validate;
 
-pub use analysis::{analyze, analyze_lean, Analysis, AnalysisError};
+pub use analysis::{
+    analyze, analyze_findings, analyze_lean, analyze_staged, Analysis, AnalysisError,
+};
 pub use findings::{Finding, FindingKind};
 pub use options::{Era, Options};

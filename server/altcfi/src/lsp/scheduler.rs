@@ -7,13 +7,14 @@
 //! is only reported as such once it has been left alone for [`ERROR_SETTLE`] (until then the caller is told to
 //! look again, [`LoadError::Unsettled`]). An object that cannot be analysed gives an error, never a panic.
 //!
-//! Each object version is analysed twice at most, lazily: once without the per-instruction table
-//! ([`Checked::analysis`], enough for diagnostics and code lenses), and once with it ([`Checked::table`], for hover,
-//! inlay hints and `altcfi/cfiTable`); concurrent callers share one computation of each.
+//! Each object version is analysed once, in two stages ([`altcfi_analysis::analyze_staged`]): the result without
+//! the per-instruction table ([`Checked::analysis`], enough for diagnostics and code lenses) is handed out as soon
+//! as the walk is done, while the same analysis goes on to build the table ([`Checked::table`], for hover, inlay
+//! hints and `altcfi/cfiTable`) on its own thread; concurrent callers share that one computation.
 
 use super::workspace::stat;
 use altcfi_analysis::features::FeatureNames;
-use altcfi_analysis::{analyze, analyze_lean, Analysis, Options};
+use altcfi_analysis::{analyze, analyze_lean, analyze_staged, Analysis, Options};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -53,13 +54,17 @@ impl Analyses {
         }
     }
 
-    fn analysis(&self, data: &[u8]) -> Arc<AnalysisResult> {
+    fn analysis(self: &Arc<Self>, data: &Arc<Vec<u8>>) -> Arc<AnalysisResult> {
         if let Some(full) = self.full.get() {
             return full.clone();
         }
+        if self.settings.eh_frame {
+            // The unwind-table cross-checks read the table: the diagnostics wait for it.
+            return self.table(data);
+        }
         let slot = self
             .lean
-            .get_or_init(|| Mutex::new(Some(Arc::new(analyze_bytes(data, &self.settings, false)))));
+            .get_or_init(|| Mutex::new(Some(self.start_staged(data))));
         let mut held = lock(slot);
         match (self.full.get(), held.clone()) {
             (Some(full), _) => {
@@ -70,6 +75,39 @@ impl Analyses {
             (None, Some(lean)) => lean,
             // Only emptied after `full` is set; recomputing is the total answer.
             (None, None) => Arc::new(analyze_bytes(data, &self.settings, false)),
+        }
+    }
+
+    /// Starts the one analysis of these bytes on its own thread and waits for its first stage. The thread then
+    /// builds the table into `full` (a `table` caller waits for it there).
+    fn start_staged(self: &Arc<Self>, data: &Arc<Vec<u8>>) -> Arc<AnalysisResult> {
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<AnalysisResult>>();
+        let me = self.clone();
+        let bytes = data.clone();
+        let spawned = std::thread::Builder::new()
+            .name("altcfi-table".into())
+            .spawn(move || {
+                let mut sent = false;
+                let full = me.full.get_or_init(|| {
+                    let r = analyze_staged(
+                        &bytes,
+                        me.settings.options,
+                        &me.settings.features,
+                        |lean| sent = tx.send(Arc::new(Ok(lean))).is_ok(),
+                    );
+                    Arc::new(r.map_err(|e| e.to_string()))
+                });
+                // No first stage (the table was built by a `table` caller, or the analysis stopped early): the
+                // whole result is the answer.
+                if !sent {
+                    let _ = tx.send(full.clone());
+                }
+            });
+        match spawned {
+            Ok(_) => rx.recv().unwrap_or_else(|_| {
+                Arc::new(Err("the analysis thread ended without a result".into()))
+            }),
+            Err(_) => Arc::new(analyze_bytes(data, &self.settings, false)),
         }
     }
 
@@ -113,8 +151,8 @@ impl Checked {
     }
 
     /// The analysis with the per-instruction table (hover, inlay hints, `altcfi/cfiTable`): the same findings as
-    /// [`Checked::analysis`], plus `Analysis::insns`. Built on the first call (a second analysis of the bytes);
-    /// concurrent callers wait for that one computation. Blocking.
+    /// [`Checked::analysis`], plus `Analysis::insns`. Built by the analysis [`Checked::analysis`] started (or on
+    /// the first call, if none did); concurrent callers wait for that one computation. Blocking.
     pub fn table(&self) -> Arc<AnalysisResult> {
         self.analyses.table(&self.data)
     }
@@ -470,9 +508,9 @@ mod tests {
         );
     }
 
-    /// Diagnostics come from the analysis without the per-instruction table; the table is built on request, has
-    /// the same findings, and replaces the lean analysis (one copy in memory). A rewrite with the same bytes keeps
-    /// both.
+    /// Diagnostics come from the first stage of the analysis (without the per-instruction table, unless the
+    /// same analysis already finished it); the table has the same findings and replaces the first stage (one
+    /// copy in memory). A rewrite with the same bytes keeps both.
     #[test]
     fn the_per_instruction_table_is_built_on_request_and_shared() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -482,8 +520,7 @@ mod tests {
         let c = cache.load(&path, &s).expect("load");
         let lean = c.analysis();
         let lean = lean.as_ref().as_ref().expect("analyses");
-        assert!(lean.insns.is_empty());
-        assert!(!c.has_table());
+        // The same analysis goes on to build the table.
         let full = c.table();
         assert!(c.has_table());
         let full_ref = full.as_ref().as_ref().expect("analyses");
