@@ -386,19 +386,25 @@ fn enrich_conflicts(
     if w.conflicts.is_empty() {
         return;
     }
+    // Replacement numbers: a group's place (from 1) among the replacement groups of its site, in group order.
+    let mut per_site: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let numbers: Vec<Option<usize>> = p
+        .groups
+        .iter()
+        .map(|x| {
+            let o = x.orig_group?;
+            let n = per_site.entry(p.groups[o].slots).or_insert(0);
+            *n += 1;
+            Some(*n)
+        })
+        .collect();
     let describe = |id: NodeId, state: &CfiState| -> VariantAt {
         let n = &p.nodes[id as usize];
         let g = n.alt_group.get();
         let (replacement, feature) = match g.and_then(|g| p.groups[g].entry.map(|k| (g, k))) {
             Some((g, k)) => {
-                let slots = p.groups[p.groups[g].orig_group.unwrap_or(g)].slots;
-                let number = p
-                    .groups
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| x.orig_group.is_some_and(|o| p.groups[o].slots == slots))
-                    .position(|(i, _)| i == g)
-                    .map(|i| i + 1);
+                // A group with an entry but no original group is not among the site's replacements.
+                let number = numbers[g];
                 (number, Some(feature_text(p, k, features)))
             }
             None => (None, None),

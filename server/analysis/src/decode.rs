@@ -839,16 +839,22 @@ fn decode_mov_store(
 /// as addresses from `ip`).
 pub fn disassemble(bytes: &[u8], ip: u64) -> String {
     use iced_x86::{Formatter, GasFormatter};
+    thread_local! {
+        // Building a formatter costs more than formatting one instruction: one per thread.
+        static GAS: std::cell::RefCell<GasFormatter> = std::cell::RefCell::new({
+            let mut f = GasFormatter::new();
+            f.options_mut().set_space_after_operand_separator(false);
+            f.options_mut().set_uppercase_hex(false);
+            f
+        });
+    }
     let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
     let instr = decoder.decode();
     if instr.is_invalid() {
         return "(bad)".into();
     }
-    let mut f = GasFormatter::new();
-    f.options_mut().set_space_after_operand_separator(false);
-    f.options_mut().set_uppercase_hex(false);
     let mut out = String::new();
-    f.format(&instr, &mut out);
+    GAS.with(|f| f.borrow_mut().format(&instr, &mut out));
     out
 }
 
