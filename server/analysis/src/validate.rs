@@ -62,6 +62,8 @@ struct Walker<'a, 'o, 'd> {
     p: &'a Program<'o, 'd>,
     opts: Options,
     exhaustive: bool,
+    /// Functions to walk (all when `None`); see [`walk_once`].
+    only: Option<Vec<bool>>,
     cfi: Vec<Option<CfiId>>,
     visited: Vec<bool>,
     slots: Vec<Vec<Option<CfiId>>>,
@@ -79,11 +81,23 @@ struct Walker<'a, 'o, 'd> {
 
 /// Runs the walk over a built program.
 pub fn walk(p: &Program, opts: Options) -> WalkResult {
-    let first = walk_once(p, opts, false);
+    let first = walk_once(p, opts, false, None);
     if !opts.all_conflicts || first.conflicts.is_empty() {
         return first;
     }
-    let extra = walk_once(p, opts, true);
+    // Only the functions that had a conflict can have more: the others' walks ran to completion and found none.
+    // (A conflict outside any function, from a hint, needs the whole walk.)
+    let mut only = vec![false; p.obj.symbols.len()];
+    let mut whole = false;
+    for c in &first.conflicts {
+        for node in [c.node, c.owner] {
+            match p.insn_func(node) {
+                Some(f) => only[p.syms[f].pfunc] = true,
+                None => whole = true,
+            }
+        }
+    }
+    let extra = walk_once(p, opts, true, (!whole).then_some(only));
     let mut r = first;
     for c in extra.conflicts {
         if !r
@@ -111,12 +125,16 @@ fn empty_slots<T: Clone>(p: &Program) -> Vec<Vec<Option<T>>> {
         .collect()
 }
 
-fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
+/// `only`: walk just these functions (by symbol) and skip the hint and reachability passes — for the exhaustive
+/// walk, which only collects conflicts.
+fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool>>) -> WalkResult {
     let n = p.nodes.len();
+    let restricted = only.is_some();
     let mut w = Walker {
         p,
         opts,
         exhaustive,
+        only,
         cfi: p.nodes.iter().map(|n| n.hint_cfi.cfi()).collect(),
         visited: vec![false; n],
         slots: empty_slots(p),
@@ -133,6 +151,8 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool) -> WalkResult {
     let v = w.validate_functions();
     if v < 0 {
         fatal = true;
+    } else if restricted {
+        // The exhaustive walk only collects conflicts.
     } else {
         warnings += v;
         let h = w.validate_unwind_hints();
@@ -227,6 +247,9 @@ impl Walker<'_, '_, '_> {
                     continue;
                 }
                 if p.syms[si].pfunc != si || p.syms[si].alias != si {
+                    continue;
+                }
+                if self.only.as_ref().is_some_and(|only| !only[si]) {
                     continue;
                 }
                 // objtool creates `__pfx_` symbols itself, after validation (see `propagate_prefix_cfi`).
