@@ -382,6 +382,7 @@ fn exercise(data: &[u8], variant: usize) -> Result<bool, String> {
         era: [None, Some(Era::V6_12), Some(Era::V6_1)][variant % 3],
         frame_pointer: variant % 2 == 1,
         all_conflicts: true,
+        ..Options::default()
     };
     let mut internal = None;
     let mut analyzed = false;

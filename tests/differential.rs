@@ -106,6 +106,7 @@ fn altcfi_with(obj: &Path, era: Era, frame_pointer: bool) -> Verdict {
         era: Some(era),
         frame_pointer,
         all_conflicts: true,
+        ..Options::default()
     };
     let a = analyze(&data, opts, &FeatureNames::default()).expect("analysis runs");
     let text = report::text(&name, &a.findings, &[]);

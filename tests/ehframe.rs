@@ -35,6 +35,7 @@ fn analyze_file(obj: &Path, era: Option<Era>) -> (Vec<u8>, Analysis) {
         era,
         frame_pointer: false,
         all_conflicts: true,
+        ..Options::default()
     };
     let a = analyze(&data, opts, &FeatureNames::default()).expect("analysis runs");
     (data, a)

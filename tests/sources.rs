@@ -24,6 +24,7 @@ fn analyse(data: &[u8]) -> Analysis {
         era: None,
         frame_pointer: false,
         all_conflicts: true,
+        ..Options::default()
     };
     analyze(data, opts, &FeatureNames::default()).expect("analysis runs")
 }
@@ -696,7 +697,8 @@ fn dwarf_is_lazy() {
 
 /// The analysis entry points differ only in what they leave out: every fixture gives the same findings, ORC and
 /// states from all of them; `analyze_lean` and the first stage of `analyze_staged` have the sites but no table;
-/// `analyze_findings` has the sites only with findings; the second stage of `analyze_staged` is `analyze`.
+/// `analyze_findings` has the sites only with findings; the second stage of `analyze_staged` is `analyze`. And
+/// an analysis split over two threads (decode and walk, whatever the size) is the one-thread analysis.
 #[test]
 fn analysis_entry_points_agree_on_every_fixture() {
     use altcfi_analysis::{analyze_findings, analyze_lean, analyze_staged};
@@ -705,6 +707,7 @@ fn analysis_entry_points_agree_on_every_fixture() {
         era: None,
         frame_pointer: false,
         all_conflicts: true,
+        ..Options::default()
     };
     let names = FeatureNames::default();
     let same = |a: &Analysis, b: &Analysis, what: &str, obj: &Path| {
@@ -733,6 +736,15 @@ fn analysis_entry_points_agree_on_every_fixture() {
         let findings = analyze_findings(&data, opts, &names).expect("analysis runs");
         let mut first = Vec::new();
         let staged = analyze_staged(&data, opts, &names, |a| first.push(a)).expect("analysis runs");
+        // Two threads for every section and walk (the halves' merge, or the fallback when they meet).
+        let split = Options {
+            parallel_min_code: 0,
+            ..opts
+        };
+        let halves = analyze(&data, split, &names).expect("analysis runs");
+        same(&full, &halves, "two threads", &obj);
+        assert_eq!(format!("{:?}", halves.insns), format!("{:?}", full.insns));
+        assert_eq!(format!("{:?}", halves.sites), format!("{:?}", full.sites));
         same(&full, &lean, "lean", &obj);
         same(&full, &findings, "findings", &obj);
         same(&full, &staged, "staged", &obj);

@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
         era,
         frame_pointer: (data.len() / 3) % 2 == 1,
         all_conflicts: true,
+        // Half of the inputs take the two-thread decode and walk (and their merge or fallback).
+        parallel_min_code: if data.len() % 2 == 0 { 0 } else { u64::MAX },
     };
     let names = FeatureNames::default();
     let Ok(a) = analyze(data, opts, &names) else {

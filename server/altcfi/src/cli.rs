@@ -75,6 +75,33 @@ struct Common {
     /// A `cpufeatures.h` for feature names (default: built-in 6.12 table).
     #[arg(long, value_name = "PATH")]
     cpufeatures: Option<PathBuf>,
+    /// Threads to use (default: one per core). Several objects are analysed side by side; a single large one
+    /// is split over two threads. `-j 1` keeps everything on one thread, for builds that already run one
+    /// altcfi per core.
+    #[arg(short = 'j', long, value_name = "N")]
+    jobs: Option<std::num::NonZeroUsize>,
+}
+
+impl Common {
+    /// Worker threads for `items` objects.
+    fn workers(&self, items: usize) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.jobs.map_or(cores, |j| j.get()).min(items).max(1)
+    }
+
+    /// [`Options::parallel_min_code`] for `items` objects: split an object over two threads only when there
+    /// are spare threads (fewer objects than workers).
+    fn parallel_min_code(&self, items: usize) -> u64 {
+        let threads = self.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |j| j.get(),
+        );
+        if threads >= 2 && items < threads {
+            Options::default().parallel_min_code
+        } else {
+            u64::MAX
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -278,12 +305,13 @@ fn check_one(
 }
 
 /// `f` over `items` on all cores, results in input order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<R>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
     if workers <= 1 {
         return items.iter().map(|i| Some(f(i))).collect();
     }
@@ -320,9 +348,10 @@ fn check(
         era: common.kernel.era(),
         frame_pointer,
         all_conflicts: true,
+        parallel_min_code: common.parallel_min_code(files.len()),
     };
-    // Objects are independent: analyse them on all cores, report in the order given.
-    let outcomes = parallel_map(files, |p| {
+    // Objects are independent: analyse them side by side, report in the order given.
+    let outcomes = parallel_map(files, common.workers(files.len()), |p| {
         check_one(p, opts, &names, format, no_source, unwind)
     });
     let mut any_findings = false;
@@ -383,6 +412,7 @@ fn explain(path: &Path, what: &str, format: ExplainFormat, common: &Common) -> a
         era: common.kernel.era(),
         frame_pointer: false,
         all_conflicts: true,
+        parallel_min_code: common.parallel_min_code(1),
     };
     let (data, a) = load(path, opts, &names)?;
     let shown = path.display();
@@ -444,6 +474,7 @@ fn orc_cmd(
         era: common.kernel.era(),
         frame_pointer: false,
         all_conflicts: false,
+        parallel_min_code: common.parallel_min_code(1),
     };
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let a = analyze_findings(&data, opts, &names).with_context(|| path.display().to_string())?;

@@ -194,7 +194,7 @@ fn analyze_here(
     let era = opts.era.or(detected).unwrap_or(Era::V6_12);
     let section_names = obj.sections.iter().map(|s| s.name.clone()).collect();
     let existing_orc = orc::read_existing(&obj, era);
-    let p = match Program::build(&obj, era, opts.era.is_none()) {
+    let p = match Program::build(&obj, era, opts.era.is_none(), opts.parallel_min_code) {
         Ok(p) => p,
         Err(f) => {
             return Ok(Analysis {

@@ -244,6 +244,8 @@ pub struct Program<'o, 'data> {
     jump_tables: HashMap<NodeId, (u32, u32), FxBuild>,
     /// Per symbol: an `STT_FUNC` (a compact copy of the kinds for the per-instruction `insn_func`).
     is_func: Vec<bool>,
+    /// See [`crate::Options::parallel_min_code`].
+    parallel_min_code: u64,
 }
 
 /// A position in a function's nodes: see [`Program::func_cursor`].
@@ -287,16 +289,14 @@ impl FuncCursor {
     }
 }
 
-/// Sections at least this large are decoded by two threads.
-const PARALLEL_DECODE_MIN: usize = 64 << 10;
-
 /// Decodes executable section `idx` and appends its instructions to `nodes`, in the order of the sequential sweep
-/// from offset 0. A large section is decoded by two threads, the second from a function symbol near the middle;
+/// from offset 0. A section of at least `parallel_min` bytes is decoded by two threads, the second from a function symbol near the middle;
 /// its part is kept only if the first thread's sweep arrives exactly at that offset (otherwise the first thread's
 /// sweep simply continues), so the result never depends on the split.
 fn decode_exec_section(
     obj: &Object,
     idx: usize,
+    parallel_min: u64,
     nodes: &mut Vec<Node>,
 ) -> Result<(), decode::DecodeError> {
     let data = obj.sections[idx].data;
@@ -310,7 +310,7 @@ fn decode_exec_section(
         n
     };
     let len = data.len();
-    let split = (len >= PARALLEL_DECODE_MIN)
+    let split = (len as u64 >= parallel_min.max(2))
         .then(|| {
             obj.symbols_in(idx)
                 .iter()
@@ -393,10 +393,12 @@ const GLOBAL_NORETURNS: &[&str] = &[
 
 impl<'o, 'data> Program<'o, 'data> {
     /// Builds the program: everything objtool's `decode_sections()` does. A fatal problem is returned as a finding.
+    /// `parallel_min_code`: see [`crate::Options::parallel_min_code`].
     pub fn build(
         obj: &'o Object<'data>,
         era: Era,
         detect_layout: bool,
+        parallel_min_code: u64,
     ) -> Result<Self, Box<Finding>> {
         let mut p = Program {
             obj,
@@ -417,6 +419,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 .iter()
                 .map(|s| s.kind == SymKind::Func)
                 .collect(),
+            parallel_min_code,
         };
         p.classify_symbols()?;
         p.decode_instructions()?;
@@ -750,7 +753,7 @@ impl<'o, 'data> Program<'o, 'data> {
             }
             let idx = sec.index;
             let start = self.nodes.len();
-            if let Err(e) = decode_exec_section(obj, idx, &mut self.nodes) {
+            if let Err(e) = decode_exec_section(obj, idx, self.parallel_min_code, &mut self.nodes) {
                 self.nodes.truncate(start);
                 let mut f = Finding::new(
                     FindingKind::BadObject,

@@ -65,7 +65,15 @@ pub struct Options {
     /// Keep walking past alternative conflicts to list every conflicting offset (extra findings detail; the
     /// objtool-compatible verdict and ORC are unaffected).
     pub all_conflicts: bool,
+    /// Code size (bytes of executable sections) from which an object's analysis uses a second thread: a section
+    /// this large is decoded in two halves, an object with this much code walks its functions in two halves. The
+    /// result never depends on it (see `docs/performance.md`); `u64::MAX` keeps an analysis on one thread (for
+    /// callers that already run one analysis per core), `0` splits everything (tests).
+    pub parallel_min_code: u64,
 }
+
+/// Default of [`Options::parallel_min_code`]: below it a second thread costs more than it saves.
+pub const PARALLEL_MIN_CODE: u64 = 64 << 10;
 
 impl Default for Options {
     fn default() -> Self {
@@ -73,6 +81,7 @@ impl Default for Options {
             era: None,
             frame_pointer: false,
             all_conflicts: true,
+            parallel_min_code: PARALLEL_MIN_CODE,
         }
     }
 }

@@ -128,27 +128,24 @@ fn empty_slots<T: Clone>(p: &Program) -> Vec<Vec<Option<T>>> {
 /// `only`: walk just these functions (by symbol) and skip the hint and reachability passes — for the exhaustive
 /// walk, which only collects conflicts.
 fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool>>) -> WalkResult {
-    let n = p.nodes.len();
     let restricted = only.is_some();
-    let mut w = Walker {
-        p,
-        opts,
-        exhaustive,
-        only,
-        cfi: p.nodes.iter().map(|n| n.hint_cfi.cfi()).collect(),
-        visited: vec![false; n],
-        slots: empty_slots(p),
-        slot_owner: empty_slots(p),
-        warned: vec![false; p.obj.symbols.len()],
-        interner: p.interner.clone(),
-        findings: p.warnings.clone(),
-        conflicts: Vec::new(),
-        depth: 0,
-        transitions: HashMap::default(),
-    };
+    let code: u64 = p
+        .obj
+        .sections
+        .iter()
+        .filter(|s| s.is_exec())
+        .map(|s| s.size)
+        .sum();
+    let parallel = !exhaustive && !restricted && code >= opts.parallel_min_code;
+    let mut w = Walker::new(p, opts, exhaustive, only);
     let mut warnings: i64 = 0;
     let mut fatal = false;
-    let v = w.validate_functions();
+    let roots = function_roots(p);
+    let v = if parallel {
+        w.validate_functions_in_parallel(&roots)
+    } else {
+        w.validate_functions(&roots)
+    };
     if v < 0 {
         fatal = true;
     } else if restricted {
@@ -178,7 +175,124 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool
     }
 }
 
-impl Walker<'_, '_, '_> {
+/// The symbols objtool's `validate_functions` considers, in its order: the `STT_FUNC` symbols of each executable
+/// section, by section, then value.
+fn function_roots(p: &Program) -> Vec<usize> {
+    p.obj
+        .sections
+        .iter()
+        .filter(|sec| sec.is_exec())
+        .flat_map(|sec| p.obj.symbols_in(sec.index).iter().copied())
+        .filter(|&si| p.obj.symbols[si].kind == SymKind::Func)
+        .collect()
+}
+
+impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
+    fn new(
+        p: &'a Program<'o, 'd>,
+        opts: Options,
+        exhaustive: bool,
+        only: Option<Vec<bool>>,
+    ) -> Self {
+        Walker {
+            p,
+            opts,
+            exhaustive,
+            only,
+            cfi: p.nodes.iter().map(|n| n.hint_cfi.cfi()).collect(),
+            visited: vec![false; p.nodes.len()],
+            slots: empty_slots(p),
+            slot_owner: empty_slots(p),
+            warned: vec![false; p.obj.symbols.len()],
+            interner: p.interner.clone(),
+            findings: p.warnings.clone(),
+            conflicts: Vec::new(),
+            depth: 0,
+            transitions: HashMap::default(),
+        }
+    }
+
+    /// [`Walker::validate_functions`] with the roots split in two halves (by code size) walked on two threads,
+    /// each with its own state, then merged — the first half's findings first, as in the sequential walk. The
+    /// result is the sequential one whenever the halves do not meet: neither walked an instruction, filled a slot
+    /// of an alternative site or warned a symbol the other did (in objtool's order the first half would have got
+    /// there first). If they met, the walk is redone sequentially.
+    fn validate_functions_in_parallel(&mut self, roots: &[usize]) -> i64 {
+        let p = self.p;
+        let total: u64 = roots.iter().map(|&s| p.syms[s].len).sum();
+        let mut acc = 0u64;
+        let split = roots
+            .iter()
+            .position(|&s| {
+                acc = acc.saturating_add(p.syms[s].len);
+                acc.saturating_mul(2) >= total
+            })
+            .map_or(roots.len(), |i| i + 1);
+        let (first, second) = roots.split_at(split);
+        let mut other = Walker::new(p, self.opts, false, None);
+        other.findings.clear();
+        let (v1, joined) = std::thread::scope(|s| {
+            let handle = std::thread::Builder::new()
+                .name("altcfi-walk".into())
+                .stack_size(256 << 20)
+                .spawn_scoped(s, move || {
+                    let v = other.validate_functions(second);
+                    (v, other)
+                });
+            let v1 = self.validate_functions(first);
+            (v1, handle.ok().map(|h| h.join()))
+        });
+        if let Some(Ok((v2, other))) = joined {
+            if self.merge(other) {
+                return v1 + v2;
+            }
+        }
+        *self = Walker::new(p, self.opts, false, None);
+        self.validate_functions(roots)
+    }
+
+    /// Takes over what `other` walked, if the two walks did not meet (see
+    /// [`Walker::validate_functions_in_parallel`]); `false` (and `self` unusable) if they did.
+    fn merge(&mut self, other: Walker) -> bool {
+        let met = self
+            .visited
+            .iter()
+            .zip(&other.visited)
+            .any(|(a, b)| *a && *b)
+            || self.warned.iter().zip(&other.warned).any(|(a, b)| *a && *b)
+            || self
+                .slots
+                .iter()
+                .zip(&other.slots)
+                .any(|(a, b)| a.iter().any(Option::is_some) && b.iter().any(Option::is_some));
+        if met {
+            return false;
+        }
+        // States: both started from the program's interner; re-intern the other's newer states here.
+        let map: Vec<CfiId> = (0..other.interner.len())
+            .map(|i| self.interner.intern(other.interner.get(CfiId(i as u32))))
+            .collect();
+        let remap = |c: Option<CfiId>| c.map(|c| map[c.0 as usize]);
+        for (i, v) in other.visited.iter().enumerate() {
+            if *v {
+                self.visited[i] = true;
+                self.cfi[i] = remap(other.cfi[i]);
+            }
+        }
+        for (s, (slots, owners)) in other.slots.into_iter().zip(other.slot_owner).enumerate() {
+            if slots.iter().any(Option::is_some) {
+                self.slots[s] = slots.into_iter().map(remap).collect();
+                self.slot_owner[s] = owners;
+            }
+        }
+        for (a, b) in self.warned.iter_mut().zip(&other.warned) {
+            *a |= *b;
+        }
+        self.findings.extend(other.findings);
+        self.conflicts.extend(other.conflicts);
+        true
+    }
+
     fn era(&self) -> Era {
         self.p.era
     }
@@ -226,46 +340,40 @@ impl Walker<'_, '_, '_> {
         self.interner.get(id)
     }
 
-    fn validate_functions(&mut self) -> i64 {
+    /// objtool's `validate_functions` over `roots` (see [`function_roots`]).
+    fn validate_functions(&mut self, roots: &[usize]) -> i64 {
         let p = self.p;
         let mut warnings = 0i64;
-        for sec in &p.obj.sections {
-            if !sec.is_exec() {
+        for &si in roots {
+            let s = &p.obj.symbols[si];
+            let Some(sec) = s.section else { continue };
+            if p.syms[si].len == 0 {
+                self.warn(
+                    FindingKind::MissingSize,
+                    format!("{}() is missing an ELF size annotation", s.name),
+                );
+                warnings += 1;
                 continue;
             }
-            for &si in p.obj.symbols_in(sec.index) {
-                let s = &p.obj.symbols[si];
-                if s.kind != SymKind::Func {
-                    continue;
-                }
-                if p.syms[si].len == 0 {
-                    self.warn(
-                        FindingKind::MissingSize,
-                        format!("{}() is missing an ELF size annotation", s.name),
-                    );
-                    warnings += 1;
-                    continue;
-                }
-                if p.syms[si].pfunc != si || p.syms[si].alias != si {
-                    continue;
-                }
-                if self.only.as_ref().is_some_and(|only| !only[si]) {
-                    continue;
-                }
-                // objtool creates `__pfx_` symbols itself, after validation (see `propagate_prefix_cfi`).
-                if s.name.starts_with("__pfx_") {
-                    continue;
-                }
-                let Some(insn) = p.find_insn(sec.index, s.value) else {
-                    continue;
-                };
-                if p.nodes[insn as usize].ignore || self.visited[insn as usize] {
-                    continue;
-                }
-                let state = CfiState::func_entry(self.era().zero_hint_type());
-                let func = p.insn_func(insn);
-                warnings += i64::from(self.validate_branch(func, insn, state, None));
+            if p.syms[si].pfunc != si || p.syms[si].alias != si {
+                continue;
             }
+            if self.only.as_ref().is_some_and(|only| !only[si]) {
+                continue;
+            }
+            // objtool creates `__pfx_` symbols itself, after validation (see `propagate_prefix_cfi`).
+            if s.name.starts_with("__pfx_") {
+                continue;
+            }
+            let Some(insn) = p.find_insn(sec, s.value) else {
+                continue;
+            };
+            if p.nodes[insn as usize].ignore || self.visited[insn as usize] {
+                continue;
+            }
+            let state = CfiState::func_entry(self.era().zero_hint_type());
+            let func = p.insn_func(insn);
+            warnings += i64::from(self.validate_branch(func, insn, state, None));
         }
         warnings
     }

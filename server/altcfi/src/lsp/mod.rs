@@ -236,6 +236,7 @@ impl Backend {
                 era: config.kernel.era(),
                 frame_pointer: config.frame_pointer,
                 all_conflicts: true,
+                ..Options::default()
             },
             features: Arc::new(features),
             eh_frame: config.eh_frame,
