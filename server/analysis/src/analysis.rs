@@ -297,7 +297,7 @@ fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltS
                 len: orig.len,
                 location: p.node_location(orig.first).display,
                 replacements: Vec::new(),
-                slots: w.slots[orig.slots].clone(),
+                slots: w.slots[orig.slots].to_vec(),
             });
             sites.len() - 1
         });

@@ -22,9 +22,9 @@ pub struct WalkResult {
     /// State on entry to each node (by [`NodeId`]), where known.
     pub cfi: Vec<Option<CfiId>>,
     /// Per original group id (see [`crate::alternatives::AltGroup::slots`]): the shared slot array.
-    pub slots: Vec<Vec<Option<CfiId>>>,
+    pub slots: Slots<CfiId>,
     /// Which node filled each slot.
-    pub slot_owner: Vec<Vec<Option<NodeId>>>,
+    pub slot_owner: Slots<NodeId>,
     /// Every state seen.
     pub interner: Interner,
     /// Findings, in objtool's order.
@@ -66,8 +66,8 @@ struct Walker<'a, 'o, 'd> {
     only: Option<Vec<bool>>,
     cfi: Vec<Option<CfiId>>,
     visited: Vec<bool>,
-    slots: Vec<Vec<Option<CfiId>>>,
-    slot_owner: Vec<Vec<Option<NodeId>>>,
+    slots: Slots<CfiId>,
+    slot_owner: Slots<NodeId>,
     warned: Vec<bool>,
     interner: Interner,
     findings: Vec<Finding>,
@@ -111,18 +111,55 @@ pub fn walk(p: &Program, opts: Options) -> WalkResult {
     r
 }
 
-/// One empty slot array per original group (replacement groups share their original's), indexed by group id.
-fn empty_slots<T: Clone>(p: &Program) -> Vec<Vec<Option<T>>> {
-    p.groups
-        .iter()
-        .map(|g| {
+/// One slot array per original group (replacement groups share their original's; theirs is empty), indexed by
+/// group id: `slots[g]` is group `g`'s array. Stored as one flat vector (a walk creates it once per state kind).
+#[derive(Debug, Clone)]
+pub struct Slots<T> {
+    /// Per group id, where its array starts in `cells`; one more entry for the end.
+    start: Vec<u32>,
+    cells: Vec<Option<T>>,
+}
+
+impl<T: Copy> Slots<T> {
+    /// Empty arrays for the program's groups.
+    fn new(p: &Program) -> Self {
+        let mut start = Vec::with_capacity(p.groups.len() + 1);
+        let mut at = 0usize;
+        for g in &p.groups {
+            start.push(at as u32);
             if g.orig_group.is_none() {
-                vec![None; g.len]
-            } else {
-                Vec::new()
+                at += g.len;
             }
-        })
-        .collect()
+        }
+        start.push(at as u32);
+        Slots {
+            start,
+            cells: vec![None; at],
+        }
+    }
+
+    /// Number of groups.
+    pub fn groups(&self) -> usize {
+        self.start.len().saturating_sub(1)
+    }
+
+    fn range(&self, g: usize) -> std::ops::Range<usize> {
+        self.start[g] as usize..self.start[g + 1] as usize
+    }
+}
+
+impl<T> std::ops::Index<usize> for Slots<T> {
+    type Output = [Option<T>];
+    fn index(&self, g: usize) -> &[Option<T>] {
+        &self.cells[self.start[g] as usize..self.start[g + 1] as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Slots<T> {
+    fn index_mut(&mut self, g: usize) -> &mut [Option<T>] {
+        let r = self.start[g] as usize..self.start[g + 1] as usize;
+        &mut self.cells[r]
+    }
 }
 
 /// `only`: walk just these functions (by symbol) and skip the hint and reachability passes — for the exhaustive
@@ -201,8 +238,8 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             only,
             cfi: p.nodes.iter().map(|n| n.hint_cfi.cfi()).collect(),
             visited: vec![false; p.nodes.len()],
-            slots: empty_slots(p),
-            slot_owner: empty_slots(p),
+            slots: Slots::new(p),
+            slot_owner: Slots::new(p),
             warned: vec![false; p.obj.symbols.len()],
             interner: p.interner.clone(),
             findings: p.warnings.clone(),
@@ -260,11 +297,10 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             .zip(&other.visited)
             .any(|(a, b)| *a && *b)
             || self.warned.iter().zip(&other.warned).any(|(a, b)| *a && *b)
-            || self
-                .slots
-                .iter()
-                .zip(&other.slots)
-                .any(|(a, b)| a.iter().any(Option::is_some) && b.iter().any(Option::is_some));
+            || (0..self.slots.groups()).any(|g| {
+                self.slots[g].iter().any(Option::is_some)
+                    && other.slots[g].iter().any(Option::is_some)
+            });
         if met {
             return false;
         }
@@ -279,10 +315,12 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                 self.cfi[i] = remap(other.cfi[i]);
             }
         }
-        for (s, (slots, owners)) in other.slots.into_iter().zip(other.slot_owner).enumerate() {
-            if slots.iter().any(Option::is_some) {
-                self.slots[s] = slots.into_iter().map(remap).collect();
-                self.slot_owner[s] = owners;
+        for g in 0..other.slots.groups() {
+            if other.slots[g].iter().any(Option::is_some) {
+                for i in other.slots.range(g) {
+                    self.slots.cells[i] = remap(other.slots.cells[i]);
+                    self.slot_owner.cells[i] = other.slot_owner.cells[i];
+                }
             }
         }
         for (a, b) in self.warned.iter_mut().zip(&other.warned) {
