@@ -132,10 +132,6 @@ pub struct Node {
     alts: u32,
     /// The alternative group the instruction is part of.
     pub alt_group: Opt32,
-    /// The state a hint gives, if any.
-    pub hint_cfi: Opt32,
-    /// For jump-table detection: the first unconditional forward jump to here.
-    pub first_jump_src: Opt32,
     /// The path ends after this instruction.
     pub dead_end: bool,
     /// Not validated and not reported (`STACK_FRAME_NON_STANDARD`, ignored replacements).
@@ -170,8 +166,6 @@ impl Node {
             call_dest: Opt32::NONE,
             alts: NO_ALT,
             alt_group: Opt32::NONE,
-            hint_cfi: Opt32::NONE,
-            first_jump_src: Opt32::NONE,
             dead_end: false,
             ignore: false,
             ignore_alts: false,
@@ -246,6 +240,11 @@ pub struct Program<'o, 'data> {
     is_func: Vec<bool>,
     /// See [`crate::Options::parallel_min_code`].
     parallel_min_code: u64,
+    /// The states unwind hints give, by instruction.
+    hint_cfi: HashMap<NodeId, CfiId, FxBuild>,
+    /// For jump-table detection, per node: the first unconditional forward jump to it (only while the tables are
+    /// looked for; empty otherwise).
+    first_jump_src: Vec<Opt32>,
 }
 
 /// A position in a function's nodes: see [`Program::func_cursor`].
@@ -420,6 +419,8 @@ impl<'o, 'data> Program<'o, 'data> {
                 .map(|s| s.kind == SymKind::Func)
                 .collect(),
             parallel_min_code,
+            hint_cfi: HashMap::default(),
+            first_jump_src: Vec::new(),
         };
         p.classify_symbols()?;
         p.decode_instructions()?;
@@ -978,6 +979,11 @@ impl<'o, 'data> Program<'o, 'data> {
         n.insn.is_static_jump() && n.call_dest.is_some()
     }
 
+    /// The instructions with an unwind hint that sets the state, and that state.
+    pub fn hint_states(&self) -> impl Iterator<Item = (NodeId, CfiId)> + '_ {
+        self.hint_cfi.iter().map(|(&n, &c)| (n, c))
+    }
+
     /// The switch-table relocation of a dynamic jump: (section, index in that section's relocations).
     pub fn jump_table(&self, id: NodeId) -> Option<(usize, usize)> {
         self.jump_tables
@@ -1183,6 +1189,13 @@ impl<'o, 'data> Program<'o, 'data> {
         if !(0..self.obj.sections.len()).any(|s| self.is_rodata(s)) {
             return Ok(());
         }
+        self.first_jump_src = vec![Opt32::NONE; self.nodes.len()];
+        let r = self.link_jump_tables();
+        self.first_jump_src = Vec::new();
+        r
+    }
+
+    fn link_jump_tables(&mut self) -> Result<(), Box<Finding>> {
         for func in 0..self.obj.symbols.len() {
             if self.obj.symbols[func].kind != SymKind::Func {
                 continue;
@@ -1230,9 +1243,9 @@ impl<'o, 'data> Program<'o, 'data> {
                     };
                     if n.insn.offset() > last_off
                         && self.nodes[d as usize].insn.offset() > n.insn.offset()
-                        && self.nodes[d as usize].first_jump_src.is_none()
+                        && self.first_jump_src[d as usize].is_none()
                     {
-                        self.nodes[d as usize].first_jump_src = Some(id).into();
+                        self.first_jump_src[d as usize] = Some(id).into();
                         last = Some(d);
                     }
                 }
@@ -1287,8 +1300,7 @@ impl<'o, 'data> Program<'o, 'data> {
                     }
                 }
             }
-            cur = self.nodes[id as usize]
-                .first_jump_src
+            cur = self.first_jump_src[id as usize]
                 .node()
                 .or_else(|| self.prev_insn_same_sym(id));
         }
@@ -1412,7 +1424,8 @@ impl<'o, 'data> Program<'o, 'data> {
                 HintKindRaw::Undefined => {
                     let mut s = CfiState::init(zero);
                     s.force_undefined = true;
-                    self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&s)).into();
+                    let c = self.interner.intern(&s);
+                    self.hint_cfi.insert(id, c);
                     continue;
                 }
                 HintKindRaw::Save => {
@@ -1427,12 +1440,13 @@ impl<'o, 'data> Program<'o, 'data> {
                 }
                 HintKindRaw::Func => {
                     let s = CfiState::func_entry(zero);
-                    self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&s)).into();
+                    let c = self.interner.intern(&s);
+                    self.hint_cfi.insert(id, c);
                     continue;
                 }
                 HintKindRaw::Unknown(_) | HintKindRaw::State(_) => {}
             }
-            if let Some(existing) = self.nodes[id as usize].hint_cfi.cfi() {
+            if let Some(&existing) = self.hint_cfi.get(&id) {
                 cfi = self.interner.get(existing).clone();
             }
             cfi.cfa.base = match h.sp_reg {
@@ -1468,7 +1482,8 @@ impl<'o, 'data> Program<'o, 'data> {
                 Era::V6_1 => cfi.end = h.byte8 != 0,
             }
             let _ = CFA;
-            self.nodes[id as usize].hint_cfi = Some(self.interner.intern(&cfi)).into();
+            let c = self.interner.intern(&cfi);
+            self.hint_cfi.insert(id, c);
         }
         Ok(())
     }

@@ -236,7 +236,13 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             opts,
             exhaustive,
             only,
-            cfi: p.nodes.iter().map(|n| n.hint_cfi.cfi()).collect(),
+            cfi: {
+                let mut cfi = vec![None; p.nodes.len()];
+                for (n, c) in p.hint_states() {
+                    cfi[n as usize] = Some(c);
+                }
+                cfi
+            },
             visited: vec![false; p.nodes.len()],
             slots: Slots::new(p),
             slot_owner: Slots::new(p),
