@@ -102,13 +102,16 @@ def main():
     ap.add_argument('--text-kb', default='1024')
     ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--server-log', help="keep the servers' stderr in this file")
+    ap.add_argument('--conflict-every', default='20,50',
+                    help='the two versions: a conflict in every Nth function (default 20,50)')
     a = ap.parse_args()
     altcfi = os.path.abspath(a.altcfi)
     root = os.path.realpath(tempfile.mkdtemp(prefix='altcfi-lsp-latency.'))
     log_path = os.path.abspath(a.server_log) if a.server_log else os.path.join(root, 'server.log')
     ok = False
     try:
-        for every, out in (('20', 'a.o'), ('50', 'b.o')):
+        first, second = a.conflict_every.split(',')
+        for every, out in ((first, 'a.o'), (second, 'b.o')):
             subprocess.run([sys.executable, os.path.join(repo, 'scripts/gen-big-asm.py'), '--text-kb', a.text_kb,
                             '--conflict-every', every, '-o', 'big.S'], cwd=root, check=True)
             subprocess.run(['gcc', '-c', '-g', '-I', os.path.join(repo, 'tests/fixtures/alt'), 'big.S', '-o', out],
