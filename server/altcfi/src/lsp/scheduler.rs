@@ -43,7 +43,14 @@ struct Analyses {
     lean: OnceLock<Mutex<Option<Arc<AnalysisResult>>>>,
     /// The analysis with the per-instruction table.
     full: OnceLock<Arc<AnalysisResult>>,
+    /// Set when the table is wanted (the diagnostics are out, or a request needs it): until then the analysis
+    /// thread waits after its first stage, so that building the table does not compete with publishing the
+    /// diagnostics for the machine's cores (at most [`TABLE_HOLD`]).
+    table_wanted: (Mutex<bool>, std::sync::Condvar),
 }
+
+/// How long the analysis thread holds the table back for the diagnostics to go out.
+const TABLE_HOLD: Duration = Duration::from_millis(500);
 
 impl Analyses {
     fn new(settings: Settings) -> Self {
@@ -51,7 +58,23 @@ impl Analyses {
             settings,
             lean: OnceLock::new(),
             full: OnceLock::new(),
+            table_wanted: (Mutex::new(false), std::sync::Condvar::new()),
         }
+    }
+
+    /// Lets the analysis thread build the table now.
+    fn want_table(&self) {
+        *lock(&self.table_wanted.0) = true;
+        self.table_wanted.1.notify_all();
+    }
+
+    /// Waits until the table is wanted, or [`TABLE_HOLD`] has passed.
+    fn hold_table(&self) {
+        let held = lock(&self.table_wanted.0);
+        let _ = self
+            .table_wanted
+            .1
+            .wait_timeout_while(held, TABLE_HOLD, |wanted| !*wanted);
     }
 
     fn analysis(self: &Arc<Self>, data: &Arc<Vec<u8>>) -> Arc<AnalysisResult> {
@@ -93,7 +116,10 @@ impl Analyses {
                         &bytes,
                         me.settings.options,
                         &me.settings.features,
-                        |lean| sent = tx.send(Arc::new(Ok(lean))).is_ok(),
+                        |lean| {
+                            sent = tx.send(Arc::new(Ok(lean))).is_ok();
+                            me.hold_table();
+                        },
                     );
                     Arc::new(r.map_err(|e| e.to_string()))
                 });
@@ -112,6 +138,7 @@ impl Analyses {
     }
 
     fn table(&self, data: &[u8]) -> Arc<AnalysisResult> {
+        self.want_table();
         let full = self.full.get_or_init(|| {
             let lean = self.lean.get().and_then(|slot| lock(slot).clone());
             match lean {
