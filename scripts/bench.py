@@ -198,7 +198,10 @@ def main():
     ap.add_argument('--runs', type=int, default=10)
     ap.add_argument('--sizes', type=int, nargs='+', default=[256, 1024, 4096, 16384])
     ap.add_argument('--kmod', required=True, help='directory with the tests/kmod objects (scripts/build-kmod.sh)')
+    ap.add_argument('--lsp', nargs='*', default=['256:20,50', '256:400,1000', '1024:20,50'],
+                    help='LSP latency runs, KIB:A,B (KiB of text, conflict in every A-th/B-th function); none: skip')
     a = ap.parse_args()
+    a.lsp = [tuple(x.split(':', 1)) for x in a.lsp]
     b = Bench(a)
     corpus = os.path.join(a.out, 'corpus')
 
@@ -270,11 +273,21 @@ def main():
     if not b.has_no_source:
         lines.append('')
         lines.append('(`altcfi check --no-source` does not exist in this build: only `check` with source locations.)')
-    lsp = subprocess.run([a.altcfi, 'lsp', '--help'], capture_output=True, text=True)
     lines.append('')
-    lines.append('LSP (object change → publishDiagnostics): ' +
-                 ('pending — not measured by this benchmark yet.' if lsp.returncode == 0 else
-                  'pending — `altcfi lsp` is not in this build.'))
+    lines.append('LSP (`scripts/lsp-latency.py`: a generated `-g` object with a compile_commands.json, replaced by a '
+                 'version with other conflicts; change → publishDiagnostics, and the first hover after it):')
+    lines.append('')
+    latency = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lsp-latency.py')
+    for kb, every in a.lsp:
+        log(f'LSP latency: {kb} KiB of text, a conflict in every {every} function')
+        r = subprocess.run([sys.executable, latency, '--altcfi', a.altcfi, '--text-kb', str(kb),
+                            '--runs', str(max(3, a.runs)), '--conflict-every', every],
+                           capture_output=True, text=True)
+        out = r.stdout.strip() if r.returncode == 0 else f'failed: {r.stderr.strip()[-400:]}'
+        lines.append('```')
+        lines.append('two versions: a conflict in every ' + 'th / every '.join(every.split(',')) + 'th function')
+        lines.extend(out.splitlines())
+        lines.append('```')
     report = '\n'.join(lines) + '\n'
     with open(os.path.join(a.out, 'report.md'), 'w') as f:
         f.write(report)
