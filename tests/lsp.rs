@@ -632,19 +632,16 @@ fn write_in_two_pieces(path: &Path, bytes: &[u8], pause: Duration, then: impl Fn
 /// alone for a while, and the previous diagnostics stay until then.
 #[test]
 fn save_during_a_rewrite_publishes_the_new_object_and_hover_follows_it() {
-    let (_dir, root) = workspace();
-    compile_commands(&root, "build/demo.o");
-    let (conflict, fixed) = conflict_and_fixed(&root);
-    let obj = root.join("build/demo.o");
-    std::fs::write(&obj, &conflict).expect("write object");
-    let src = root.join("examples/demo.S");
-    let text = std::fs::read_to_string(&src).expect("read");
-    let bad = alternative_line(&text, "save_fl_bad");
-
-    let mut c = Client::start(&root);
-    c.initialize(&root, json!({}));
-    let uri = c.open(&src, "asm");
-    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    let DemoSession {
+        dir: _dir,
+        obj,
+        conflict,
+        fixed,
+        uri,
+        bad,
+        client: mut c,
+        ..
+    } = demo_session();
     c.forget_diagnostics(&uri);
 
     // The fixed build, written in two pieces 60 ms apart (longer than the server's quiet times); `didSave` goes

@@ -249,19 +249,16 @@ fn thousands_of_rapid_edits_saves_and_hovers() {
 #[test]
 fn object_rewritten_every_few_milliseconds_while_requests_flow() {
     let started = Instant::now();
-    let (_dir, root) = workspace();
-    compile_commands(&root, "build/demo.o");
-    let (conflict, fixed) = conflict_and_fixed(&root);
-    let obj = root.join("build/demo.o");
-    std::fs::write(&obj, &conflict).expect("write object");
-    let src = root.join("examples/demo.S");
-    let text = std::fs::read_to_string(&src).expect("read");
-    let bad = alternative_line(&text, "save_fl_bad");
-
-    let mut c = Client::start(&root);
-    c.initialize(&root, json!({}));
-    let uri = c.open(&src, "asm");
-    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    let DemoSession {
+        dir: _dir,
+        obj,
+        conflict,
+        fixed,
+        uri,
+        bad,
+        client: mut c,
+        ..
+    } = demo_session();
 
     // The writer: non-atomic rewrites in two pieces; every third one stops after a truncated prefix.
     let stop = Arc::new(AtomicBool::new(false));

@@ -333,6 +333,53 @@ pub fn conflict_and_fixed(root: &Path) -> (Vec<u8>, Vec<u8>) {
     (read("build/conflict.o"), read("build/fixed.o"))
 }
 
+/// A server session on the demo, built with its conflict into `build/demo.o` (found through a
+/// `compile_commands.json`), with `examples/demo.S` open and its first diagnostics (the conflict) received.
+pub struct DemoSession {
+    /// Keeps the temporary workspace alive.
+    pub dir: tempfile::TempDir,
+    /// The workspace root.
+    pub root: PathBuf,
+    /// The object the server reads.
+    pub obj: PathBuf,
+    /// The demo's object with the conflict.
+    pub conflict: Vec<u8>,
+    /// The demo's object with the conflict fixed.
+    pub fixed: Vec<u8>,
+    /// The open source's URI.
+    pub uri: String,
+    /// 0-based line of `save_fl_bad`'s `ALTERNATIVE`.
+    pub bad: u32,
+    /// The running server.
+    pub client: Client,
+}
+
+/// Starts a [`DemoSession`].
+pub fn demo_session() -> DemoSession {
+    let (dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    let (conflict, fixed) = conflict_and_fixed(&root);
+    let obj = root.join("build/demo.o");
+    std::fs::write(&obj, &conflict).expect("write object");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&text, "save_fl_bad");
+    let mut client = Client::start(&root);
+    client.initialize(&root, json!({}));
+    let uri = client.open(&src, "asm");
+    client.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    DemoSession {
+        dir,
+        root,
+        obj,
+        conflict,
+        fixed,
+        uri,
+        bad,
+        client,
+    }
+}
+
 /// Whether a diagnostic is one of altcfi's status diagnostics (not a finding).
 pub fn is_status(d: &Value) -> bool {
     d["code"] == "altcfi-status"

@@ -785,30 +785,26 @@ mod tests {
         ]);
         let entries = parse_compile_db(db.to_string().as_bytes()).expect("parse");
         let db = CompileDb::new(None, entries);
+        let names = |entries: Vec<&CompileEntry>| -> Vec<String> {
+            entries
+                .iter()
+                .filter_map(|e| e.output.as_ref())
+                .map(|o| {
+                    o.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect()
+        };
         let outputs = |source: &Path| -> Vec<String> {
-            let expected: Vec<String> = db
-                .entries
-                .iter()
-                .filter(|e| same_file(&e.file, source))
-                .filter_map(|e| e.output.as_ref())
-                .map(|o| {
-                    o.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned()
-                })
-                .collect();
-            let found: Vec<String> = db
-                .entries_for(source, &canonical(source))
-                .iter()
-                .filter_map(|e| e.output.as_ref())
-                .map(|o| {
-                    o.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned()
-                })
-                .collect();
+            let expected = names(
+                db.entries
+                    .iter()
+                    .filter(|e| same_file(&e.file, source))
+                    .collect(),
+            );
+            let found = names(db.entries_for(source, &canonical(source)));
             assert_eq!(found, expected, "{}", source.display());
             found
         };
