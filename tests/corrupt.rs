@@ -382,7 +382,13 @@ fn exercise(data: &[u8], variant: usize) -> Result<bool, String> {
         era: [None, Some(Era::V6_12), Some(Era::V6_1)][variant % 3],
         frame_pointer: variant % 2 == 1,
         all_conflicts: true,
-        ..Options::default()
+        // Every fourth run splits decode and walk over two threads whatever the size (their merge and fallback
+        // on broken input).
+        parallel_min_code: if variant % 4 == 3 {
+            0
+        } else {
+            Options::default().parallel_min_code
+        },
     };
     let mut internal = None;
     let mut analyzed = false;

@@ -728,9 +728,10 @@ impl<'o, 'data> Program<'o, 'data> {
             .filter(|s| s.is_exec())
             .map(|s| s.data.len() as u64)
             .sum();
+        // (The bytes actually present, not the header's size: a broken header must not reserve memory.)
         let padding = obj
             .section_by_name(".altinstructions")
-            .map_or(0, |s| s.size / 12);
+            .map_or(0, |s| s.data.len() as u64 / 12);
         self.nodes
             .reserve(usize::try_from(code / 3 + padding).unwrap_or(0));
         for sec in &obj.sections {

@@ -171,7 +171,7 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool
         .sections
         .iter()
         .filter(|s| s.is_exec())
-        .map(|s| s.size)
+        .map(|s| s.data.len() as u64)
         .sum();
     let parallel = !exhaustive && !restricted && code >= opts.parallel_min_code;
     let mut w = Walker::new(p, opts, exhaustive, only);
@@ -262,7 +262,10 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
     /// there first). If they met, the walk is redone sequentially.
     fn validate_functions_in_parallel(&mut self, roots: &[usize]) -> i64 {
         let p = self.p;
-        let total: u64 = roots.iter().map(|&s| p.syms[s].len).sum();
+        // Symbol sizes come from the file: add without overflowing.
+        let total = roots
+            .iter()
+            .fold(0u64, |acc, &s| acc.saturating_add(p.syms[s].len));
         let mut acc = 0u64;
         let split = roots
             .iter()
