@@ -478,7 +478,6 @@ fn orc_cmd(
     };
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let a = analyze_findings(&data, opts, &names).with_context(|| path.display().to_string())?;
-    let obj = altcfi_analysis::object::Object::parse(&data)?;
     let format = match dump_format {
         DumpFmt::Modern => DumpFormat::Modern,
         DumpFmt::Legacy => DumpFormat::Legacy,
@@ -494,9 +493,9 @@ fn orc_cmd(
     let rows = a.orc.clone().unwrap_or_default();
     if !verify {
         let mut out = String::new();
+        let mut dumper = orc::Dumper::new(&a.section_names, format);
         for r in &rows {
-            out.push_str(&orc::dump_line(&obj, r, format));
-            out.push('\n');
+            dumper.push(&mut out, r);
         }
         print!("{out}");
         return Ok(0);
@@ -507,6 +506,7 @@ fn orc_cmd(
             path.display()
         );
     };
+    let obj = altcfi_analysis::object::Object::parse(&data)?;
     let diffs = orc_diff(&obj, existing, &rows, format);
     if diffs.is_empty() {
         println!(

@@ -288,6 +288,15 @@ impl FuncCursor {
     }
 }
 
+/// Bytes of code in an object: the executable sections' bytes present in the file.
+pub fn code_bytes(obj: &Object) -> u64 {
+    obj.sections
+        .iter()
+        .filter(|s| s.is_exec())
+        .map(|s| s.data.len() as u64)
+        .sum()
+}
+
 /// Decodes executable section `idx` and appends its instructions to `nodes`, in the order of the sequential sweep
 /// from offset 0. A section of at least `parallel_min` bytes is decoded by two threads, the second from a function symbol near the middle;
 /// its part is kept only if the first thread's sweep arrives exactly at that offset (otherwise the first thread's
@@ -423,16 +432,26 @@ impl<'o, 'data> Program<'o, 'data> {
             first_jump_src: Vec::new(),
         };
         p.classify_symbols()?;
-        p.decode_instructions()?;
+        let alt_size = (!detect_layout).then(|| era.alt_entry_size());
+        let read_specials = || special::read_special_alts(obj, era, alt_size, false);
+        // The special sections depend on the object alone: with a second thread to spare they are read while the
+        // code is decoded (any error is still reported here, after the decoding's).
+        let early = if code_bytes(obj) >= parallel_min_code {
+            let (decoded, specials) = std::thread::scope(|s| {
+                let specials = s.spawn(read_specials);
+                (p.decode_instructions(), specials.join().ok())
+            });
+            decoded?;
+            specials
+        } else {
+            p.decode_instructions()?;
+            None
+        };
         p.add_ignores();
         p.add_ignore_alternatives();
-        let specials = special::read_special_alts(
-            obj,
-            era,
-            (!detect_layout).then(|| era.alt_entry_size()),
-            false,
-        )
-        .map_err(|e| p.fatal_special(e))?;
+        let specials = early
+            .unwrap_or_else(read_specials)
+            .map_err(|e| p.fatal_special(e))?;
         p.specials = specials;
         alternatives::attach_all(&mut p)?;
         p.add_jump_destinations()?;
@@ -722,12 +741,7 @@ impl<'o, 'data> Program<'o, 'data> {
         let obj = self.obj;
         // One node per 3 bytes of code, plus the padding NOPs of short replacements (at most one per
         // `.altinstructions` entry): usually no regrowth, and capacity never touched costs no memory.
-        let code: u64 = obj
-            .sections
-            .iter()
-            .filter(|s| s.is_exec())
-            .map(|s| s.data.len() as u64)
-            .sum();
+        let code = code_bytes(obj);
         // (The bytes actually present, not the header's size: a broken header must not reserve memory.)
         let padding = obj
             .section_by_name(".altinstructions")

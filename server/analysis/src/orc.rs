@@ -37,7 +37,7 @@ pub mod orc_reg {
 }
 
 /// ORC entry type, era-independent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum OrcType {
     /// No information.
     Undefined,
@@ -52,7 +52,7 @@ pub enum OrcType {
 }
 
 /// One ORC entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct OrcEntry {
     /// CFA offset.
     pub sp_offset: i16,
@@ -301,12 +301,52 @@ pub fn entry_text(e: &OrcEntry, format: DumpFormat) -> String {
 
 /// One `--dump=orc` line for a row of a relocatable object: `<section>+<hex>:<entry>`.
 pub fn dump_line(obj: &Object, row: &OrcRow, format: DumpFormat) -> String {
-    format!(
-        "{}+{:x}:{}",
-        obj.sections[row.section].name,
+    let mut out = String::new();
+    push_line(
+        &mut out,
+        &obj.sections[row.section].name,
         row.offset,
-        entry_text(&row.entry, format)
-    )
+        &entry_text(&row.entry, format),
+    );
+    out
+}
+
+fn push_line(out: &mut String, section: &str, offset: u64, entry: &str) {
+    use std::fmt::Write;
+    out.push_str(section);
+    let _ = write!(out, "+{offset:x}:");
+    out.push_str(entry);
+}
+
+/// Writes many [`dump_line`] lines: an object has hundreds of thousands of rows but a few dozen distinct entries,
+/// whose text is made once.
+pub struct Dumper<'n> {
+    names: &'n [String],
+    format: DumpFormat,
+    texts: std::collections::HashMap<OrcEntry, String>,
+}
+
+impl<'n> Dumper<'n> {
+    /// A dumper for rows of an object whose section names (by index) are `names`.
+    pub fn new(names: &'n [String], format: DumpFormat) -> Self {
+        Dumper {
+            names,
+            format,
+            texts: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Appends `row`'s line and a newline to `out` (a row of an unknown section is named `?`).
+    pub fn push(&mut self, out: &mut String, row: &OrcRow) {
+        let format = self.format;
+        let text = self
+            .texts
+            .entry(row.entry)
+            .or_insert_with(|| entry_text(&row.entry, format));
+        let name = self.names.get(row.section).map_or("?", String::as_str);
+        push_line(out, name, row.offset, text);
+        out.push('\n');
+    }
 }
 
 /// Reads `.orc_unwind` / `.orc_unwind_ip` already in an object (objtool ran on it), in the given era's layout.

@@ -166,14 +166,8 @@ impl<T> std::ops::IndexMut<usize> for Slots<T> {
 /// walk, which only collects conflicts.
 fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool>>) -> WalkResult {
     let restricted = only.is_some();
-    let code: u64 = p
-        .obj
-        .sections
-        .iter()
-        .filter(|s| s.is_exec())
-        .map(|s| s.data.len() as u64)
-        .sum();
-    let parallel = !exhaustive && !restricted && code >= opts.parallel_min_code;
+    let parallel =
+        !exhaustive && !restricted && crate::flow::code_bytes(p.obj) >= opts.parallel_min_code;
     let mut w = Walker::new(p, opts, exhaustive, only);
     let mut warnings: i64 = 0;
     let mut fatal = false;
