@@ -292,7 +292,7 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
     }
 
     /// Takes over what `other` walked, if the two walks did not meet (see
-    /// [`Walker::validate_functions_in_parallel`]); `false` (and `self` unusable) if they did.
+    /// [`Walker::validate_functions_in_parallel`]); `false`, leaving `self` untouched, if they did.
     fn merge(&mut self, other: Walker) -> bool {
         let met = self
             .visited
