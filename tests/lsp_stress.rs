@@ -30,6 +30,20 @@ use support::repo_root;
 const RSS_LIMIT_KB: u64 = 512 * 1024;
 
 /// The server's resident set size in KiB, from `/proc/<pid>/status`.
+/// The end of a stress run: the server's resident memory is under `limit_kb`, and it shuts down and exits
+/// cleanly.
+fn finish(mut c: Client, limit_kb: u64, started: Instant) {
+    let rss = vm_rss_kb(&c);
+    eprintln!(
+        "stress: VmRSS {rss} kB; total {} ms",
+        started.elapsed().as_millis()
+    );
+    assert!(rss < limit_kb, "VmRSS {rss} kB");
+    assert!(c.request("shutdown", Value::Null).is_null());
+    c.notify("exit", Value::Null);
+    assert!(c.wait_exit(Duration::from_secs(5)).success());
+}
+
 fn vm_rss_kb(c: &Client) -> u64 {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", c.child.id())).expect("proc status");
@@ -234,16 +248,7 @@ fn thousands_of_rapid_edits_saves_and_hovers() {
         "{table}"
     );
 
-    let rss = vm_rss_kb(&c);
-    eprintln!(
-        "stress: VmRSS {rss} kB; total {} ms",
-        started.elapsed().as_millis()
-    );
-    assert!(rss < RSS_LIMIT_KB, "VmRSS {rss} kB");
-
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    finish(c, RSS_LIMIT_KB, started);
 }
 
 #[test]
@@ -399,15 +404,7 @@ fn object_rewritten_every_few_milliseconds_while_requests_flow() {
         bad
     );
 
-    let rss = vm_rss_kb(&c);
-    eprintln!(
-        "stress: VmRSS {rss} kB; total {} ms",
-        started.elapsed().as_millis()
-    );
-    assert!(rss < RSS_LIMIT_KB, "VmRSS {rss} kB");
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    finish(c, RSS_LIMIT_KB, started);
 }
 
 /// `.text` size of the generated object, KiB.
@@ -477,12 +474,7 @@ fn large_object_answers_hover_and_a_vanishing_client_ends_the_server() {
         built.as_millis(),
         diags.len()
     );
-    let rss = vm_rss_kb(&c);
-    eprintln!("stress: VmRSS {rss} kB");
-    assert!(rss < 2 * RSS_LIMIT_KB, "VmRSS {rss} kB");
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    finish(c, 2 * RSS_LIMIT_KB, started);
 
     // A new server starts analysing the big object; the client goes away mid-analysis.
     let mut c = Client::start(&root);

@@ -83,19 +83,23 @@ struct Common {
 }
 
 impl Common {
+    /// Threads to use: `--jobs`, else one per core.
+    fn threads(&self) -> usize {
+        self.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |j| j.get(),
+        )
+    }
+
     /// Worker threads for `items` objects.
     fn workers(&self, items: usize) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.jobs.map_or(cores, |j| j.get()).min(items).max(1)
+        self.threads().min(items).max(1)
     }
 
     /// [`Options::parallel_min_code`] for `items` objects: split an object over two threads only when there
     /// are spare threads (fewer objects than workers).
     fn parallel_min_code(&self, items: usize) -> u64 {
-        let threads = self.jobs.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get()),
-            |j| j.get(),
-        );
+        let threads = self.threads();
         if threads >= 2 && items < threads {
             Options::default().parallel_min_code
         } else {

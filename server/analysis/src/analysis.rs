@@ -190,11 +190,24 @@ fn analyze_here(
     on_lean: &mut (dyn FnMut(Analysis) + Send),
 ) -> Result<Analysis, AnalysisError> {
     let obj = Object::parse(data)?;
-    let detected = special::era_from_layout(&obj);
+    // The `.altinstructions` stride, detected once: it gives the era (unless one is asked for) and the layout.
+    let layout = obj
+        .section_by_name(".altinstructions")
+        .map(|s| special::detect_alt_entry_size(&obj, s.index));
+    let detected = layout
+        .as_ref()
+        .and_then(|l| l.as_ref().ok())
+        .map(|&size| special::era_of_entry_size(size));
     let era = opts.era.or(detected).unwrap_or(Era::V6_12);
+    // With an era asked for, its fixed entry size (objtool's); else the detected one (none: the special-section
+    // reader detects again and reports the unknown layout).
+    let alt_entry_size = match opts.era {
+        Some(e) => Some(e.alt_entry_size()),
+        None => layout.and_then(Result::ok),
+    };
     let section_names = obj.sections.iter().map(|s| s.name.clone()).collect();
     let existing_orc = orc::read_existing(&obj, era);
-    let p = match Program::build(&obj, era, opts.era.is_none(), opts.parallel_min_code) {
+    let p = match Program::build(&obj, era, alt_entry_size, opts.parallel_min_code) {
         Ok(p) => p,
         Err(f) => {
             return Ok(Analysis {

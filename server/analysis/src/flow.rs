@@ -62,11 +62,6 @@ impl Opt32 {
         (self.0 != u32::MAX).then_some(self.0)
     }
 
-    /// The interned state, if any.
-    pub fn cfi(self) -> Option<CfiId> {
-        (self.0 != u32::MAX).then_some(CfiId(self.0))
-    }
-
     /// An index is set.
     pub fn is_some(self) -> bool {
         self.0 != u32::MAX
@@ -89,12 +84,6 @@ impl From<Option<NodeId>> for Opt32 {
     /// `u32::MAX` itself is not a node id: node tables are far smaller.
     fn from(o: Option<NodeId>) -> Self {
         Opt32(o.unwrap_or(u32::MAX))
-    }
-}
-
-impl From<Option<CfiId>> for Opt32 {
-    fn from(o: Option<CfiId>) -> Self {
-        Opt32(o.map_or(u32::MAX, |c| c.0))
     }
 }
 
@@ -240,6 +229,8 @@ pub struct Program<'o, 'data> {
     is_func: Vec<bool>,
     /// See [`crate::Options::parallel_min_code`].
     parallel_min_code: u64,
+    /// Bytes of code (executable sections) in the object.
+    pub code_bytes: u64,
     /// The states unwind hints give, by instruction.
     hint_cfi: HashMap<NodeId, CfiId, FxBuild>,
     /// For jump-table detection, per node: the first unconditional forward jump to it (only while the tables are
@@ -289,7 +280,7 @@ impl FuncCursor {
 }
 
 /// Bytes of code in an object: the executable sections' bytes present in the file.
-pub fn code_bytes(obj: &Object) -> u64 {
+fn code_bytes(obj: &Object) -> u64 {
     obj.sections
         .iter()
         .filter(|s| s.is_exec())
@@ -401,11 +392,12 @@ const GLOBAL_NORETURNS: &[&str] = &[
 
 impl<'o, 'data> Program<'o, 'data> {
     /// Builds the program: everything objtool's `decode_sections()` does. A fatal problem is returned as a finding.
-    /// `parallel_min_code`: see [`crate::Options::parallel_min_code`].
+    /// `alt_entry_size` is the `.altinstructions` stride (`None`: detect it); `parallel_min_code`: see
+    /// [`crate::Options::parallel_min_code`].
     pub fn build(
         obj: &'o Object<'data>,
         era: Era,
-        detect_layout: bool,
+        alt_entry_size: Option<usize>,
         parallel_min_code: u64,
     ) -> Result<Self, Box<Finding>> {
         let mut p = Program {
@@ -428,15 +420,15 @@ impl<'o, 'data> Program<'o, 'data> {
                 .map(|s| s.kind == SymKind::Func)
                 .collect(),
             parallel_min_code,
+            code_bytes: code_bytes(obj),
             hint_cfi: HashMap::default(),
             first_jump_src: Vec::new(),
         };
         p.classify_symbols()?;
-        let alt_size = (!detect_layout).then(|| era.alt_entry_size());
-        let read_specials = || special::read_special_alts(obj, era, alt_size, false);
+        let read_specials = || special::read_special_alts(obj, era, alt_entry_size, false);
         // The special sections depend on the object alone: with a second thread to spare they are read while the
         // code is decoded (any error is still reported here, after the decoding's).
-        let early = if code_bytes(obj) >= parallel_min_code {
+        let early = if p.code_bytes >= parallel_min_code {
             let (decoded, specials) = std::thread::scope(|s| {
                 let specials = s.spawn(read_specials);
                 (p.decode_instructions(), specials.join().ok())
@@ -741,7 +733,7 @@ impl<'o, 'data> Program<'o, 'data> {
         let obj = self.obj;
         // One node per 3 bytes of code, plus the padding NOPs of short replacements (at most one per
         // `.altinstructions` entry): usually no regrowth, and capacity never touched costs no memory.
-        let code = code_bytes(obj);
+        let code = self.code_bytes;
         // (The bytes actually present, not the header's size: a broken header must not reserve memory.)
         let padding = obj
             .section_by_name(".altinstructions")

@@ -151,9 +151,16 @@ pub fn detect_alt_entry_size(obj: &Object, section: usize) -> Result<usize, Spec
 /// The era an object's `.altinstructions` layout implies, if it has one.
 pub fn era_from_layout(obj: &Object) -> Option<Era> {
     let sec = obj.section_by_name(".altinstructions")?;
-    match detect_alt_entry_size(obj, sec.index).ok()? {
-        12 | 13 => Some(Era::V6_1),
-        _ => Some(Era::V6_12),
+    Some(era_of_entry_size(
+        detect_alt_entry_size(obj, sec.index).ok()?,
+    ))
+}
+
+/// The era an `.altinstructions` entry size implies: 12 and 13 bytes are 6.1's (and older) layouts.
+pub fn era_of_entry_size(size: usize) -> Era {
+    match size {
+        12 | 13 => Era::V6_1,
+        _ => Era::V6_12,
     }
 }
 

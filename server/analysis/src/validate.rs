@@ -137,7 +137,9 @@ impl<T: Copy> Slots<T> {
             cells: vec![None; at],
         }
     }
+}
 
+impl<T> Slots<T> {
     /// Number of groups.
     pub fn groups(&self) -> usize {
         self.start.len().saturating_sub(1)
@@ -151,13 +153,13 @@ impl<T: Copy> Slots<T> {
 impl<T> std::ops::Index<usize> for Slots<T> {
     type Output = [Option<T>];
     fn index(&self, g: usize) -> &[Option<T>] {
-        &self.cells[self.start[g] as usize..self.start[g + 1] as usize]
+        &self.cells[self.range(g)]
     }
 }
 
 impl<T> std::ops::IndexMut<usize> for Slots<T> {
     fn index_mut(&mut self, g: usize) -> &mut [Option<T>] {
-        let r = self.start[g] as usize..self.start[g + 1] as usize;
+        let r = self.range(g);
         &mut self.cells[r]
     }
 }
@@ -166,8 +168,7 @@ impl<T> std::ops::IndexMut<usize> for Slots<T> {
 /// walk, which only collects conflicts.
 fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool>>) -> WalkResult {
     let restricted = only.is_some();
-    let parallel =
-        !exhaustive && !restricted && crate::flow::code_bytes(p.obj) >= opts.parallel_min_code;
+    let parallel = !exhaustive && !restricted && p.code_bytes >= opts.parallel_min_code;
     let mut w = Walker::new(p, opts, exhaustive, only);
     let mut warnings: i64 = 0;
     let mut fatal = false;
