@@ -66,8 +66,9 @@ if [[ $deps == 1 ]]; then
         lslog="$logdir/vsce-ls.log"
         (cd "$ext" && npx --no-install vsce ls --no-dependencies) >"$lslog" 2>&1
         # Exactly the manifest, the README and the bundle (plus a bundled server, if bin/ has one).
+        # Sorted bytewise (LC_ALL=C): a user's locale (en_US, say) would otherwise order README.md last.
         want=$'README.md\nout/extension.js\npackage.json'
-        got=$(grep -v '^bin/' "$lslog" | sort)
+        got=$(grep -v '^bin/' "$lslog" | LC_ALL=C sort)
         if [[ $got == "$want" ]] && unzip -l "$ext/altcfi.vsix" | grep -q 'extension/out/extension.js'; then
             ok "vsce ls: $(tr '\n' ' ' <"$lslog")"
         else
