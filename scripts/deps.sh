@@ -205,7 +205,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
     for b in "${bins[@]}"; do
-        if ldd "$b" | grep -q 'not found'; then die "$b still lacks: $(ldd "$b" | grep 'not found')"; fi
+        if [[ $(ldd "$b" 2>&1) == *'not found'* ]]; then die "$b still lacks: $(ldd "$b" | grep 'not found')"; fi
     done
 fi
 

@@ -69,7 +69,10 @@ if [[ $deps == 1 ]]; then
         # Sorted bytewise (LC_ALL=C): a user's locale (en_US, say) would otherwise order README.md last.
         want=$'README.md\nout/extension.js\npackage.json'
         got=$(grep -v '^bin/' "$lslog" | LC_ALL=C sort)
-        if [[ $got == "$want" ]] && unzip -l "$ext/altcfi.vsix" | grep -q 'extension/out/extension.js'; then
+        # The listing is read whole before it is searched: `unzip -l | grep -q` under pipefail fails whenever grep
+        # exits at its match before unzip has written the footer (SIGPIPE, exit 141) - a race a loaded machine loses.
+        zipped=$(unzip -l "$ext/altcfi.vsix" 2>&1)
+        if [[ $got == "$want" && $zipped == *extension/out/extension.js* ]]; then
             ok "vsce ls: $(tr '\n' ' ' <"$lslog")"
         else
             fail "vsce ls: unexpected contents" "$lslog"

@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 fuzz=$root/fuzz
 cc=${CC:-gcc}
 
-if ! rustup toolchain list | grep -q '^nightly'; then
+if ! rustup toolchain list | grep '^nightly' >/dev/null; then
 	echo "fuzz.sh: installing a nightly toolchain (cargo-fuzz needs -Zsanitizer)" >&2
 	rustup toolchain install nightly --profile minimal
 fi
