@@ -2,12 +2,16 @@
 //!
 //! Turns the bytes of an executable section into [`Insn`]s: length, [`InsnKind`], the relative branch target, and the
 //! stack operations ([`StackOp`]) exactly as objtool's x86 decoder models them (most forms need REX.W; VEX-encoded and
-//! 32-bit forms have no stack effect). `iced-x86` finds instruction boundaries and rejects undecodable bytes; the
+//! 32-bit forms have no stack effect). Instruction boundaries come from a table-driven length decoder (`decode::length`) for the common legacy encodings
+//! and from `iced-x86` for everything else (it also rejects undecodable bytes; the tests hold the two equal); the
 //! operand fields objtool looks at (legacy prefix, REX bits, ModRM, SIB, displacement, immediate) are read from the
 //! raw bytes here so that the model matches objtool's bit for bit. This module never looks at relocations, symbols
 //! (beyond the one question [`decode_section`] asks) or CFI.
 
 use iced_x86::{Decoder, DecoderOptions, EncodingKind};
+
+mod att;
+mod length;
 
 /// Register numbers in objtool's ≥5.13 numbering (equal to the x86 encoding), plus the return address.
 pub mod reg {
@@ -375,24 +379,36 @@ pub fn decode_range_into(
         });
     }
     let tail = bytes.get(start..).unwrap_or(&[]);
-    let mut decoder = Decoder::with_ip(64, tail, start as u64, DecoderOptions::NONE);
+    // iced-x86 only for what `length::fast_len` leaves to it; created at the first such instruction, so that code
+    // made only of common instructions never builds its tables.
+    let mut decoder: Option<Decoder> = None;
     let mut instr = iced_x86::Instruction::default();
-    while decoder.can_decode() {
-        let offset = decoder.ip();
-        if offset >= stop as u64 {
-            break;
-        }
-        decoder.decode_out(&mut instr);
-        if instr.is_invalid() || instr.len() == 0 {
-            return Err(DecodeError { offset });
-        }
-        let len = instr.len();
-        let at = offset as usize;
+    let end = bytes.len().min(stop);
+    let mut at = start;
+    while at < end {
+        let offset = at as u64;
+        let rest = bytes.get(at..).unwrap_or(&[]);
+        let (len, legacy) = match length::fast_len(rest) {
+            Some(len) => (len, true),
+            None => {
+                let d = decoder.get_or_insert_with(|| {
+                    Decoder::with_ip(64, tail, offset, DecoderOptions::NONE)
+                });
+                d.set_position(at - start)
+                    .map_err(|_| DecodeError { offset })?;
+                d.set_ip(offset);
+                d.decode_out(&mut instr);
+                if instr.is_invalid() || instr.len() == 0 {
+                    return Err(DecodeError { offset });
+                }
+                (instr.len(), instr.encoding() == EncodingKind::Legacy)
+            }
+        };
         let raw = bytes.get(at..at + len).ok_or(DecodeError { offset })?;
-        let legacy = instr.encoding() == EncodingKind::Legacy;
         emit(decode_one(raw, offset, legacy, in_func));
+        at += len;
     }
-    Ok(decoder.ip() as usize)
+    Ok(at)
 }
 
 /// Fields of a legacy-encoded instruction, named as in objtool's decoder.
@@ -847,6 +863,13 @@ pub fn disassemble(bytes: &[u8], ip: u64) -> String {
             f.options_mut().set_uppercase_hex(false);
             f
         });
+    }
+    // The common forms without iced-x86, whose decoder and formatter tables cost milliseconds to build.
+    if let Some(text) = length::fast_len(bytes)
+        .filter(|&n| n == bytes.len())
+        .and_then(|_| att::format(bytes, ip))
+    {
+        return text;
     }
     let mut decoder = Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE);
     let instr = decoder.decode();

@@ -451,7 +451,7 @@ pub fn entry_words(e: &OrcEntry) -> String {
 
 /// Compares the `.orc_unwind` rows already in an object (`existing`) with computed ones, by the entry in effect at
 /// every address where either table starts a row (so a row split differently but meaning the same is not a
-/// difference). One [`FindingKind::OrcMismatch`] per differing address, located by `locate` (e.g.
+/// difference). One [`crate::findings::FindingKind::OrcMismatch`] per differing address, located by `locate` (e.g.
 /// [`crate::ehframe::location_in`] over the analysis), with both entries in objtool's dump format and in words.
 pub fn verify(
     existing: &[OrcRow],
