@@ -7,20 +7,11 @@ mod table;
 use std::collections::HashMap;
 
 /// A feature-number → name table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FeatureNames {
-    names: HashMap<u16, String>,
-}
-
-impl Default for FeatureNames {
-    /// The built-in Linux 6.12 table.
-    fn default() -> Self {
-        let mut names = HashMap::new();
-        for &(n, name) in table::FEATURES_612 {
-            names.entry(n).or_insert_with(|| name.to_string());
-        }
-        FeatureNames { names }
-    }
+    /// A header's names; `None` for the built-in table, which is searched in place (names are only looked up for
+    /// findings, so a clean object never pays for building a map).
+    names: Option<HashMap<u16, String>>,
 }
 
 impl FeatureNames {
@@ -58,15 +49,23 @@ impl FeatureNames {
                 names.entry(n).or_insert(name);
             }
         }
-        (!names.is_empty()).then_some(FeatureNames { names })
+        (!names.is_empty()).then_some(FeatureNames { names: Some(names) })
     }
 
-    /// The name of a feature number, `X86_FEATURE_…`, or the number in the kernel's `word*32+bit` form.
+    /// The name of a feature number, `X86_FEATURE_…`, or the number in the kernel's `word*32+bit` form. The
+    /// built-in table is the Linux 6.12 one; where it lists a number twice, the first name wins.
     pub fn name(&self, n: u16) -> String {
-        self.names
-            .get(&n)
-            .cloned()
-            .unwrap_or_else(|| format!("feature {}*32+{}", n / 32, n % 32))
+        let found = match &self.names {
+            Some(names) => names.get(&n).map(String::as_str),
+            None => table::FEATURES_612
+                .iter()
+                .find(|&&(m, _)| m == n)
+                .map(|&(_, name)| name),
+        };
+        found.map_or_else(
+            || format!("feature {}*32+{}", n / 32, n % 32),
+            str::to_owned,
+        )
     }
 }
 
