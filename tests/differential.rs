@@ -14,7 +14,8 @@ use altcfi_analysis::{analyze, features::FeatureNames, object::Object, report, E
 use std::path::Path;
 use std::process::Command;
 use support::{
-    build_fixture, build_fixture_with, build_kmod, fixtures, oracle_env, repo_root, Fixture,
+    build_fixture, build_fixture_with, build_kmod, fixtures, generated_object, oracle_env,
+    repo_root, Fixture,
 };
 
 /// What one tool said about one object.
@@ -338,30 +339,16 @@ fn generated_large_objects_match_objtool_612() {
     let env = oracle_env();
     let known = known_divergences();
     let out = tempfile::tempdir().expect("temp dir");
-    let root = repo_root();
     let mut tally = Tally::default();
     for (seed, conflict_every) in [(3, 0), (4, 9)] {
-        let src = out.path().join(format!("big-{seed}.S"));
-        let obj = out.path().join(format!("big-{seed}.o"));
-        let gen = Command::new("python3")
-            .arg(root.join("scripts/gen-big-asm.py"))
-            .args(["--text-kb", "160", "--seed", &seed.to_string()])
-            .args(["--conflict-every", &conflict_every.to_string()])
-            .arg("-o")
-            .arg(&src)
-            .status()
-            .expect("run gen-big-asm.py");
-        assert!(gen.success(), "gen-big-asm.py failed");
-        let cc = Command::new("gcc")
-            .arg("-c")
-            .arg("-I")
-            .arg(root.join("tests/fixtures/alt"))
-            .arg(&src)
-            .arg("-o")
-            .arg(&obj)
-            .status()
-            .expect("run gcc");
-        assert!(cc.success(), "gcc failed on {}", src.display());
+        let obj = generated_object(
+            out.path(),
+            &format!("big-{seed}"),
+            160,
+            seed,
+            conflict_every,
+            false,
+        );
         let label = format!("generated/seed-{seed}-conflict-every-{conflict_every}");
         tally.record(compare(&label, &obj, &env.objtool_612, Era::V6_12, &known));
     }

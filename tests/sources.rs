@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::binutils::{addr2line, instructions, reduce, run, BinFrame};
-use support::{build_fixture, build_kmod, fixtures, oracle_env, repo_root, Fixture};
+use support::{
+    build_fixture, build_kmod, fixtures, generated_object, oracle_env, repo_root, Fixture,
+};
 
 fn analyse(data: &[u8]) -> Analysis {
     let opts = Options {
@@ -596,6 +598,23 @@ fn altcfi(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `check` of an object big enough to split reads the DWARF on a second thread while the analysis finishes
+/// (`analyze_for_check`); its report must be the one-thread (`-j 1`) report, with the findings on `.S` lines.
+#[test]
+fn cli_check_with_dwarf_read_alongside_matches_one_thread() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let obj = generated_object(dir.path(), "big-g", 96, 7, 15, true);
+    assert!(std::fs::metadata(&obj).expect("object").len() >= 64 << 10);
+    let o = obj.to_str().expect("utf-8 path");
+    for format in ["text", "json"] {
+        let (code, alongside, err) = altcfi(&["check", "-j", "2", "--format", format, o]);
+        assert_eq!(code, 1, "{err}");
+        let (_, one_thread, _) = altcfi(&["check", "-j", "1", "--format", format, o]);
+        assert_eq!(alongside, one_thread, "--format {format}");
+        assert!(alongside.contains("big-g.S"), "no source positions: {alongside}");
+    }
 }
 
 #[test]

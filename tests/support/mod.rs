@@ -187,3 +187,48 @@ pub fn build_kmod(env: &OracleEnv, outdir: &Path) -> Vec<PathBuf> {
     );
     objs
 }
+
+/// Writes `NAME.S` with `scripts/gen-big-asm.py` (`text_kb` KiB of kernel-shaped text, a stack layout conflict in
+/// every `conflict_every`th function, 0 for none) into `dir` and assembles it (with `-g` if `debug`); returns the
+/// object's path.
+pub fn generated_object(
+    dir: &Path,
+    name: &str,
+    text_kb: u32,
+    seed: u32,
+    conflict_every: u32,
+    debug: bool,
+) -> PathBuf {
+    let root = repo_root();
+    let src = dir.join(format!("{name}.S"));
+    let obj = dir.join(format!("{name}.o"));
+    let gen = Command::new("python3")
+        .arg(root.join("scripts/gen-big-asm.py"))
+        .args([
+            "--text-kb",
+            &text_kb.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .args(["--conflict-every", &conflict_every.to_string()])
+        .arg("-o")
+        .arg(&src)
+        .status()
+        .expect("run gen-big-asm.py");
+    assert!(gen.success(), "gen-big-asm.py failed");
+    let cc = Command::new("gcc")
+        .args(if debug {
+            &["-c", "-g"][..]
+        } else {
+            &["-c"][..]
+        })
+        .arg("-I")
+        .arg(root.join("tests/fixtures/alt"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .expect("run gcc");
+    assert!(cc.success(), "gcc failed on {}", src.display());
+    obj
+}
