@@ -2,8 +2,12 @@
 //!
 //! I/O lives here: reading objects and headers, printing reports, exit codes. No analysis logic.
 
+mod alloc;
 mod cli;
 mod lsp;
+
+#[global_allocator]
+static ALLOCATOR: alloc::HugeForLarge = alloc::HugeForLarge;
 
 fn main() {
     reset_sigpipe();
