@@ -600,20 +600,20 @@ fn altcfi(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `check` of an object big enough to split reads the DWARF on a second thread while the analysis finishes
-/// (`analyze_for_check`); its report must be the one-thread (`-j 1`) report, with the findings on `.S` lines.
+/// `check` of an object big enough to be split over two threads must print the one-thread (`-j 1`) report, with
+/// the findings on `.S` lines.
 #[test]
-fn cli_check_with_dwarf_read_alongside_matches_one_thread() {
+fn cli_check_split_over_two_threads_matches_one_thread() {
     let dir = tempfile::tempdir().expect("temp dir");
     let obj = generated_object(dir.path(), "big-g", 96, 7, 15, true);
     assert!(std::fs::metadata(&obj).expect("object").len() >= 64 << 10);
     let o = obj.to_str().expect("utf-8 path");
     for format in ["text", "json"] {
-        let (code, alongside, err) = altcfi(&["check", "-j", "2", "--format", format, o]);
+        let (code, split, err) = altcfi(&["check", "-j", "2", "--format", format, o]);
         assert_eq!(code, 1, "{err}");
         let (_, one_thread, _) = altcfi(&["check", "-j", "1", "--format", format, o]);
-        assert_eq!(alongside, one_thread, "--format {format}");
-        assert!(alongside.contains("big-g.S"), "no source positions: {alongside}");
+        assert_eq!(split, one_thread, "--format {format}");
+        assert!(split.contains("big-g.S"), "no source positions: {split}");
     }
 }
 

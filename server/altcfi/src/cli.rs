@@ -1,11 +1,10 @@
 //! Subcommands: `lsp`, `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed.
 
 use altcfi_analysis::features::FeatureNames;
-use altcfi_analysis::lines::LineMap;
 use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::report;
 use altcfi_analysis::sources::{FindingSources, Sources};
-use altcfi_analysis::{analyze, analyze_findings, analyze_findings_with, Analysis, Era, Options};
+use altcfi_analysis::{analyze, analyze_findings, Analysis, Era, Options};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -231,64 +230,29 @@ fn load(path: &Path, opts: Options, names: &FeatureNames) -> anyhow::Result<(Vec
     Ok((data, a))
 }
 
-/// The analysis for `check`: the per-instruction table (disassembly, locations; most of the cost of a clean object)
-/// is built only when the unwind-data comparisons need it. Source positions of findings do not need it
+/// [`load`] for `check`: the per-instruction table (disassembly, locations; most of the cost of a clean object) is
+/// built only when the unwind-data comparisons need it. Source positions of findings do not need it
 /// ([`Sources::for_finding`] reads the DWARF line table, the sites and the `.altinstructions` entries).
-///
-/// When source positions are wanted and the object is large enough to be split over two threads
-/// ([`Options::parallel_min_code`]), the DWARF is read on a second thread from the moment the walk has found
-/// something — while ORC, the sites and the conflict descriptions are made — and returned with the analysis.
-fn analyze_for_check<'d>(
-    data: &'d [u8],
+fn load_for_check(
+    path: &Path,
     opts: Options,
     names: &FeatureNames,
     unwind: UnwindChecks,
-    no_source: bool,
-) -> (
-    Result<Analysis, altcfi_analysis::AnalysisError>,
-    Option<LineMap<'d>>,
-) {
+) -> anyhow::Result<(Vec<u8>, Analysis)> {
     if unwind.eh_frame || unwind.verify_orc {
-        return (analyze(data, opts, names), None);
+        return load(path, opts, names);
     }
-    if no_source || (data.len() as u64) < opts.parallel_min_code {
-        return (analyze_findings(data, opts, names), None);
-    }
-    std::thread::scope(|s| {
-        let (go, wait) = std::sync::mpsc::channel::<()>();
-        let reader = s.spawn(move || {
-            // Nothing found by the walk (the sender is dropped unused): no DWARF to read.
-            wait.recv().ok()?;
-            let lines = LineMap::new(data).ok()?;
-            lines.prefetch();
-            Some(lines)
-        });
-        let a = analyze_findings_with(data, opts, names, |found| {
-            if !found.is_empty() {
-                let _ = go.send(());
-            }
-        });
-        drop(go);
-        (a, reader.join().ok().flatten())
-    })
+    let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let a = analyze_findings(&data, opts, names).with_context(|| path.display().to_string())?;
+    Ok((data, a))
 }
 
-/// Source positions of every finding; DWARF is read only when there are findings and it is wanted (`lines`: the
-/// map [`analyze_for_check`] may have read already).
-fn finding_sources<'d>(
-    a: &'d Analysis,
-    data: &'d [u8],
-    no_source: bool,
-    lines: Option<LineMap<'d>>,
-) -> Vec<FindingSources> {
+/// Source positions of every finding; DWARF is read only when there are findings and it is wanted.
+fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSources> {
     if no_source || a.findings.is_empty() {
         return Vec::new();
     }
-    let sources = match lines {
-        Some(lines) => Ok(Sources::with_lines(a, data, lines)),
-        None => Sources::new(a, data),
-    };
-    match sources {
+    match Sources::new(a, data) {
         Ok(s) if s.has_debug_info() => a.findings.iter().map(|f| s.for_finding(f)).collect(),
         _ => Vec::new(),
     }
@@ -322,32 +286,26 @@ fn check_one(
     unwind: UnwindChecks,
 ) -> Outcome {
     let shown = path.display().to_string();
-    let failed = |e: anyhow::Error| {
-        let message = format!("{e:#}");
-        let json =
-            (format == Format::Json).then(|| report::json_file(&shown, None, Some(&message), &[]));
-        Outcome::Failed { message, json }
-    };
-    let data = match std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))
-    {
-        Ok(data) => data,
-        Err(e) => return failed(e),
-    };
-    let (analysed, lines) = analyze_for_check(&data, opts, names, unwind, no_source);
-    let mut a = match analysed.with_context(|| path.display().to_string()) {
-        Ok(a) => a,
-        Err(e) => return failed(e),
-    };
-    let extra = unwind_findings(&data, &a, unwind, &shown);
-    a.findings.extend(extra);
-    let findings = !a.findings.is_empty();
-    let sources = finding_sources(&a, &data, no_source, lines);
-    let piece = match format {
-        Format::Text => Piece::Text(report::text(&shown, &a.findings, &sources)),
-        Format::Json => Piece::Json(report::json_file(&shown, Some(&a), None, &sources)),
-        Format::Sarif => Piece::Sarif((shown, a.findings, sources)),
-    };
-    Outcome::Done { findings, piece }
+    match load_for_check(path, opts, names, unwind) {
+        Ok((data, mut a)) => {
+            let extra = unwind_findings(&data, &a, unwind, &shown);
+            a.findings.extend(extra);
+            let findings = !a.findings.is_empty();
+            let sources = finding_sources(&a, &data, no_source);
+            let piece = match format {
+                Format::Text => Piece::Text(report::text(&shown, &a.findings, &sources)),
+                Format::Json => Piece::Json(report::json_file(&shown, Some(&a), None, &sources)),
+                Format::Sarif => Piece::Sarif((shown, a.findings, sources)),
+            };
+            Outcome::Done { findings, piece }
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            let json = (format == Format::Json)
+                .then(|| report::json_file(&shown, None, Some(&message), &[]));
+            Outcome::Failed { message, json }
+        }
+    }
 }
 
 /// `f` over `items` on all cores, results in input order.

@@ -112,11 +112,7 @@ pub fn analyze(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    let hooks = Hooks {
-        on_walked: &mut |_| {},
-        on_lean: &mut |_| {},
-    };
-    analyze_on_big_stack(data, opts, features, Extent::Full, hooks)
+    analyze_on_big_stack(data, opts, features, Extent::Full, &mut |_| {})
 }
 
 /// [`analyze`] without the per-instruction table: [`Analysis::insns`] is left empty; findings, ORC, sites and
@@ -127,11 +123,7 @@ pub fn analyze_lean(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    let hooks = Hooks {
-        on_walked: &mut |_| {},
-        on_lean: &mut |_| {},
-    };
-    analyze_on_big_stack(data, opts, features, Extent::Lean, hooks)
+    analyze_on_big_stack(data, opts, features, Extent::Lean, &mut |_| {})
 }
 
 /// [`analyze_lean`] that also leaves [`Analysis::sites`] empty when there are no findings (the sites only serve
@@ -141,28 +133,7 @@ pub fn analyze_findings(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    let hooks = Hooks {
-        on_walked: &mut |_| {},
-        on_lean: &mut |_| {},
-    };
-    analyze_on_big_stack(data, opts, features, Extent::Findings, hooks)
-}
-
-/// [`analyze_findings`] that calls `on_walked` with the walk's findings as soon as the walk ends, before ORC, the
-/// sites and the conflict descriptions are made (it is not called when the object stops before the walk). A caller
-/// that will put findings on source lines can start reading the DWARF then, on another core; `on_walked` runs on
-/// the analysis thread, so it should only hand the news over.
-pub fn analyze_findings_with(
-    data: &[u8],
-    opts: Options,
-    features: &FeatureNames,
-    mut on_walked: impl FnMut(&[Finding]) + Send,
-) -> Result<Analysis, AnalysisError> {
-    let hooks = Hooks {
-        on_walked: &mut on_walked,
-        on_lean: &mut |_| {},
-    };
-    analyze_on_big_stack(data, opts, features, Extent::Findings, hooks)
+    analyze_on_big_stack(data, opts, features, Extent::Findings, &mut |_| {})
 }
 
 /// [`analyze`] in two stages from one walk: `on_lean` receives what [`analyze_lean`] returns as soon as it is
@@ -176,11 +147,7 @@ pub fn analyze_staged(
     features: &FeatureNames,
     mut on_lean: impl FnMut(Analysis) + Send,
 ) -> Result<Analysis, AnalysisError> {
-    let hooks = Hooks {
-        on_walked: &mut |_| {},
-        on_lean: &mut on_lean,
-    };
-    analyze_on_big_stack(data, opts, features, Extent::Staged, hooks)
+    analyze_on_big_stack(data, opts, features, Extent::Staged, &mut on_lean)
 }
 
 /// How much of [`Analysis`] to compute besides findings, ORC and states.
@@ -196,27 +163,19 @@ enum Extent {
     Staged,
 }
 
-/// What the caller of an analysis hears about while it runs (both on the analysis thread).
-struct Hooks<'h> {
-    /// The walk's findings, right after the walk.
-    on_walked: &'h mut (dyn FnMut(&[Finding]) + Send),
-    /// The lean analysis of [`Extent::Staged`].
-    on_lean: &'h mut (dyn FnMut(Analysis) + Send),
-}
-
 fn analyze_on_big_stack(
     data: &[u8],
     opts: Options,
     features: &FeatureNames,
     extent: Extent,
-    hooks: Hooks<'_>,
+    on_lean: &mut (dyn FnMut(Analysis) + Send),
 ) -> Result<Analysis, AnalysisError> {
     // The walk recurses on branches like objtool; give it a stack that real code cannot exhaust.
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("altcfi-analysis".into())
             .stack_size(256 << 20)
-            .spawn_scoped(s, || analyze_here(data, opts, features, extent, hooks))
+            .spawn_scoped(s, || analyze_here(data, opts, features, extent, on_lean))
             .map_err(|e| AnalysisError::Internal(e.to_string()))?
             .join()
             .map_err(|_| AnalysisError::Internal("the analysis thread panicked".into()))?
@@ -228,7 +187,7 @@ fn analyze_here(
     opts: Options,
     features: &FeatureNames,
     extent: Extent,
-    hooks: Hooks<'_>,
+    on_lean: &mut (dyn FnMut(Analysis) + Send),
 ) -> Result<Analysis, AnalysisError> {
     let obj = Object::parse(data)?;
     // The `.altinstructions` stride, detected once: it gives the era (unless one is asked for) and the layout.
@@ -264,7 +223,6 @@ fn analyze_here(
         }
     };
     let w = validate::walk(&p, opts);
-    (hooks.on_walked)(&w.findings);
     let mut findings = w.findings.clone();
     // Frame-pointer kernels run objtool without --orc: no ORC, so no ORC errors either.
     let orc = if w.fatal || opts.frame_pointer {
@@ -309,7 +267,7 @@ fn analyze_here(
     };
     match extent {
         Extent::Findings | Extent::Lean => return Ok(a),
-        Extent::Staged => (hooks.on_lean)(a.clone()),
+        Extent::Staged => on_lean(a.clone()),
         Extent::Full => {}
     }
     a.insns = insn_infos(&p, &w);

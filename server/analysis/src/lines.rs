@@ -295,22 +295,6 @@ impl<'data> LineMap<'data> {
         self.has_debug_info
     }
 
-    /// Does now, at once, what the first [`LineMap::locate`] questions would do lazily: relocates and indexes the
-    /// DWARF and parses the line program and function table of each unit that covers the start of a section, so
-    /// that a caller can do it on another thread while something else runs and then hand the map over. Errors
-    /// are left for the queries to report.
-    pub fn prefetch(&self) {
-        if !self.has_debug_info {
-            return;
-        }
-        let Ok(loaded) = self.loaded() else { return };
-        for &(base, _, _) in &self.by_address {
-            if let Ok(mut frames) = loaded.context.find_frames(base).skip_all_loads() {
-                while let Ok(Some(_)) = frames.next() {}
-            }
-        }
-    }
-
     /// Source frames for the instruction at `offset` in ELF section `section`: innermost (inlined) first,
     /// each inlined frame with the call site in the next outer frame. Empty if DWARF has no line for it.
     pub fn locate(&self, section: usize, offset: u64) -> Result<Vec<SourceFrame>, LinesError> {

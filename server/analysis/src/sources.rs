@@ -194,23 +194,17 @@ impl std::fmt::Debug for Sources<'_> {
 impl<'a> Sources<'a> {
     /// Source questions about `analysis`, the result of analysing `data`. Reads only the ELF headers.
     pub fn new(analysis: &'a Analysis, data: &'a [u8]) -> Result<Self, lines::LinesError> {
-        Ok(Self::with_lines(analysis, data, LineMap::new(data)?))
-    }
-
-    /// [`Sources::new`] over a [`LineMap`] of the same `data` made beforehand (perhaps
-    /// [prefetched](LineMap::prefetch) on another thread).
-    pub fn with_lines(analysis: &'a Analysis, data: &'a [u8], lines: LineMap<'a>) -> Self {
-        Sources {
+        Ok(Sources {
             analysis,
             data,
-            lines,
+            lines: LineMap::new(data)?,
             dwarf_used: Cell::new(false),
             object: OnceCell::new(),
             alt_entries: OnceCell::new(),
             insn_index: OnceCell::new(),
             orc_index: OnceCell::new(),
             insn_frames: OnceCell::new(),
-        }
+        })
     }
 
     /// Whether the object has DWARF line or debug information.
