@@ -287,8 +287,6 @@ pub struct Insn {
     /// objtool's `immediate` (a C `int`): the immediate, else the displacement, as encoded (0 where a relocation will
     /// fill it).
     pub immediate: i32,
-    /// Stack operations, in order (at most two; `leave` has two).
-    pub ops: Ops,
     /// An indirect call or jump with a `notrack` (0x3e) prefix, which objtool warns about.
     pub notrack: bool,
 }
@@ -304,7 +302,6 @@ impl Insn {
             len,
             kind,
             immediate: 0,
-            ops: Ops::default(),
             notrack: false,
         }
     }
@@ -333,6 +330,16 @@ impl Insn {
     }
 }
 
+/// What the decoder makes of one instruction: the instruction and its stack operations (kept apart because few
+/// instructions have any, so that the flow stage stores them aside and its per-instruction node stays small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// The instruction.
+    pub insn: Insn,
+    /// Stack operations, in order (at most two; `leave` has two).
+    pub ops: Ops,
+}
+
 /// Bytes that cannot be decoded as an instruction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("can't decode instruction at offset 0x{offset:x}")]
@@ -346,7 +353,7 @@ pub struct DecodeError {
 pub fn decode_section(
     bytes: &[u8],
     in_func: impl Fn(u64) -> bool,
-) -> Result<Vec<Insn>, DecodeError> {
+) -> Result<Vec<Decoded>, DecodeError> {
     decode_range(bytes, 0, bytes.len(), &in_func).map(|(insns, _)| insns)
 }
 
@@ -358,7 +365,7 @@ pub fn decode_range(
     start: usize,
     stop: usize,
     in_func: &impl Fn(u64) -> bool,
-) -> Result<(Vec<Insn>, usize), DecodeError> {
+) -> Result<(Vec<Decoded>, usize), DecodeError> {
     // Kernel code averages 3–4 bytes an instruction: one allocation in the common case.
     let mut out = Vec::with_capacity(stop.saturating_sub(start) / 3 + 1);
     let end = decode_range_into(bytes, start, stop, in_func, |i| out.push(i))?;
@@ -371,7 +378,7 @@ pub fn decode_range_into(
     start: usize,
     stop: usize,
     in_func: &impl Fn(u64) -> bool,
-    mut emit: impl FnMut(Insn),
+    mut emit: impl FnMut(Decoded),
 ) -> Result<usize, DecodeError> {
     if bytes.len() as u64 > MAX_SECTION_SIZE {
         return Err(DecodeError {
@@ -629,22 +636,22 @@ const MODELLED_OPCODE: [bool; 256] = {
     t
 };
 
-fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> bool) -> Insn {
+fn decode_one(raw: &[u8], offset: u64, legacy: bool, in_func: &impl Fn(u64) -> bool) -> Decoded {
     let len = raw.len() as u8;
     let insn = Insn::new(offset, len, InsnKind::Other);
-    if !legacy {
-        // VEX/EVEX/XOP: objtool's decoder stops before looking at the opcode.
-        return insn;
-    }
-    if !MODELLED_OPCODE[usize::from(first_opcode(raw))] {
-        // No stack operation, no control flow; the immediate only matters for jumps and calls.
-        return insn;
+    // VEX/EVEX/XOP: objtool's decoder stops before looking at the opcode. Unmodelled opcodes: no stack
+    // operation, no control flow; the immediate only matters for jumps and calls.
+    if !legacy || !MODELLED_OPCODE[usize::from(first_opcode(raw))] {
+        return Decoded {
+            insn,
+            ops: Ops::default(),
+        };
     }
     model(raw, insn, in_func)
 }
 
 /// objtool's decoder model of a legacy-encoded instruction: kind, immediate, stack operations.
-fn model(raw: &[u8], mut insn: Insn, in_func: &impl Fn(u64) -> bool) -> Insn {
+fn model(raw: &[u8], mut insn: Insn, in_func: &impl Fn(u64) -> bool) -> Decoded {
     let offset = insn.offset();
     let f = parse_fields(raw);
     insn.immediate = f.imm.or(f.disp).unwrap_or(0);
@@ -663,7 +670,8 @@ fn model(raw: &[u8], mut insn: Insn, in_func: &impl Fn(u64) -> bool) -> Insn {
     let rm_is_reg = |r: u8| mod_is_reg && f.modrm_rm == r;
     let disp = f.disp.unwrap_or(0);
     let op = |dest, src| StackOp { dest, src };
-    let ops = &mut insn.ops;
+    let mut stack_ops = Ops::default();
+    let ops = &mut stack_ops;
     let has_modrm = f.modrm.is_some();
 
     match f.op1 {
@@ -714,7 +722,7 @@ fn model(raw: &[u8], mut insn: Insn, in_func: &impl Fn(u64) -> bool) -> Insn {
             if have_sib {
                 rm = f.sib_base;
                 if f.sib_index != reg::SP {
-                    return insn;
+                    return Decoded { insn, ops: *ops };
                 }
             }
             let src = if disp == 0 {
@@ -728,7 +736,7 @@ fn model(raw: &[u8], mut insn: Insn, in_func: &impl Fn(u64) -> bool) -> Insn {
         0x90 => insn.kind = InsnKind::Nop,
         0x9c => ops.push(op(OpDest::PushF, OpSrc::Const)),
         0x9d => ops.push(op(OpDest::Mem, OpSrc::PopF)),
-        0x0f => decode_0f(&f, &mut insn),
+        0x0f => decode_0f(&f, &mut insn, ops),
         0xc9 => {
             ops.push(op(OpDest::Reg(reg::SP), OpSrc::Reg(reg::BP)));
             ops.push(op(OpDest::Reg(reg::BP), OpSrc::Pop));
@@ -763,10 +771,13 @@ fn model(raw: &[u8], mut insn: Insn, in_func: &impl Fn(u64) -> bool) -> Insn {
         },
         _ => {}
     }
-    insn
+    Decoded {
+        insn,
+        ops: stack_ops,
+    }
 }
 
-fn decode_0f(f: &Fields, insn: &mut Insn) {
+fn decode_0f(f: &Fields, insn: &mut Insn, ops: &mut Ops) {
     let modrm = f.modrm.unwrap_or(0);
     match f.op2 {
         0x01 => {
@@ -785,11 +796,11 @@ fn decode_0f(f: &Fields, insn: &mut Insn) {
         0x0b | 0xb9 => insn.kind = InsnKind::Bug,
         0x0d | 0x1f => insn.kind = InsnKind::Nop,
         0x1e if f.prefix == 0xf3 && (modrm == 0xfa || modrm == 0xfb) => insn.kind = InsnKind::Endbr,
-        0xa0 | 0xa8 => insn.ops.push(StackOp {
+        0xa0 | 0xa8 => ops.push(StackOp {
             dest: OpDest::Push,
             src: OpSrc::Const,
         }),
-        0xa1 | 0xa9 => insn.ops.push(StackOp {
+        0xa1 | 0xa9 => ops.push(StackOp {
             dest: OpDest::Mem,
             src: OpSrc::Pop,
         }),
@@ -983,7 +994,7 @@ pub fn effects(bytes: &[u8], ip: u64) -> Option<Effects> {
 mod tests {
     use super::*;
 
-    fn one(bytes: &[u8]) -> Insn {
+    fn one(bytes: &[u8]) -> Decoded {
         let v = decode_section(bytes, |_| false).expect("decodes");
         assert_eq!(v.len(), 1, "{v:?}");
         v.into_iter().next().expect("one")
@@ -1108,28 +1119,32 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(one(&[0xc3]).kind, InsnKind::Return);
-        assert_eq!(one(&[0x0f, 0x0b]).kind, InsnKind::Bug);
-        assert_eq!(one(&[0xf3, 0x0f, 0x1e, 0xfa]).kind, InsnKind::Endbr);
-        assert_eq!(one(&[0x0f, 0x1f, 0x44, 0, 0]).kind, InsnKind::Nop);
-        assert_eq!(one(&[0xff, 0xe0]).kind, InsnKind::JumpDynamic);
-        assert_eq!(one(&[0xff, 0xd0]).kind, InsnKind::CallDynamic);
-        assert_eq!(one(&[0x0f, 0x05]).kind, InsnKind::ContextSwitch);
-        assert_eq!(one(&[0x0f, 0x01, 0xcb]).kind, InsnKind::Stac);
+        assert_eq!(one(&[0xc3]).insn.kind, InsnKind::Return);
+        assert_eq!(one(&[0x0f, 0x0b]).insn.kind, InsnKind::Bug);
+        assert_eq!(one(&[0xf3, 0x0f, 0x1e, 0xfa]).insn.kind, InsnKind::Endbr);
+        assert_eq!(one(&[0x0f, 0x1f, 0x44, 0, 0]).insn.kind, InsnKind::Nop);
+        assert_eq!(one(&[0xff, 0xe0]).insn.kind, InsnKind::JumpDynamic);
+        assert_eq!(one(&[0xff, 0xd0]).insn.kind, InsnKind::CallDynamic);
+        assert_eq!(one(&[0x0f, 0x05]).insn.kind, InsnKind::ContextSwitch);
+        assert_eq!(one(&[0x0f, 0x01, 0xcb]).insn.kind, InsnKind::Stac);
         let call = one(&[0xe8, 0x10, 0, 0, 0]);
         assert_eq!(
-            (call.kind, call.immediate, call.jump_destination()),
+            (
+                call.insn.kind,
+                call.insn.immediate,
+                call.insn.jump_destination()
+            ),
             (InsnKind::Call, 16, 21)
         );
         let jcc = one(&[0x75, 0xfe]);
         assert_eq!(
-            (jcc.kind, jcc.jump_destination()),
+            (jcc.insn.kind, jcc.insn.jump_destination()),
             (InsnKind::JumpConditional, 0)
         );
         let leave = one(&[0xc9]);
         assert_eq!(leave.ops.len(), 2);
         // VEX-encoded: no ops, plain type
-        assert_eq!(one(&[0xc5, 0xf8, 0x77]).kind, InsnKind::Other);
+        assert_eq!(one(&[0xc5, 0xf8, 0x77]).insn.kind, InsnKind::Other);
     }
 
     #[test]
@@ -1163,7 +1178,7 @@ mod tests {
                         &|_| true,
                     );
                     assert!(
-                        got.kind == InsnKind::Other && got.ops.is_empty() && !got.notrack,
+                        got.insn.kind == InsnKind::Other && got.ops.is_empty() && !got.insn.notrack,
                         "opcode {op1:#04x} with {raw:02x?}: {got:?}"
                     );
                 }
@@ -1184,7 +1199,7 @@ mod tests {
             let (mut first, end) = decode_range(bytes, 0, split, &|_| false).expect("decodes");
             assert!(end >= split, "stopped before {split}");
             let on_boundary =
-                whole.iter().any(|i| i.offset() as usize == split) || split == bytes.len();
+                whole.iter().any(|d| d.insn.offset() as usize == split) || split == bytes.len();
             assert_eq!(end == split, on_boundary, "split {split}");
             let (rest, last) = decode_range(bytes, end, bytes.len(), &|_| false).expect("decodes");
             assert_eq!(last, bytes.len());

@@ -9,7 +9,7 @@
 
 use crate::alternatives::{self, AltGroup};
 use crate::cfi::{CfiId, CfiState, FxBuild, HintType, Interner, CFA, SP_INDIRECT, UNDEFINED};
-use crate::decode::{self, reg, Insn, InsnKind};
+use crate::decode::{self, reg, Decoded, Insn, InsnKind, Ops};
 use crate::findings::{Finding, FindingKind, Location};
 use crate::object::{reloc_types, Object, Reloc, SymBind, SymKind};
 use crate::options::Era;
@@ -121,6 +121,8 @@ pub struct Node {
     alts: u32,
     /// The alternative group the instruction is part of.
     pub alt_group: Opt32,
+    /// Its stack operations in [`Program::ops`] (none for most instructions).
+    stack_ops: Opt32,
     /// The path ends after this instruction.
     pub dead_end: bool,
     /// Not validated and not reported (`STACK_FRAME_NON_STANDARD`, ignored replacements).
@@ -155,6 +157,7 @@ impl Node {
             call_dest: Opt32::NONE,
             alts: NO_ALT,
             alt_group: Opt32::NONE,
+            stack_ops: Opt32::NONE,
             dead_end: false,
             ignore: false,
             ignore_alts: false,
@@ -223,6 +226,8 @@ pub struct Program<'o, 'data> {
     pub warnings: Vec<Finding>,
     /// The extra-successor lists of all nodes (see [`Program::alts`]).
     alt_links: Vec<AltLink>,
+    /// The stack operations of the nodes that have any (see [`Program::ops`]).
+    stack_ops: Vec<Ops>,
     /// Dynamic jumps through a switch table → the table's `.rodata` relocation (section, index in its relocations).
     jump_tables: HashMap<NodeId, (u32, u32), FxBuild>,
     /// Per symbol: an `STT_FUNC` (a compact copy of the kinds for the per-instruction `insn_func`).
@@ -297,16 +302,21 @@ fn decode_exec_section(
     idx: usize,
     parallel_min: u64,
     nodes: &mut Vec<Node>,
+    stack_ops: &mut Vec<Ops>,
 ) -> Result<(), decode::DecodeError> {
     let data = obj.sections[idx].data;
     let in_func = |off: u64| {
         obj.symbol_containing(idx, off, false)
             .is_some_and(|s| s.kind == SymKind::Func)
     };
-    let node = |i: Insn| {
-        let mut n = Node::new(idx, i);
+    let mut push = |d: Decoded| {
+        let mut n = Node::new(idx, d.insn);
         n.dead_end = n.insn.kind == InsnKind::Bug;
-        n
+        if !d.ops.is_empty() {
+            n.stack_ops = Opt32(stack_ops.len() as u32);
+            stack_ops.push(d.ops);
+        }
+        nodes.push(n);
     };
     let len = data.len();
     let split = (len as u64 >= parallel_min.max(2))
@@ -321,23 +331,23 @@ fn decode_exec_section(
         .flatten()
         .filter(|&at| at < len);
     let Some(split) = split else {
-        decode::decode_range_into(data, 0, len, &in_func, |i| nodes.push(node(i)))?;
+        decode::decode_range_into(data, 0, len, &in_func, &mut push)?;
         return Ok(());
     };
     let (first, second) = std::thread::scope(|s| {
         let second = s.spawn(|| decode::decode_range(data, split, len, &in_func));
-        let first = decode::decode_range_into(data, 0, split, &in_func, |i| nodes.push(node(i)));
+        let first = decode::decode_range_into(data, 0, split, &in_func, &mut push);
         (first, second.join())
     });
     let end = first?;
     if end == split {
         if let Ok(second) = second {
             let (rest, _) = second?;
-            nodes.extend(rest.into_iter().map(node));
+            rest.into_iter().for_each(&mut push);
             return Ok(());
         }
     }
-    decode::decode_range_into(data, end, len, &in_func, |i| nodes.push(node(i)))?;
+    decode::decode_range_into(data, end, len, &in_func, &mut push)?;
     Ok(())
 }
 
@@ -413,6 +423,7 @@ impl<'o, 'data> Program<'o, 'data> {
             ignore_unreachables: false,
             warnings: Vec::new(),
             alt_links: Vec::new(),
+            stack_ops: Vec::new(),
             jump_tables: HashMap::default(),
             is_func: obj
                 .symbols
@@ -630,6 +641,13 @@ impl<'o, 'data> Program<'o, 'data> {
         }
     }
 
+    /// The stack operations of a node; `None` for most, which have none.
+    #[inline]
+    pub fn ops(&self, id: NodeId) -> Option<&Ops> {
+        let i = self.nodes[id as usize].stack_ops.get()?;
+        self.stack_ops.get(i)
+    }
+
     /// Nodes in `[value, value+len)` of a symbol (objtool's `sym_for_each_insn`).
     pub fn sym_insns(&self, sym: usize) -> Vec<NodeId> {
         let s = &self.obj.symbols[sym];
@@ -761,7 +779,13 @@ impl<'o, 'data> Program<'o, 'data> {
             }
             let idx = sec.index;
             let start = self.nodes.len();
-            if let Err(e) = decode_exec_section(obj, idx, self.parallel_min_code, &mut self.nodes) {
+            if let Err(e) = decode_exec_section(
+                obj,
+                idx,
+                self.parallel_min_code,
+                &mut self.nodes,
+                &mut self.stack_ops,
+            ) {
                 self.nodes.truncate(start);
                 let mut f = Finding::new(
                     FindingKind::BadObject,
@@ -956,7 +980,7 @@ impl<'o, 'data> Program<'o, 'data> {
             k => k,
         };
         n.call_dest = sym.into();
-        n.insn.ops.clear();
+        n.stack_ops = Opt32::NONE;
     }
 
     /// `dead_ends`: `None` for a sibling call; for a call, the memo of `dead_end_function(sym, 0)` per symbol
@@ -966,7 +990,7 @@ impl<'o, 'data> Program<'o, 'data> {
     fn add_call_dest(&mut self, id: NodeId, dest: Option<usize>, dead_ends: Option<&mut [u8]>) {
         self.nodes[id as usize].call_dest = dest.into();
         let Some(dest) = dest else { return };
-        self.nodes[id as usize].insn.ops.clear();
+        self.nodes[id as usize].stack_ops = Opt32::NONE;
         if let Some(memo) = dead_ends {
             if memo[dest] == 0 {
                 memo[dest] = 1 + u8::from(self.dead_end_function(dest, 0));
@@ -1510,11 +1534,10 @@ mod tests {
     /// One node per instruction: its size is most of the analysis's memory (see docs/performance.md).
     #[test]
     fn a_node_stays_small() {
-        assert!(
-            std::mem::size_of::<super::Node>() <= 72,
-            "{}",
-            std::mem::size_of::<super::Node>()
+        let (node, insn) = (
+            std::mem::size_of::<super::Node>(),
+            std::mem::size_of::<crate::decode::Insn>(),
         );
-        assert!(std::mem::size_of::<crate::decode::Insn>() <= 32);
+        assert!(node <= 48 && insn <= 12, "node {node}, insn {insn}");
     }
 }

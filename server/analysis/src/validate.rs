@@ -775,9 +775,8 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
     }
 
     fn handle_insn_ops(&mut self, id: NodeId, next: Option<NodeId>, state: &mut CfiState) -> i32 {
-        let n = &self.p.nodes[id as usize];
         let cx = self.op_context(id, next);
-        for op in n.insn.ops.iter() {
+        for op in self.p.ops(id).into_iter().flat_map(Ops::iter) {
             if let Err(e) = apply_op(state, &op, cx) {
                 let kind = match e {
                     OpError::UndefinedStackState => FindingKind::UndefinedStackState,
@@ -949,8 +948,9 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                 }
             }
 
-            if let (false, Some(before)) = (n.insn.ops.is_empty(), known) {
-                let key = (before, n.insn.ops, self.op_context(insn, next).bits());
+            let ops = self.p.ops(insn);
+            if let (Some(&ops), Some(before)) = (ops, known) {
+                let key = (before, ops, self.op_context(insn, next).bits());
                 if let Some(&after) = self.transitions.get(&key) {
                     state.clone_from(self.state(after));
                     known = Some(after);
@@ -963,7 +963,7 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                     self.transitions.insert(key, after);
                     known = Some(after);
                 }
-            } else if !n.insn.ops.is_empty() {
+            } else if ops.is_some() {
                 known = None;
                 let ret = self.handle_insn_ops(insn, next, &mut state);
                 if ret != 0 {
