@@ -253,9 +253,34 @@ impl CfiState {
     }
 }
 
-/// Index of an interned [`CfiState`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct CfiId(pub u32);
+/// Index of an interned [`CfiState`]. Stored plus one in a `NonZeroU32`, so that an `Option<CfiId>` — the walk
+/// keeps one per instruction — takes four bytes; it serialises as the index.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CfiId(std::num::NonZeroU32);
+
+impl CfiId {
+    /// The id of the state at `index` (saturating at `u32::MAX - 1`, more states than memory can hold).
+    pub fn new(index: u32) -> Self {
+        CfiId(std::num::NonZeroU32::MIN.saturating_add(index.min(u32::MAX - 1)))
+    }
+
+    /// The index of the state.
+    pub fn index(self) -> usize {
+        (self.0.get() - 1) as usize
+    }
+}
+
+impl std::fmt::Debug for CfiId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CfiId({})", self.index())
+    }
+}
+
+impl serde::Serialize for CfiId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.index() as u32)
+    }
+}
 
 /// Interns states so that equal states share one id.
 #[derive(Debug, Default, Clone)]
@@ -320,7 +345,7 @@ impl Interner {
         if let Some(&id) = self.ids.get(state) {
             return id;
         }
-        let id = CfiId(self.states.len() as u32);
+        let id = CfiId::new(self.states.len() as u32);
         self.states.push(state.clone());
         self.ids.insert(state.clone(), id);
         id
@@ -328,7 +353,7 @@ impl Interner {
 
     /// The state of an id.
     pub fn get(&self, id: CfiId) -> &CfiState {
-        &self.states[id.0 as usize]
+        &self.states[id.index()]
     }
 
     /// Number of distinct states.
@@ -720,6 +745,17 @@ fn apply_op_regs(s: &mut CfiState, op: &StackOp) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_optional_state_id_is_four_bytes_and_serialises_as_its_index() {
+        assert_eq!(std::mem::size_of::<Option<CfiId>>(), 4);
+        let mut interner = Interner::default();
+        let a = interner.intern(&CfiState::init(HintType::Call));
+        assert_eq!((a.index(), format!("{a:?}")), (0, "CfiId(0)".to_owned()));
+        assert_eq!(serde_json::to_string(&a).ok().as_deref(), Some("0"));
+        assert_eq!(CfiId::new(7).index(), 7);
+        assert!(CfiId::new(1) < CfiId::new(2));
+    }
 
     const CX: OpContext = OpContext {
         in_func: true,

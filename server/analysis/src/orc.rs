@@ -172,12 +172,12 @@ pub fn generate(p: &Program, w: &WalkResult) -> Result<Vec<OrcRow>, OrcError> {
     let zero = OrcEntry::zero(era);
     let mut entry = |c: Option<CfiId>, node: NodeId| -> Result<OrcEntry, OrcError> {
         let Some(c) = c else { return Ok(zero) };
-        if let Some(Some(e)) = entries.get(c.0 as usize) {
+        if let Some(Some(e)) = entries.get(c.index()) {
             return Ok(*e);
         }
         let e = entry_for(Some(w.interner.get(c)), era)
             .map_err(|message| OrcError { node, message })?;
-        if let Some(slot) = entries.get_mut(c.0 as usize) {
+        if let Some(slot) = entries.get_mut(c.index()) {
             *slot = Some(e);
         }
         Ok(e)

@@ -310,9 +310,12 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
         }
         // States: both started from the program's interner; re-intern the other's newer states here.
         let map: Vec<CfiId> = (0..other.interner.len())
-            .map(|i| self.interner.intern(other.interner.get(CfiId(i as u32))))
+            .map(|i| {
+                self.interner
+                    .intern(other.interner.get(CfiId::new(i as u32)))
+            })
             .collect();
-        let remap = |c: Option<CfiId>| c.map(|c| map[c.0 as usize]);
+        let remap = |c: Option<CfiId>| c.map(|c| map[c.index()]);
         for (i, v) in other.visited.iter().enumerate() {
             if *v {
                 self.visited[i] = true;
