@@ -307,11 +307,17 @@ impl<'a> Sources<'a> {
         out
     }
 
+    /// The code ranges `file:line` produced ([`LineMap::code_for_line`], with its index kept in this `Sources`);
+    /// empty where the DWARF has none or cannot be read.
+    pub fn code_for_line(&self, file: &Path, line: u32) -> Vec<lines::CodeRange> {
+        self.dwarf_used.set(true);
+        self.lines.code_for_line(file, line).unwrap_or_default()
+    }
+
     /// Every instruction from `file:line` (line rows, inlined code called from the line, and the replacement code
     /// of alternative sites on it), with the sites side by side.
     pub fn explain_line(&self, file: &Path, line: u32) -> Explanation {
-        self.dwarf_used.set(true);
-        let ranges = self.lines.code_for_line(file, line).unwrap_or_default();
+        let ranges = self.code_for_line(file, line);
         let index = self.insn_index();
         let mut chosen: BTreeSet<usize> = BTreeSet::new();
         for r in &ranges {

@@ -8,7 +8,7 @@
 use super::check::DocView;
 use super::workspace::same_file;
 use altcfi_analysis::findings::{Finding, FindingKind, VariantAt};
-use altcfi_analysis::lines::{LineMap, LinesError};
+use altcfi_analysis::lines::LinesError;
 use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::report::docs_url;
 use altcfi_analysis::sources::{ExplainRow, Explanation, SourcePos, Sources};
@@ -305,25 +305,22 @@ fn render(f: &Finding) -> String {
 pub fn hover_text(view: &DocView, doc: &Path, line: u32) -> Option<String> {
     let mut parts = Vec::new();
     for c in &view.objects {
-        let analysis = c.table();
-        let Ok(analysis) = analysis.as_ref() else {
-            continue;
-        };
-        let Ok(sources) = Sources::new(analysis, &c.data) else {
-            continue;
-        };
-        let e = sources.explain_line(doc, line);
-        if e.rows.is_empty() && e.sites.is_empty() {
-            continue;
-        }
         let name = c
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut text = hover_markdown(&e, &name);
-        text.push_str(&emitted_rules(analysis, &c.data, &e));
-        parts.push(text);
+        let doc = doc.to_path_buf();
+        let text = c.with_table_sources(move |analysis, data, sources| {
+            let e = sources.explain_line(&doc, line);
+            if e.rows.is_empty() && e.sites.is_empty() {
+                return None;
+            }
+            let mut text = hover_markdown(&e, &name);
+            text.push_str(&emitted_rules(analysis, data, &e));
+            Some(text)
+        });
+        parts.extend(text.flatten());
     }
     (!parts.is_empty()).then(|| parts.join("\n\n---\n\n"))
 }
@@ -469,14 +466,10 @@ pub fn inlay_hints(view: &DocView, doc: &Path, text: &DocText, range: Range) -> 
     // Summaries cost a source lookup per instruction: computed once per view.
     let summaries = view.summaries.get_or_init(|| {
         for c in &view.objects {
-            let analysis = c.table();
-            let Ok(analysis) = analysis.as_ref() else {
-                continue;
-            };
-            let Ok(sources) = Sources::new(analysis, &c.data) else {
-                continue;
-            };
-            let summaries = sources.line_summaries(doc);
+            let doc = doc.to_path_buf();
+            let summaries = c
+                .with_table_sources(move |_, _, sources| sources.line_summaries(&doc))
+                .unwrap_or_default();
             if !summaries.is_empty() {
                 return summaries;
             }
@@ -611,9 +604,13 @@ fn function_of(location: &str) -> &str {
 }
 
 /// The function a source line's code belongs to, in one object.
-fn function_at_line(analysis: &Analysis, data: &[u8], doc: &Path, line: u32) -> Option<String> {
-    let map = LineMap::new(data).ok()?;
-    let ranges = map.code_for_line(doc, line).ok()?;
+fn function_at_line(
+    analysis: &Analysis,
+    sources: &Sources,
+    doc: &Path,
+    line: u32,
+) -> Option<String> {
+    let ranges = sources.code_for_line(doc, line);
     let insn = ranges.iter().find_map(|r| {
         analysis
             .insns
@@ -643,13 +640,17 @@ pub fn cfi_table(
         };
         let name = match function {
             Some(f) if !f.is_empty() => f.to_owned(),
-            _ => match line {
-                Some(l) => match function_at_line(analysis, &c.data, doc, l) {
+            _ => {
+                let Some(l) = line else { continue };
+                let doc = doc.to_path_buf();
+                let found = c.with_table_sources(move |analysis, _, sources| {
+                    function_at_line(analysis, sources, &doc, l)
+                });
+                match found.flatten() {
                     Some(f) => f,
                     None => continue,
-                },
-                None => continue,
-            },
+                }
+            }
         };
         let object = c
             .path

@@ -14,10 +14,11 @@
 
 use super::workspace::stat;
 use altcfi_analysis::features::FeatureNames;
+use altcfi_analysis::sources::Sources;
 use altcfi_analysis::{analyze, analyze_lean, analyze_staged, Analysis, Options};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// What identifies one version of an object file.
@@ -167,7 +168,13 @@ pub struct Checked {
     /// When the bytes were read (see [`RACY`]).
     pub read_at: SystemTime,
     analyses: Arc<Analyses>,
+    /// The thread that keeps this version's [`Sources`] (see [`Checked::with_table_sources`]).
+    sources: OnceLock<mpsc::Sender<SourcesJob>>,
 }
+
+/// A question for the thread that keeps an object version's [`Sources`]: the table analysis, the bytes, and the
+/// `Sources` over them.
+type SourcesJob = Box<dyn FnOnce(&Analysis, &[u8], &Sources<'_>) + Send>;
 
 impl Checked {
     /// The analysis diagnostics and code lenses come from: findings, ORC, sites and states, without the
@@ -182,6 +189,44 @@ impl Checked {
     /// the first call, if none did); concurrent callers wait for that one computation. Blocking.
     pub fn table(&self) -> Arc<AnalysisResult> {
         self.analyses.table(&self.data)
+    }
+
+    /// Runs `f` with the table analysis ([`Checked::table`]), the bytes and a [`Sources`] over them that lives as
+    /// long as this version: the DWARF is relocated, parsed and indexed once for all of the version's hovers, inlay
+    /// hints and `altcfi/cfiTable` requests instead of once per request (a hover on a 1 MiB-text object re-parsed
+    /// it, ~200 ms). `Sources` fills its caches behind `&self` and cannot be shared between threads, so it lives on
+    /// a thread of its own, started by the first call and ended when this `Checked` is dropped; calls are answered
+    /// in turn. `None` if the analysis failed or the ELF headers cannot be read. Blocking.
+    pub fn with_table_sources<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Analysis, &[u8], &Sources<'_>) -> R + Send + 'static,
+    ) -> Option<R> {
+        let jobs = self.sources.get_or_init(|| self.start_sources());
+        let (reply, answer) = mpsc::channel();
+        let job: SourcesJob = Box::new(move |analysis, data, sources| {
+            let _ = reply.send(f(analysis, data, sources));
+        });
+        jobs.send(job).ok()?;
+        answer.recv().ok()
+    }
+
+    fn start_sources(&self) -> mpsc::Sender<SourcesJob> {
+        let (jobs, queue) = mpsc::channel::<SourcesJob>();
+        let table = self.table();
+        let data = Arc::clone(&self.data);
+        // Should the thread not start, the queue is dropped with the closure and every call gets `None`.
+        let _ = std::thread::Builder::new()
+            .name("altcfi-sources".into())
+            .spawn(move || {
+                let Ok(analysis) = table.as_ref() else { return };
+                let Ok(sources) = Sources::new(analysis, &data) else {
+                    return;
+                };
+                for job in queue {
+                    job(analysis, &data, &sources);
+                }
+            });
+        jobs
     }
 
     /// Whether [`Checked::table`] has been built.
@@ -374,6 +419,7 @@ impl ObjectCache {
             data,
             read_at,
             analyses,
+            sources: OnceLock::new(),
         });
         map.insert(path.to_path_buf(), checked.clone());
         Ok(checked)
@@ -533,6 +579,39 @@ mod tests {
             "{:?}",
             codes(true)
         );
+    }
+
+    /// Every question about one object version goes to the same `Sources` (its DWARF read once), on the table
+    /// analysis; the thread ends with the version.
+    #[test]
+    fn sources_are_kept_per_object_version() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = build_object(dir.path());
+        let cache = ObjectCache::default();
+        let c = cache.load(&path, &settings(false)).expect("load");
+        let first = c.with_table_sources(|analysis, data, sources| {
+            assert!(!analysis.insns.is_empty());
+            assert!(!data.is_empty());
+            let before = sources.dwarf_used();
+            sources.code_for_line(Path::new("push-no-adjust.S"), 1);
+            (before, sources.dwarf_used())
+        });
+        assert_eq!(first, Some((false, true)));
+        // A second question finds the first one's DWARF already read: the same `Sources`.
+        let second = c.with_table_sources(|_, _, sources| sources.dwarf_used());
+        assert_eq!(second, Some(true));
+        let bytes = Arc::downgrade(&c.data);
+        drop(c);
+        drop(cache);
+        // The version is gone: the thread ends and lets go of the bytes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while bytes.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sources thread did not end"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Diagnostics come from the first stage of the analysis (without the per-instruction table, unless the
