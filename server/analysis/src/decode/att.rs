@@ -357,6 +357,23 @@ mod tests {
         }
     }
 
+    /// Real compiled code (`length::real_instructions`): wherever `format` answers, iced-x86 writes the same.
+    #[test]
+    fn real_code_agrees_with_iced() {
+        let mut f = GasFormatter::new();
+        f.options_mut().set_space_after_operand_separator(false);
+        f.options_mut().set_uppercase_hex(false);
+        let (mut hits, mut total) = (0usize, 0usize);
+        super::super::length::real_instructions(|bytes, ip| {
+            total += 1;
+            hits += usize::from(check(&mut f, bytes, ip));
+        });
+        assert!(
+            total > 100_000 && hits * 2 > total,
+            "{hits} of {total} formatted here"
+        );
+    }
+
     #[test]
     fn every_handled_opcode_agrees_with_iced() {
         let mut f = GasFormatter::new();
