@@ -29,6 +29,14 @@ fn actual(layout: Layout) -> Layout {
     Layout::from_size_align(layout.size(), layout.align().max(HUGE_PAGE)).unwrap_or(layout)
 }
 
+/// `ptr` (a block just allocated with `real`, or null) after advising it for huge pages if it is a large block.
+fn advised(ptr: *mut u8, real: Layout) -> *mut u8 {
+    if real.align() >= HUGE_PAGE && !ptr.is_null() {
+        advise(ptr, real.size());
+    }
+    ptr
+}
+
 #[cfg(target_os = "linux")]
 fn advise(ptr: *mut u8, len: usize) {
     extern "C" {
@@ -51,21 +59,13 @@ unsafe impl GlobalAlloc for HugeForLarge {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let real = actual(layout);
         // SAFETY: forwarded with a valid, non-zero-size layout (`real` is at least as large as `layout`).
-        let ptr = unsafe { System.alloc(real) };
-        if real.align() >= HUGE_PAGE && !ptr.is_null() {
-            advise(ptr, real.size());
-        }
-        ptr
+        advised(unsafe { System.alloc(real) }, real)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let real = actual(layout);
         // SAFETY: as in `alloc`.
-        let ptr = unsafe { System.alloc_zeroed(real) };
-        if real.align() >= HUGE_PAGE && !ptr.is_null() {
-            advise(ptr, real.size());
-        }
-        ptr
+        advised(unsafe { System.alloc_zeroed(real) }, real)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
