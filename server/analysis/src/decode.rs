@@ -1,12 +1,13 @@
 //! Decode stage: the one place that knows x86 encodings.
 //!
-//! Turns the bytes of an executable section into [`Insn`]s: length, [`InsnKind`], the relative branch target, and the
-//! stack operations ([`StackOp`]) exactly as objtool's x86 decoder models them (most forms need REX.W; VEX-encoded and
-//! 32-bit forms have no stack effect). Instruction boundaries come from a table-driven length decoder (`decode::length`) for the common legacy encodings
-//! and from `iced-x86` for everything else (it also rejects undecodable bytes; the tests hold the two equal); the
-//! operand fields objtool looks at (legacy prefix, REX bits, ModRM, SIB, displacement, immediate) are read from the
-//! raw bytes here so that the model matches objtool's bit for bit. This module never looks at relocations, symbols
-//! (beyond the one question [`decode_section`] asks) or CFI.
+//! Turns the bytes of an executable section into [`Decoded`] instructions: length, [`InsnKind`], the relative branch
+//! target, and the stack operations ([`StackOp`]) exactly as objtool's x86 decoder models them (most forms need
+//! REX.W; VEX-encoded and 32-bit forms have no stack effect). Instruction boundaries come from a table-driven length
+//! decoder (`decode/length.rs`) for the common legacy encodings and from `iced-x86` for everything else (it also
+//! rejects undecodable bytes; the tests hold the two equal); the operand fields objtool looks at (legacy prefix, REX
+//! bits, ModRM, SIB, displacement, immediate) are read from the raw bytes here so that the model matches objtool's
+//! bit for bit. This module never looks at relocations, symbols (beyond the one question [`decode_section`] asks)
+//! or CFI.
 
 use iced_x86::{Decoder, DecoderOptions, EncodingKind};
 
