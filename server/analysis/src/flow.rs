@@ -1220,6 +1220,15 @@ impl<'o, 'data> Program<'o, 'data> {
         if !(0..self.obj.sections.len()).any(|s| self.is_rodata(s)) {
             return Ok(());
         }
+        // Only a dynamic jump gets a table, and kinds no longer change here: without one (kernels built with
+        // retpolines use -fno-jump-tables), the marking pass over every function has no reader.
+        if !self
+            .nodes
+            .iter()
+            .any(|n| n.insn.kind == InsnKind::JumpDynamic)
+        {
+            return Ok(());
+        }
         self.first_jump_src = vec![Opt32::NONE; self.nodes.len()];
         let r = self.link_jump_tables();
         self.first_jump_src = Vec::new();

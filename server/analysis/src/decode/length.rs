@@ -5,7 +5,7 @@
 //! cheaply than a full decode; and a process that meets no other instruction never builds iced-x86's decoder tables
 //! (about a millisecond, most of the run for a small object). [`fast_len`] answers only where the answer is certainly
 //! iced-x86's — a valid legacy-encoded instruction of exactly that length — and returns `None` for everything else:
-//! VEX/EVEX/XOP, x87, `lock`, moffs and far forms, the 16-bit branch forms, most system and SIMD instructions,
+//! VEX/EVEX/XOP, x87, `lock` where it is invalid, moffs and far forms, the 16-bit branch forms, most system and SIMD instructions,
 //! reserved and invalid encodings, truncated bytes. Those go to iced-x86, which stays the authority; the unit tests
 //! hold the two equal on random byte sequences and on every opcode.
 
@@ -81,6 +81,11 @@ static ONE_BYTE: [Entry; 256] = {
     t[0x69] = e(MIz, true, false); // imul $imm
     t[0x6a] = e(I8, true, false); // push $imm8
     t[0x6b] = e(MI8, true, false); // imul $imm8
+    let mut op = 0x6c;
+    while op < 0x70 {
+        t[op] = e(Bare, true, true); // ins, outs (rep)
+        op += 1;
+    }
     let mut op = 0x70;
     while op < 0x80 {
         t[op] = e(I8, true, true); // jcc rel8 (bnd)
@@ -263,6 +268,33 @@ fn group(two_byte: bool, op: u8, modrm: u8, rep: Option<u8>, opsize: bool) -> Sh
     }
 }
 
+/// Whether `lock` is valid on this instruction (else iced-x86 rejects it): the read-modify-write forms with a memory
+/// destination.
+fn lockable(two_byte: bool, op: u8, modrm: u8) -> bool {
+    let reg = (modrm >> 3) & 7;
+    if modrm >> 6 == 3 {
+        return false;
+    }
+    if two_byte {
+        return match op {
+            // bts, cmpxchg, btr, btc, xadd; bts/btr/btc $imm8.
+            0xab | 0xb0 | 0xb1 | 0xb3 | 0xbb | 0xc0 | 0xc1 => true,
+            0xba => reg >= 5,
+            _ => false,
+        };
+    }
+    match op {
+        // add, or, adc, sbb, and, sub, xor (to memory); xchg.
+        0x00 | 0x01 | 0x08 | 0x09 | 0x10 | 0x11 | 0x18 | 0x19 | 0x20 | 0x21 | 0x28 | 0x29
+        | 0x30 | 0x31 | 0x86 | 0x87 => true,
+        // Group 1 but cmp; not, neg; inc, dec.
+        0x80 | 0x81 | 0x83 => reg != 7,
+        0xf6 | 0xf7 => matches!(reg, 2 | 3),
+        0xfe | 0xff => reg <= 1,
+        _ => false,
+    }
+}
+
 /// The length of the instruction at the start of `bytes` if it is one of the common legacy-encoded forms this module
 /// knows and is valid and whole; `None` to let iced-x86 decide.
 #[inline]
@@ -270,9 +302,11 @@ pub(super) fn fast_len(bytes: &[u8]) -> Option<usize> {
     let mut i = 0;
     let mut opsize = false;
     let mut rep = None;
+    let mut lock = false;
     loop {
         match *bytes.get(i)? {
             0x66 => opsize = true,
+            0xf0 => lock = true,
             0xf2 | 0xf3 => rep = Some(bytes[i]),
             0x2e | 0x3e | 0x26 | 0x36 | 0x64 | 0x65 | 0x67 => {}
             _ => break,
@@ -312,6 +346,9 @@ pub(super) fn fast_len(bytes: &[u8]) -> Option<usize> {
                 return None;
             }
         }
+        if lock && !lockable(two_byte, op, modrm) {
+            return None;
+        }
         let mode = modrm >> 6;
         let rm = modrm & 7;
         if mode != 3 {
@@ -330,6 +367,9 @@ pub(super) fn fast_len(bytes: &[u8]) -> Option<usize> {
                 _ => 0,
             };
         }
+    }
+    if lock && !has_modrm {
+        return None;
     }
     let iz = if opsize && !rex_w { 2 } else { 4 };
     i += match shape {
@@ -448,14 +488,18 @@ mod tests {
             (&[0x0f, 0x85, 0, 0, 0, 0], 6),                       // jne rel32
             (&[0x41, 0xf7, 0xc0, 1, 0, 0, 0], 7),                 // test $1,%r8d
             (&[0x8b, 0x04, 0x25, 0, 0, 0, 0], 7),                 // mov 0x0,%eax (SIB, no base)
+            (&[0xf0, 0x48, 0x0f, 0xc1, 0x07], 5),                 // lock xadd %rax,(%rdi)
+            (&[0xf0, 0xff, 0x47, 0x08], 4),                       // lock incl 0x8(%rdi)
+            (&[0xf3, 0x6e], 2),                                   // rep outsb
         ];
         for (bytes, len) in cases {
             assert_eq!(fast_len(bytes), Some(*len), "{bytes:02x?}");
             assert!(check(bytes));
         }
-        // Left to iced-x86: lock, VEX, EVEX, x87, moffs, 0x66 on rel32, truncated.
+        // Left to iced-x86: lock where it is invalid, VEX, EVEX, x87, moffs, 0x66 on rel32, truncated.
         for bytes in [
-            &[0xf0, 0x48, 0x0f, 0xc1, 0x07][..],
+            &[0xf0, 0x48, 0x01, 0xc0][..],
+            &[0xf0, 0x39, 0x07],
             &[0xc5, 0xf8, 0x77],
             &[0x62, 0xf1, 0x7c, 0x48, 0x28, 0xc1],
             &[0xd9, 0xc0],
@@ -484,6 +528,10 @@ mod tests {
             &[0xf2],
             &[0x3e],
             &[0x67],
+            &[0xf0],
+            &[0xf0, 0x48],
+            &[0x66, 0xf0],
+            &[0xf2, 0xf0],
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut hits = 0usize;
