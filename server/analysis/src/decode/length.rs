@@ -215,6 +215,9 @@ static TWO_BYTE: [Entry; 256] = {
     t[0xb7] = e(M, true, false); // movzw
     t[0xba] = e(Group, true, false); // bt/bts/btr/btc $imm8: /4../7
     t[0xbb] = e(M, true, false); // btc
+    t[0xb8] = e(Group, true, true); // popcnt (f3 only)
+    t[0xbc] = e(Group, true, true); // bsf, tzcnt (f3)
+    t[0xbd] = e(Group, true, true); // bsr, lzcnt (f3)
     t[0xbe] = e(M, true, false); // movsb
     t[0xbf] = e(M, true, false); // movsw
     t[0xc0] = e(M, true, false); // xadd
@@ -264,6 +267,8 @@ fn group(two_byte: bool, op: u8, modrm: u8, rep: Option<u8>, opsize: bool) -> Sh
         0x90..=0x9f if reg == 0 => M,
         0xae if rep.is_none() && !opsize && matches!(modrm, 0xe8 | 0xf0 | 0xf8) => M,
         0xba if reg >= 4 => MI8,
+        0xb8 if rep == Some(0xf3) => M,
+        0xbc | 0xbd if rep != Some(0xf2) => M,
         _ => Ask,
     }
 }
@@ -491,6 +496,8 @@ mod tests {
             (&[0xf0, 0x48, 0x0f, 0xc1, 0x07], 5),                 // lock xadd %rax,(%rdi)
             (&[0xf0, 0xff, 0x47, 0x08], 4),                       // lock incl 0x8(%rdi)
             (&[0xf3, 0x6e], 2),                                   // rep outsb
+            (&[0xf3, 0x48, 0x0f, 0xb8, 0xc7], 5),                 // popcnt %rdi,%rax
+            (&[0x48, 0x0f, 0xbd, 0xc7], 4),                       // bsr %rdi,%rax
         ];
         for (bytes, len) in cases {
             assert_eq!(fast_len(bytes), Some(*len), "{bytes:02x?}");
