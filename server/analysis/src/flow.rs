@@ -778,7 +778,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 )));
             }
             let idx = sec.index;
-            let start = self.nodes.len();
+            let (start, ops_start) = (self.nodes.len(), self.stack_ops.len());
             if let Err(e) = decode_exec_section(
                 obj,
                 idx,
@@ -787,6 +787,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 &mut self.stack_ops,
             ) {
                 self.nodes.truncate(start);
+                self.stack_ops.truncate(ops_start);
                 let mut f = Finding::new(
                     FindingKind::BadObject,
                     Some(self.location(idx, e.offset)),
