@@ -1,10 +1,11 @@
 //! Subcommands: `lsp`, `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed.
 
+use crate::kbuild::Kbuild;
 use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::report;
 use altcfi_analysis::sources::{FindingSources, Sources};
-use altcfi_analysis::{analyze, analyze_findings, Analysis, Era, Options};
+use altcfi_analysis::{analyze, analyze_findings, Analysis, Era, EraSource, ObjtoolArgs, Options};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -75,6 +76,18 @@ struct Common {
     /// A `cpufeatures.h` for feature names (default: built-in 6.12 table).
     #[arg(long, value_name = "PATH")]
     cpufeatures: Option<PathBuf>,
+    /// objtool's own options, as kbuild passes them (paste kbuild's command line). Given any, they replace the
+    /// arguments altcfi finds in the object's tree.
+    #[command(flatten)]
+    objtool: ObjtoolFlags,
+    /// Do not look at the object's kernel tree (`.NAME.o.cmd`, `include/config/auto.conf`, `kernel.release`): only
+    /// the options given here and the object's own signals decide the rules.
+    #[arg(long)]
+    no_kbuild: bool,
+    /// Check objects that kbuild never gives to objtool (the vdso, `OBJECT_FILES_NON_STANDARD`) instead of noting
+    /// that they are not validated.
+    #[arg(long)]
+    force: bool,
     /// Threads to use (default: one per core). Several objects are analysed side by side; a single large one
     /// is split over two threads. `-j 1` keeps everything on one thread, for builds that already run one
     /// altcfi per core.
@@ -82,7 +95,140 @@ struct Common {
     jobs: Option<std::num::NonZeroUsize>,
 }
 
+/// objtool's options that change its results, in objtool's spelling.
+#[derive(clap::Args, Clone, Default)]
+struct ObjtoolFlags {
+    /// objtool --prefix=N: N bytes of NOP padding before a function become its `__pfx_` symbol, with its CFI.
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "objtool options (as kbuild passes them)"
+    )]
+    prefix: Option<u8>,
+    /// objtool --hacks[=jump_label|noinstr|skylake] (repeatable; without a value: all).
+    #[arg(long, value_name = "HACK", num_args = 0..=1, require_equals = true, default_missing_value = "all",
+          action = clap::ArgAction::Append, help_heading = "objtool options (as kbuild passes them)")]
+    hacks: Vec<String>,
+    /// objtool --uaccess: SMAP alternatives are followed through the replacement only.
+    #[arg(long, help_heading = "objtool options (as kbuild passes them)")]
+    uaccess: bool,
+    /// objtool --stackval: the frame-pointer rules (same as --frame-pointer).
+    #[arg(long, help_heading = "objtool options (as kbuild passes them)")]
+    stackval: bool,
+    /// objtool --orc, --retpoline, --rethunk, --static-call, --ibt, --sls, --noinstr, --unret, --link, --module,
+    /// --mcount, --mnop, --cfi, --no-unreachable: accepted in objtool's spelling (see docs/objtool-differences.md
+    /// for what each changes here).
+    #[arg(long, help_heading = "objtool options (as kbuild passes them)")]
+    orc: bool,
+    #[arg(long, hide = true)]
+    retpoline: bool,
+    #[arg(long, hide = true)]
+    rethunk: bool,
+    #[arg(long, hide = true)]
+    static_call: bool,
+    #[arg(long, hide = true)]
+    ibt: bool,
+    #[arg(long, hide = true)]
+    sls: bool,
+    #[arg(long, hide = true)]
+    noinstr: bool,
+    #[arg(long, hide = true)]
+    unret: bool,
+    #[arg(long, hide = true)]
+    link: bool,
+    #[arg(long, hide = true)]
+    module: bool,
+    #[arg(long, hide = true)]
+    mcount: bool,
+    #[arg(long, hide = true)]
+    mnop: bool,
+    #[arg(long, hide = true)]
+    cfi: bool,
+    #[arg(long, hide = true)]
+    no_unreachable: bool,
+}
+
+impl ObjtoolFlags {
+    /// The options given, in objtool's spelling; `None` when none was.
+    fn args(&self) -> anyhow::Result<Option<ObjtoolArgs>> {
+        let mut words: Vec<String> = Vec::new();
+        if let Some(p) = self.prefix {
+            words.push(format!("--prefix={p}"));
+        }
+        for h in &self.hacks {
+            if h == "all" {
+                words.push("--hacks".into());
+            } else {
+                words.extend(h.split(',').map(|h| format!("--hacks={h}")));
+            }
+        }
+        let flags = [
+            (self.uaccess, "--uaccess"),
+            (self.stackval, "--stackval"),
+            (self.orc, "--orc"),
+            (self.retpoline, "--retpoline"),
+            (self.rethunk, "--rethunk"),
+            (self.static_call, "--static-call"),
+            (self.ibt, "--ibt"),
+            (self.sls, "--sls"),
+            (self.noinstr, "--noinstr"),
+            (self.unret, "--unret"),
+            (self.link, "--link"),
+            (self.module, "--module"),
+            (self.mcount, "--mcount"),
+            (self.mnop, "--mnop"),
+            (self.cfi, "--cfi"),
+            (self.no_unreachable, "--no-unreachable"),
+        ];
+        words.extend(flags.iter().filter(|f| f.0).map(|f| f.1.to_string()));
+        if words.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ObjtoolArgs::parse(words.iter().map(String::as_str))?))
+    }
+}
+
+/// The rules for one object: options, and whether kbuild validates it.
+struct Rules {
+    opts: Options,
+    /// kbuild never gives the object to objtool: why (the object is noted, not checked, unless `--force`).
+    not_validated: Option<String>,
+}
+
 impl Common {
+    /// The rules for the object at `path`: options given on the command line first, then what its tree says.
+    fn rules(&self, path: &Path, base: Options, kb: &Kbuild) -> anyhow::Result<Rules> {
+        let given = self.objtool.args()?;
+        let ctx = (!self.no_kbuild).then(|| kb.object(path));
+        let mut opts = base;
+        let mut not_validated = None;
+        match given {
+            Some(a) => opts.objtool = a,
+            None => {
+                if let Some(ctx) = &ctx {
+                    if let Some(a) = ctx.objtool_args() {
+                        opts.objtool = a;
+                    }
+                    if !self.force {
+                        not_validated = ctx.not_validated().map(str::to_string);
+                    }
+                }
+            }
+        }
+        opts.frame_pointer |= opts.objtool.stackval;
+        if opts.era.is_none() {
+            opts.era = ctx
+                .as_ref()
+                .and_then(|c| c.tree.as_ref())
+                .and_then(|t| t.era())
+                .map(|(era, _)| era);
+        }
+        Ok(Rules {
+            opts,
+            not_validated,
+        })
+    }
+
     /// Threads to use: `--jobs`, else one per core.
     fn threads(&self) -> usize {
         self.jobs.map_or_else(
@@ -262,6 +408,8 @@ fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSou
 enum Outcome {
     /// Analysed: whether there were findings, and the report piece.
     Done { findings: bool, piece: Piece },
+    /// kbuild never validates the object: not checked, and why.
+    NotValidated { why: String },
     /// Could not be analysed: the message (and its JSON entry).
     Failed {
         message: String,
@@ -288,6 +436,7 @@ fn check_one(
     let shown = path.display().to_string();
     match load_for_check(path, opts, names, unwind) {
         Ok((data, mut a)) => {
+            note_default_rules(path, &a);
             let extra = unwind_findings(&data, &a, unwind, &shown);
             a.findings.extend(extra);
             let findings = !a.findings.is_empty();
@@ -305,6 +454,18 @@ fn check_one(
                 .then(|| report::json_file(&shown, None, Some(&message), &[]));
             Outcome::Failed { message, json }
         }
+    }
+}
+
+/// Says so on stderr when nothing told the object's kernel generation (no tree, no generation-specific section).
+fn note_default_rules(path: &Path, a: &Analysis) {
+    if a.era_source == EraSource::Default {
+        eprintln!(
+            "altcfi: note: {}: nothing tells its kernel generation (not in a kernel tree, no generation-specific \
+             section); {} rules used (--kernel 6.1 for 5.13–6.3 objects)",
+            path.display(),
+            a.era.name()
+        );
     }
 }
 
@@ -348,15 +509,28 @@ fn check(
     common: &Common,
 ) -> anyhow::Result<i32> {
     let names = features(common)?;
-    let opts = Options {
+    let base = Options {
         era: common.kernel.era(),
         frame_pointer,
         all_conflicts: true,
         parallel_min_code: common.parallel_min_code(files.len()),
+        ..Options::default()
     };
+    common.objtool.args()?;
+    let kb = Kbuild::default();
     // Objects are independent: analyse them side by side, report in the order given.
     let outcomes = parallel_map(files, common.workers(files.len()), |p| {
-        check_one(p, opts, &names, format, no_source, unwind)
+        match common.rules(p, base, &kb) {
+            Ok(Rules {
+                not_validated: Some(why),
+                ..
+            }) => Outcome::NotValidated { why },
+            Ok(rules) => check_one(p, rules.opts, &names, format, no_source, unwind),
+            Err(e) => Outcome::Failed {
+                message: format!("{}: {e:#}", p.display()),
+                json: None,
+            },
+        }
     });
     let mut any_findings = false;
     let mut any_error = false;
@@ -374,6 +548,19 @@ fn check(
                     Piece::Text(t) => print!("{t}"),
                     Piece::Json(j) => json_files.push(j),
                     Piece::Sarif(f) => sarif_files.push(f),
+                }
+            }
+            Outcome::NotValidated { why } => {
+                eprintln!(
+                    "altcfi: note: {}: not validated by kbuild ({why}); not checked (--force checks it)",
+                    path.display()
+                );
+                if format == Format::Json {
+                    json_files.push(serde_json::json!({
+                        "file": path.display().to_string(),
+                        "not_validated_by_kbuild": why,
+                        "findings": [],
+                    }));
                 }
             }
             Outcome::Failed { message, json } => {
@@ -412,12 +599,14 @@ fn parse_src_line(what: &str) -> Option<(&Path, u32)> {
 
 fn explain(path: &Path, what: &str, format: ExplainFormat, common: &Common) -> anyhow::Result<i32> {
     let names = features(common)?;
-    let opts = Options {
+    let base = Options {
         era: common.kernel.era(),
         frame_pointer: false,
         all_conflicts: true,
         parallel_min_code: common.parallel_min_code(1),
+        ..Options::default()
     };
+    let opts = common.rules(path, base, &Kbuild::default())?.opts;
     let (data, a) = load(path, opts, &names)?;
     let shown = path.display();
     let sources = Sources::new(&a, &data).with_context(|| shown.to_string())?;
@@ -474,14 +663,17 @@ fn orc_cmd(
     common: &Common,
 ) -> anyhow::Result<i32> {
     let names = features(common)?;
-    let opts = Options {
+    let base = Options {
         era: common.kernel.era(),
         frame_pointer: false,
         all_conflicts: false,
         parallel_min_code: common.parallel_min_code(1),
+        ..Options::default()
     };
+    let opts = common.rules(path, base, &Kbuild::default())?.opts;
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let a = analyze_findings(&data, opts, &names).with_context(|| path.display().to_string())?;
+    note_default_rules(path, &a);
     let format = match dump_format {
         DumpFmt::Modern => DumpFormat::Modern,
         DumpFmt::Legacy => DumpFormat::Legacy,

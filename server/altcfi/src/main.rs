@@ -4,6 +4,7 @@
 
 mod alloc;
 mod cli;
+mod kbuild;
 mod lsp;
 
 #[global_allocator]

@@ -76,6 +76,14 @@ pub fn attach_all(p: &mut Program) -> Result<(), Box<Finding>> {
                 AltKind::Replacement(k)
             }
             SpecialKind::JumpLabel => {
+                // `--hacks=jump_label`: objtool writes a NOP over the `jmp` of a likely key (`key_addend & 2`)
+                // before any jump destination is resolved.
+                if p.objtool.hack_jump_label
+                    && sa.key_addend & 2 != 0
+                    && p.nodes[orig as usize].insn.kind == InsnKind::JumpUnconditional
+                {
+                    p.nodes[orig as usize].insn.kind = InsnKind::Nop;
+                }
                 let n = &p.nodes[orig as usize];
                 if n.insn.kind != InsnKind::JumpUnconditional && n.insn.kind != InsnKind::Nop {
                     return Err(p.fatal_at(orig, "unsupported instruction at jump label"));

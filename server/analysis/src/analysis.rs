@@ -73,11 +73,24 @@ pub struct AltSite {
     pub slots: Vec<Option<CfiId>>,
 }
 
+/// How an analysis chose its era.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EraSource {
+    /// [`Options::era`] named it (the command line, or the caller's knowledge of the object's tree).
+    Given,
+    /// The object's own sections told (the text names which: `the .altinstructions entry size`, …).
+    Object(&'static str),
+    /// Nothing told: 6.12's rules.
+    Default,
+}
+
 /// The result of analysing one object.
 #[derive(Debug, Clone)]
 pub struct Analysis {
     /// The era whose rules were applied.
     pub era: Era,
+    /// How [`Analysis::era`] was chosen.
+    pub era_source: EraSource,
     /// Findings in objtool's order.
     pub findings: Vec<Finding>,
     /// ORC rows, or `None` when objtool would write none (fatal errors).
@@ -194,11 +207,18 @@ fn analyze_here(
     let layout = obj
         .section_by_name(".altinstructions")
         .map(|s| special::detect_alt_entry_size(&obj, s.index));
-    let detected = layout
-        .as_ref()
-        .and_then(|l| l.as_ref().ok())
-        .map(|&size| special::era_of_entry_size(size));
-    let era = opts.era.or(detected).unwrap_or(Era::V6_12);
+    let detected = match layout.as_ref().and_then(|l| l.as_ref().ok()) {
+        Some(&size) => Some((
+            special::era_of_entry_size(size),
+            "the .altinstructions entry size",
+        )),
+        None => special::era_signal(&obj),
+    };
+    let (era, era_source) = match (opts.era, detected) {
+        (Some(e), _) => (e, EraSource::Given),
+        (None, Some((e, why))) => (e, EraSource::Object(why)),
+        (None, None) => (Era::V6_12, EraSource::Default),
+    };
     // With an era asked for, its fixed entry size (objtool's); else the detected one (none: the special-section
     // reader detects again and reports the unknown layout).
     let alt_entry_size = match opts.era {
@@ -207,11 +227,18 @@ fn analyze_here(
     };
     let section_names = obj.sections.iter().map(|s| s.name.clone()).collect();
     let existing_orc = orc::read_existing(&obj, era);
-    let p = match Program::build(&obj, era, alt_entry_size, opts.parallel_min_code) {
+    let p = match Program::build(
+        &obj,
+        era,
+        opts.objtool,
+        alt_entry_size,
+        opts.parallel_min_code,
+    ) {
         Ok(p) => p,
         Err(f) => {
             return Ok(Analysis {
                 era,
+                era_source,
                 findings: vec![*f],
                 orc: None,
                 existing_orc,
@@ -257,6 +284,7 @@ fn analyze_here(
     enrich_conflicts(&p, &w, features, &mut findings);
     let mut a = Analysis {
         era,
+        era_source,
         findings,
         orc,
         existing_orc,

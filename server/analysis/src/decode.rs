@@ -395,16 +395,20 @@ pub fn decode_range_into(
     let mut at = start;
     while at < end {
         let offset = at as u64;
-        let rest = bytes.get(at..).unwrap_or(&[]);
+        let all = bytes.get(at..).unwrap_or(&[]);
+        // The kernel's decoder reads an emulate prefix and the instruction after it as one instruction.
+        let prefix = emulate_prefix(all).map_or(0, |_| EMULATE_PREFIX_LEN);
+        let rest = all.get(prefix..).unwrap_or(&[]);
+        let inner = at + prefix;
         let (len, legacy) = match length::fast_len(rest) {
             Some(len) => (len, true),
             None => {
                 let d = decoder.get_or_insert_with(|| {
                     Decoder::with_ip(64, tail, offset, DecoderOptions::NONE)
                 });
-                d.set_position(at - start)
+                d.set_position(inner - start)
                     .map_err(|_| DecodeError { offset })?;
-                d.set_ip(offset);
+                d.set_ip(inner as u64);
                 d.decode_out(&mut instr);
                 if instr.is_invalid() || instr.len() == 0 {
                     return Err(DecodeError { offset });
@@ -412,11 +416,39 @@ pub fn decode_range_into(
                 (instr.len(), instr.encoding() == EncodingKind::Legacy)
             }
         };
-        let raw = bytes.get(at..at + len).ok_or(DecodeError { offset })?;
-        emit(decode_one(raw, offset, legacy, in_func));
-        at += len;
+        let raw = bytes
+            .get(inner..inner + len)
+            .ok_or(DecodeError { offset })?;
+        let mut decoded = decode_one(raw, offset, legacy, in_func);
+        // `len + prefix` is at most 15 + 5: it fits the u8.
+        decoded.insn.len = (len + prefix) as u8;
+        emit(decoded);
+        at = inner + len;
     }
     Ok(at)
+}
+
+/// Length of the kernel's emulate prefixes (`XEN_EMULATE_PREFIX`, `KVM_EMULATE_PREFIX`).
+pub const EMULATE_PREFIX_LEN: usize = 5;
+
+/// The kernel's emulate prefixes: `ud2` and a three-letter tag, followed by the instruction the hypervisor emulates
+/// (`XEN_EMULATE_PREFIX "cpuid"`). The kernel's decoder (`insn_get_emulate_prefix()`, which objtool uses) reads the
+/// prefix and that instruction as ONE instruction, where a plain disassembler sees `ud2; js; outsb`.
+const EMULATE_PREFIXES: [(&str, [u8; EMULATE_PREFIX_LEN]); 2] = [
+    ("XEN_EMULATE_PREFIX", [0x0f, 0x0b, b'x', b'e', b'n']),
+    ("KVM_EMULATE_PREFIX", [0x0f, 0x0b, b'k', b'v', b'm']),
+];
+
+/// The name of the emulate prefix `bytes` start with, if any (only when an instruction byte follows it: the
+/// kernel's decoder peeks the prefix bytes only inside the buffer, and a prefix alone is a plain `ud2`).
+pub fn emulate_prefix(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.len() <= EMULATE_PREFIX_LEN {
+        return None;
+    }
+    EMULATE_PREFIXES
+        .iter()
+        .find(|(_, p)| bytes.starts_with(p))
+        .map(|&(name, _)| name)
 }
 
 /// Fields of a legacy-encoded instruction, named as in objtool's decoder.
@@ -866,6 +898,17 @@ fn decode_mov_store(
 /// AT&T disassembly of the instruction at the start of `bytes`, as if at `ip` (relative branch targets are shown
 /// as addresses from `ip`).
 pub fn disassemble(bytes: &[u8], ip: u64) -> String {
+    if let Some(name) = emulate_prefix(bytes) {
+        let inner = bytes.get(EMULATE_PREFIX_LEN..).unwrap_or(&[]);
+        return format!(
+            "{name} {}",
+            disassemble(inner, ip + EMULATE_PREFIX_LEN as u64)
+        );
+    }
+    disassemble_plain(bytes, ip)
+}
+
+fn disassemble_plain(bytes: &[u8], ip: u64) -> String {
     use iced_x86::{Formatter, GasFormatter};
     thread_local! {
         // Building a formatter costs more than formatting one instruction: one per thread.
@@ -1116,6 +1159,28 @@ mod tests {
         );
         // lea 0x0(%rip),%rax has no op
         assert!(one(&[0x48, 0x8d, 0x05, 0, 0, 0, 0]).ops.is_empty());
+    }
+
+    #[test]
+    fn emulate_prefixes_are_part_of_one_instruction() {
+        // XEN_EMULATE_PREFIX "cpuid", as in xen_cpuid(): one 7-byte instruction, as the kernel's decoder reads it.
+        let xen = one(&[0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2]);
+        assert_eq!((xen.insn.len, xen.insn.kind), (7, InsnKind::Other));
+        assert_eq!(
+            disassemble(&[0x0f, 0x0b, b'x', b'e', b'n', 0x0f, 0xa2], 0),
+            "XEN_EMULATE_PREFIX cpuid"
+        );
+        // The instruction after the prefix keeps its model: a KVM-prefixed call pushes and targets past the whole.
+        let kvm = one(&[0x0f, 0x0b, b'k', b'v', b'm', 0xe8, 1, 0, 0, 0]);
+        assert_eq!((kvm.insn.len, kvm.insn.kind), (10, InsnKind::Call));
+        assert_eq!(kvm.insn.jump_destination(), 11);
+        assert_eq!(kvm.ops.len(), 1);
+        // A prefix with nothing after it is a plain ud2 and what follows.
+        let v = decode_section(&[0x0f, 0x0b, b'x', b'e', b'n'], |_| false);
+        assert!(v.is_err() || v.is_ok_and(|v| v[0].insn.len == 2));
+        let v = decode_section(&[0x0f, 0x0b, b'x', b'e', 0x90, 0xc3], |_| false).expect("decodes");
+        assert_eq!(v[0].insn.kind, InsnKind::Bug);
+        assert_eq!(v[0].insn.len, 2);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::cfi::{CfiId, CfiState, FxBuild, HintType, Interner, CFA, SP_INDIRECT,
 use crate::decode::{self, reg, Decoded, Insn, InsnKind, Ops};
 use crate::findings::{Finding, FindingKind, Location};
 use crate::object::{reloc_types, Object, Reloc, SymBind, SymKind};
-use crate::options::Era;
+use crate::options::{Era, ObjtoolArgs};
 use crate::special::{self, SpecialAlt};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -206,6 +206,8 @@ pub struct Program<'o, 'data> {
     pub obj: &'o Object<'data>,
     /// Era whose rules apply.
     pub era: Era,
+    /// objtool's switches (`--prefix`, `--uaccess`, `--hacks=jump_label`, …).
+    pub objtool: ObjtoolArgs,
     /// All instructions, grouped by section in section order, then the synthetic NOPs.
     pub nodes: Vec<Node>,
     /// Per section index, the range of its (real) nodes.
@@ -351,7 +353,36 @@ fn decode_exec_section(
     Ok(())
 }
 
-/// objtool 6.12's global list of functions that never return.
+/// objtool 6.1's global list of functions that never return (`__dead_end_function`, global symbols only).
+const GLOBAL_NORETURNS_6_1: &[&str] = &[
+    "__invalid_creds",
+    "__module_put_and_kthread_exit",
+    "__reiserfs_panic",
+    "__stack_chk_fail",
+    "__ubsan_handle_builtin_unreachable",
+    "cpu_bringup_and_idle",
+    "cpu_startup_entry",
+    "do_exit",
+    "do_group_exit",
+    "do_task_dead",
+    "ex_handler_msr_mce",
+    "fortify_panic",
+    "kthread_complete_and_exit",
+    "kthread_exit",
+    "kunit_try_catch_throw",
+    "lbug_with_loc",
+    "machine_real_restart",
+    "make_task_dead",
+    "panic",
+    "rewind_stack_and_make_dead",
+    "sev_es_terminate",
+    "snp_abort",
+    "stop_this_cpu",
+    "usercopy_abort",
+    "xen_start_kernel",
+];
+
+/// objtool 6.12's global list of functions that never return (`noreturns.h`; global and weak symbols).
 const GLOBAL_NORETURNS: &[&str] = &[
     "__fortify_panic",
     "__ia32_sys_exit",
@@ -407,12 +438,14 @@ impl<'o, 'data> Program<'o, 'data> {
     pub fn build(
         obj: &'o Object<'data>,
         era: Era,
+        objtool: ObjtoolArgs,
         alt_entry_size: Option<usize>,
         parallel_min_code: u64,
     ) -> Result<Self, Box<Finding>> {
         let mut p = Program {
             obj,
             era,
+            objtool,
             nodes: Vec::new(),
             sec_ranges: vec![0..0; obj.sections.len()],
             syms: Vec::new(),
@@ -436,7 +469,8 @@ impl<'o, 'data> Program<'o, 'data> {
             first_jump_src: Vec::new(),
         };
         p.classify_symbols()?;
-        let read_specials = || special::read_special_alts(obj, era, alt_entry_size, false);
+        let read_specials =
+            || special::read_special_alts(obj, era, alt_entry_size, objtool.uaccess);
         // The special sections depend on the object alone: with a second thread to spare they are read while the
         // code is decoded (any error is still reported here, after the decoding's).
         let early = if p.code_bytes >= parallel_min_code {
@@ -1037,9 +1071,16 @@ impl<'o, 'data> Program<'o, 'data> {
     /// objtool's `dead_end_function`.
     fn dead_end_function(&self, func: usize, depth: u32) -> bool {
         let s = &self.obj.symbols[func];
-        if matches!(s.bind, SymBind::Global | SymBind::Weak)
-            && GLOBAL_NORETURNS.contains(&s.name.as_str())
-        {
+        let listed = match self.era {
+            Era::V6_12 => {
+                matches!(s.bind, SymBind::Global | SymBind::Weak)
+                    && GLOBAL_NORETURNS.contains(&s.name.as_str())
+            }
+            Era::V6_1 => {
+                s.bind == SymBind::Global && GLOBAL_NORETURNS_6_1.contains(&s.name.as_str())
+            }
+        };
+        if listed {
             return true;
         }
         if s.bind == SymBind::Weak || self.syms[func].len == 0 {

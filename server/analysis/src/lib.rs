@@ -31,7 +31,7 @@ pub mod special;
 pub mod validate;
 
 pub use analysis::{
-    analyze, analyze_findings, analyze_lean, analyze_staged, Analysis, AnalysisError,
+    analyze, analyze_findings, analyze_lean, analyze_staged, Analysis, AnalysisError, EraSource,
 };
 pub use findings::{Finding, FindingKind};
-pub use options::{Era, Options};
+pub use options::{Era, ObjtoolArgs, Options};

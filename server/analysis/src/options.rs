@@ -54,11 +54,161 @@ impl Era {
     }
 }
 
+/// objtool's switches that change what it reports or writes (kbuild's `objtool-args`), in objtool's own spellings
+/// ([`ObjtoolArgs::parse`]). The default is none of them, which is objtool run by hand with no option but the
+/// stack checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ObjtoolArgs {
+    /// `--prefix=N`: functions preceded by exactly N bytes of NOPs get a `__pfx_` symbol whose padding carries
+    /// the function's entry CFI (so ORC rows start N bytes earlier).
+    pub prefix: u8,
+    /// `--hacks=jump_label`: a jump label's `jmp` whose key is "likely" (`key_addend & 2`) becomes a NOP.
+    pub hack_jump_label: bool,
+    /// `--hacks=noinstr`: calls to `__sanitizer_cov_*` in `.noinstr.text` become NOPs.
+    pub hack_noinstr: bool,
+    /// `--hacks=skylake`: call-depth-tracking sites (sections only).
+    pub hack_skylake: bool,
+    /// `--uaccess`: SMAP alternatives are followed through the replacement only (and UACCESS rules apply).
+    pub uaccess: bool,
+    /// `--ibt`: ENDBR checks and `.ibt_endbr_seal`.
+    pub ibt: bool,
+    /// `--cfi`: kCFI sections.
+    pub cfi: bool,
+    /// `--link`: the object is (part of) a link (`vmlinux.o`), weak-symbol holes are not unreachable.
+    pub link: bool,
+    /// `--module`: the object is a module.
+    pub module: bool,
+    /// `--noinstr`: noinstr validation.
+    pub noinstr: bool,
+    /// `--unret`: return-thunk (untrain) validation.
+    pub unret: bool,
+    /// `--retpoline`: indirect branches are warned about and `.retpoline_sites` written.
+    pub retpoline: bool,
+    /// `--rethunk`: bare returns are warned about and `.return_sites` written.
+    pub rethunk: bool,
+    /// `--static-call`: `.static_call_sites`.
+    pub static_call: bool,
+    /// `--sls`: straight-line-speculation checks.
+    pub sls: bool,
+    /// `--stackval`: the frame-pointer stack checks ([`Options::frame_pointer`]).
+    pub stackval: bool,
+    /// `--orc`: ORC generation (implies the stack checks).
+    pub orc: bool,
+    /// `--mcount`: `__mcount_loc`.
+    pub mcount: bool,
+    /// `--mnop`: mcount calls become NOPs.
+    pub mnop: bool,
+    /// `--no-unreachable`: no "unreachable instruction" warnings.
+    pub no_unreachable: bool,
+}
+
+/// An objtool argument altcfi does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown objtool option '{0}'")]
+pub struct UnknownObjtoolArg(pub String);
+
+impl ObjtoolArgs {
+    /// Parses objtool's own spellings (`--prefix=16`, `--hacks=jump_label,noinstr`, `--uaccess`, …), as kbuild writes
+    /// them into `.NAME.o.cmd`. Options that change nothing objtool reports (`--verbose`, `--backtrace`, `--Werror`,
+    /// `--backup`, `--dry-run`, `--stats`, `--sec-address`) are accepted and ignored; `--dump` is not an analysis
+    /// option and is refused like anything unknown.
+    pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Self, UnknownObjtoolArg> {
+        let mut a = ObjtoolArgs::default();
+        for arg in args {
+            let (name, value) = match arg.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (arg, None),
+            };
+            let bad = || UnknownObjtoolArg(arg.to_string());
+            match (name, value) {
+                ("--prefix", Some(v)) => a.prefix = v.parse().map_err(|_| bad())?,
+                ("--hacks", Some(v)) => {
+                    for h in v.split(',') {
+                        match h {
+                            "jump_label" => a.hack_jump_label = true,
+                            "noinstr" => a.hack_noinstr = true,
+                            "skylake" => a.hack_skylake = true,
+                            _ => return Err(bad()),
+                        }
+                    }
+                }
+                ("--hacks", None) => {
+                    a.hack_jump_label = true;
+                    a.hack_noinstr = true;
+                    a.hack_skylake = true;
+                }
+                (_, Some(_)) => return Err(bad()),
+                ("--uaccess", _) => a.uaccess = true,
+                ("--ibt", _) => a.ibt = true,
+                ("--cfi", _) => a.cfi = true,
+                ("--link", _) => a.link = true,
+                ("--module", _) => a.module = true,
+                ("--noinstr", _) => a.noinstr = true,
+                ("--unret", _) => a.unret = true,
+                ("--retpoline", _) => a.retpoline = true,
+                ("--rethunk", _) => a.rethunk = true,
+                ("--static-call", _) => a.static_call = true,
+                ("--sls", _) => a.sls = true,
+                ("--stackval", _) => a.stackval = true,
+                ("--orc", _) => a.orc = true,
+                ("--mcount", _) => a.mcount = true,
+                ("--mnop", _) => a.mnop = true,
+                ("--no-unreachable", _) => a.no_unreachable = true,
+                (
+                    "--verbose" | "--backtrace" | "--Werror" | "--backup" | "--dry-run" | "--stats"
+                    | "--sec-address" | "--no-fp" | "-v" | "-b",
+                    _,
+                ) => {}
+                _ => return Err(bad()),
+            }
+        }
+        Ok(a)
+    }
+
+    /// The arguments in objtool's spelling, in kbuild's order (`--hacks=jump_label --hacks=noinstr … --prefix=16`).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let flags = [
+            (self.hack_jump_label, "--hacks=jump_label"),
+            (self.hack_noinstr, "--hacks=noinstr"),
+            (self.hack_skylake, "--hacks=skylake"),
+            (self.ibt, "--ibt"),
+            (self.cfi, "--cfi"),
+            (self.mcount, "--mcount"),
+            (self.mnop, "--mnop"),
+            (self.orc, "--orc"),
+            (self.retpoline, "--retpoline"),
+            (self.rethunk, "--rethunk"),
+            (self.sls, "--sls"),
+            (self.stackval, "--stackval"),
+            (self.static_call, "--static-call"),
+            (self.uaccess, "--uaccess"),
+            (self.no_unreachable, "--no-unreachable"),
+            (self.noinstr, "--noinstr"),
+            (self.unret, "--unret"),
+        ];
+        out.extend(flags.iter().filter(|f| f.0).map(|f| f.1.to_string()));
+        if self.prefix > 0 {
+            out.push(format!("--prefix={}", self.prefix));
+        }
+        if self.link {
+            out.push("--link".into());
+        }
+        if self.module {
+            out.push("--module".into());
+        }
+        out
+    }
+}
+
 /// Analysis options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Kernel era; `None` detects it from the object (12- or 13-byte `.altinstructions` → 6.1, else 6.12).
+    /// Kernel era; `None` detects it from the object's own signals ([`crate::analysis::EraSource`]), 6.12 rules
+    /// when nothing tells.
     pub era: Option<Era>,
+    /// objtool's switches, as kbuild passes them (none by default).
+    pub objtool: ObjtoolArgs,
     /// Frame-pointer rules (objtool `--stackval`): "call without frame pointer save/setup", "BP used as a scratch
     /// register".
     pub frame_pointer: bool,
@@ -79,6 +229,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             era: None,
+            objtool: ObjtoolArgs::default(),
             frame_pointer: false,
             all_conflicts: true,
             parallel_min_code: PARALLEL_MIN_CODE,

@@ -156,6 +156,69 @@ pub fn era_from_layout(obj: &Object) -> Option<Era> {
     ))
 }
 
+/// The era an object's own sections imply, and which section told: the `.altinstructions` layout, the encoding
+/// of an embedded `.orc_unwind` (objtool already ran), the unwind-hint encodings, a 6.14+ `.discard.annotate_insn`.
+/// Only unambiguous evidence counts; `None` when nothing tells.
+pub fn era_signal(obj: &Object) -> Option<(Era, &'static str)> {
+    if let Some(era) = era_from_layout(obj) {
+        return Some((era, "the .altinstructions entry size"));
+    }
+    if obj.section_by_name(".discard.annotate_insn").is_some() {
+        return Some((Era::V6_12, ".discard.annotate_insn (6.14+)"));
+    }
+    if let Some(era) = era_from_orc(obj) {
+        return Some((era, "the encoding of .orc_unwind"));
+    }
+    era_from_hints(obj).map(|e| (e, "the unwind-hint encodings"))
+}
+
+/// ORC rows: the CALL type (by far the most common) is 0 before 6.4 and 2 from 6.4 on. A row with a defined CFA
+/// base and type 0 is a 6.1 CALL row (6.4+'s UNDEFINED rows have no base); type 2 is 6.4+'s CALL or 6.1's rarer
+/// REGS_PARTIAL, so the majority decides.
+fn era_from_orc(obj: &Object) -> Option<Era> {
+    let sec = obj.section_by_name(".orc_unwind")?;
+    let (mut old, mut new) = (0usize, 0usize);
+    for row in sec.data.chunks_exact(6) {
+        let sp_reg = row[4] & 0xf;
+        if sp_reg == 0 {
+            continue;
+        }
+        match row[5] & 7 {
+            0 => old += 1,
+            2 => new += 1,
+            _ => {}
+        }
+    }
+    match old.cmp(&new) {
+        std::cmp::Ordering::Greater => Some(Era::V6_1),
+        std::cmp::Ordering::Less => Some(Era::V6_12),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// Unwind hints: each hint whose (type, CFA base, byte 8) exists in one numbering only votes; disagreeing votes
+/// tell nothing.
+fn era_from_hints(obj: &Object) -> Option<Era> {
+    let sec = obj.section_by_name(".discard.unwind_hints")?;
+    let (mut old, mut new) = (false, false);
+    for h in sec.data.chunks_exact(12) {
+        let (sp_reg, ty, byte8) = (h[6], h[7], h[8]);
+        match (ty, sp_reg != 0, byte8) {
+            // 6.1: UNWIND_HINT_EMPTY (CALL, no base, end=1), CALL or REGS with a base, ENTRY (4, no base),
+            // SAVE (5, no base).
+            (0, false, 1) | (0 | 1, true, _) | (4 | 5, false, _) => old = true,
+            // 6.4+: UNDEFINED (0, no base, signal 0), END_OF_STACK (1, no base), FUNC (5, with base), RESTORE (7).
+            (0, false, 0) | (1, false, _) | (5, true, _) | (7, _, _) => new = true,
+            _ => {}
+        }
+    }
+    match (old, new) {
+        (true, false) => Some(Era::V6_1),
+        (false, true) => Some(Era::V6_12),
+        _ => None,
+    }
+}
+
 /// The era an `.altinstructions` entry size implies: 12 and 13 bytes are 6.1's (and older) layouts.
 pub fn era_of_entry_size(size: usize) -> Era {
     match size {

@@ -189,10 +189,13 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool
             fatal = true;
         } else {
             warnings += h;
-            if warnings == 0 {
+            if warnings == 0 && !p.objtool.no_unreachable {
                 w.validate_reachable();
             }
         }
+    }
+    if !fatal && p.objtool.prefix > 0 {
+        w.add_prefix_cfi(u64::from(p.objtool.prefix));
     }
     w.propagate_prefix_cfi();
     WalkResult {
@@ -421,6 +424,50 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             warnings += i64::from(self.validate_branch(func, insn, state, None));
         }
         warnings
+    }
+
+    /// objtool's `add_prefix_symbols` (`--prefix=N`, after validation): a function preceded in its section by NOPs
+    /// that start exactly `prefix` bytes before it gets a `__pfx_` symbol there, and those NOPs get the state of
+    /// the function's first instruction (none for a function the walk never reached, e.g. `STACK_FRAME_NON_STANDARD`).
+    fn add_prefix_cfi(&mut self, prefix: u64) {
+        let p = self.p;
+        for (sec, _) in p.obj.sections.iter().enumerate() {
+            if !p.text[sec] {
+                continue;
+            }
+            for &si in p.obj.symbols_in(sec) {
+                let s = &p.obj.symbols[si];
+                if s.kind != SymKind::Func {
+                    continue;
+                }
+                let Some(insn) = p.find_insn(sec, s.value) else {
+                    continue;
+                };
+                let mut prev = p.prev_insn_same_sec(insn);
+                let mut start = None;
+                while let Some(n) = prev {
+                    let node = &p.nodes[n as usize];
+                    if node.insn.kind != InsnKind::Nop {
+                        break;
+                    }
+                    let offset = s.value.wrapping_sub(node.insn.offset());
+                    if offset > prefix {
+                        break;
+                    }
+                    if offset == prefix {
+                        start = Some(n);
+                        break;
+                    }
+                    prev = p.prev_insn_same_sec(n);
+                }
+                let (Some(start), Some(cfi)) = (start, self.cfi[insn as usize]) else {
+                    continue;
+                };
+                for n in start..insn {
+                    self.cfi[n as usize] = Some(cfi);
+                }
+            }
+        }
     }
 
     /// In an object objtool already processed with `--prefix`, the `__pfx_foo` NOP padding has the state of `foo`'s

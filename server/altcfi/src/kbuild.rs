@@ -1,0 +1,454 @@
+//! Knowledge of kernel trees and kbuild: where an object's tree is (in-tree or `O=` build directory), which kernel
+//! generation it is, whether kbuild gives the object to objtool at all, and with which arguments.
+//!
+//! It reads files (`.NAME.o.cmd`, `include/config/auto.conf`, `include/config/kernel.release`, the top `Makefile`,
+//! the object's directory `Makefile`/`Kbuild`, thin `built-in.a` archives) and hands the analysis plain
+//! [`altcfi_analysis::Options`] values: the analysis never opens a file. Nothing here runs make or objtool.
+//!
+//! *Invariant:* every answer says where it came from (the `.cmd` file, `auto.conf`, `kernel.release`, …), so the
+//! user can see why a rule set was chosen; an unreadable or missing file means "not known", never an error.
+
+use altcfi_analysis::{Era, ObjtoolArgs};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A kbuild build directory (the source tree itself for an in-tree build).
+#[derive(Debug)]
+pub struct Tree {
+    /// The build directory (holds `include/config/auto.conf`, `.config` and the objects).
+    pub build: PathBuf,
+    /// The source tree (`build/source` for an `O=` build, else `build`).
+    pub source: PathBuf,
+    /// `CONFIG_*` values of `include/config/auto.conf` (`y`, `m`, numbers and strings without quotes).
+    config: HashMap<String, String>,
+    /// The kernel version and where it was read (`6.12.118` from `include/config/kernel.release`).
+    pub version: Option<(u32, u32, String)>,
+}
+
+impl Tree {
+    /// Reads the tree whose build directory is `build` (which holds `include/config/auto.conf`).
+    fn read(build: &Path) -> Option<Tree> {
+        let auto = std::fs::read_to_string(build.join("include/config/auto.conf")).ok()?;
+        let config = auto
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .filter(|(k, _)| k.starts_with("CONFIG_"))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        let source =
+            std::fs::canonicalize(build.join("source")).unwrap_or_else(|_| build.to_path_buf());
+        let version = std::fs::read_to_string(build.join("include/config/kernel.release"))
+            .ok()
+            .and_then(|r| {
+                let r = r.trim().to_string();
+                parse_version(&r)
+                    .map(|(a, b)| (a, b, format!("{r} (include/config/kernel.release)")))
+            })
+            .or_else(|| makefile_version(&source));
+        Some(Tree {
+            build: build.to_path_buf(),
+            source,
+            config,
+            version,
+        })
+    }
+
+    /// Whether `CONFIG_name` is `y`.
+    pub fn enabled(&self, name: &str) -> bool {
+        self.config
+            .get(&format!("CONFIG_{name}"))
+            .is_some_and(|v| v == "y")
+    }
+
+    /// The generation whose rules apply, and why (`6.12.118 (include/config/kernel.release)`).
+    pub fn era(&self) -> Option<(Era, String)> {
+        let (major, minor, from) = self.version.as_ref()?;
+        Some((era_of_version(*major, *minor), from.clone()))
+    }
+
+    /// kbuild delays objtool to `vmlinux.o` (`CONFIG_X86_KERNEL_IBT` or `CONFIG_LTO_CLANG`): the objects never saw it.
+    pub fn delays_objtool(&self) -> bool {
+        self.enabled("X86_KERNEL_IBT") || self.enabled("LTO_CLANG")
+    }
+
+    /// objtool's arguments as `scripts/Makefile.lib` builds `objtool-args` from this configuration (6.1–6.12
+    /// spellings; the `MITIGATION_` renames of 6.9 accepted under both names).
+    pub fn objtool_args(&self, module: bool) -> ObjtoolArgs {
+        let y = |n: &str| self.enabled(n);
+        let mut a = ObjtoolArgs {
+            hack_jump_label: y("HAVE_JUMP_LABEL_HACK"),
+            hack_noinstr: y("HAVE_NOINSTR_HACK"),
+            hack_skylake: y("MITIGATION_CALL_DEPTH_TRACKING") || y("CALL_DEPTH_TRACKING"),
+            ibt: y("X86_KERNEL_IBT"),
+            cfi: y("FINEIBT"),
+            mcount: y("FTRACE_MCOUNT_USE_OBJTOOL"),
+            mnop: y("FTRACE_MCOUNT_USE_OBJTOOL") && y("HAVE_OBJTOOL_NOP_MCOUNT"),
+            orc: y("UNWINDER_ORC"),
+            retpoline: y("MITIGATION_RETPOLINE") || y("RETPOLINE"),
+            rethunk: y("MITIGATION_RETHUNK") || y("RETHUNK"),
+            sls: y("MITIGATION_SLS") || y("SLS"),
+            stackval: y("STACK_VALIDATION"),
+            static_call: y("HAVE_STATIC_CALL_INLINE"),
+            uaccess: y("HAVE_UACCESS_VALIDATION"),
+            no_unreachable: y("GCOV_KERNEL") || y("KCOV"),
+            link: self.delays_objtool(),
+            module,
+            ..ObjtoolArgs::default()
+        };
+        if y("PREFIX_SYMBOLS") {
+            a.prefix = self
+                .config
+                .get("CONFIG_FUNCTION_PADDING_BYTES")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        }
+        a
+    }
+}
+
+/// `6.12.118-amd64` → (6, 12).
+fn parse_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// VERSION and PATCHLEVEL of the source tree's top `Makefile`.
+fn makefile_version(source: &Path) -> Option<(u32, u32, String)> {
+    let text = std::fs::read_to_string(source.join("Makefile")).ok()?;
+    let field = |name: &str| {
+        text.lines().take(20).find_map(|l| {
+            l.strip_prefix(name)?
+                .trim_start()
+                .strip_prefix('=')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    };
+    let (major, minor) = (field("VERSION")?, field("PATCHLEVEL")?);
+    Some((
+        major,
+        minor,
+        format!("{major}.{minor} (Makefile VERSION/PATCHLEVEL)"),
+    ))
+}
+
+/// The analysis rules for a kernel version: 6.4+ formats (ORC types with UNDEFINED=0, hint numbering, 14-byte
+/// `.altinstructions` from 6.3) are 6.12's; older kernels are read with 6.1's.
+pub fn era_of_version(major: u32, minor: u32) -> Era {
+    if (major, minor) >= (6, 4) {
+        Era::V6_12
+    } else {
+        Era::V6_1
+    }
+}
+
+/// What kbuild does with one object.
+#[derive(Debug, Clone)]
+pub enum Validation {
+    /// kbuild ran objtool on it with these arguments (read from the `.cmd` file).
+    Ran(ObjtoolArgs),
+    /// kbuild gives it to objtool, but only as part of `vmlinux.o` (IBT/LTO): these are the per-object arguments
+    /// `scripts/Makefile.lib` builds.
+    Delayed(ObjtoolArgs),
+    /// kbuild never validates it, and why.
+    Never(String),
+    /// Not known (no tree, no `.cmd`).
+    Unknown,
+}
+
+/// Everything known about one object from its tree.
+#[derive(Debug, Clone)]
+pub struct ObjectKbuild {
+    /// The tree the object lies in.
+    pub tree: Option<Arc<Tree>>,
+    /// What kbuild does with it.
+    pub validation: Validation,
+}
+
+impl ObjectKbuild {
+    /// objtool's arguments for the object, if kbuild validates it.
+    pub fn objtool_args(&self) -> Option<ObjtoolArgs> {
+        match &self.validation {
+            Validation::Ran(a) | Validation::Delayed(a) => Some(*a),
+            Validation::Never(_) | Validation::Unknown => None,
+        }
+    }
+
+    /// The reason kbuild never validates the object, if it does not.
+    pub fn not_validated(&self) -> Option<&str> {
+        match &self.validation {
+            Validation::Never(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Where the arguments came from, for messages.
+    pub fn args_source(&self) -> &'static str {
+        match self.validation {
+            Validation::Ran(_) => "the object's .cmd file (kbuild ran objtool on it)",
+            Validation::Delayed(_) => {
+                "include/config/auto.conf as scripts/Makefile.lib builds objtool-args (objtool runs on vmlinux.o only)"
+            }
+            _ => "none",
+        }
+    }
+}
+
+/// Kernel trees found so far, by build directory, and the answer for every directory looked at.
+#[derive(Default)]
+pub struct Kbuild {
+    dirs: Mutex<HashMap<PathBuf, Option<Arc<Tree>>>>,
+}
+
+impl Kbuild {
+    /// The tree that `dir` lies in: the nearest ancestor (or `dir`) with `include/config/auto.conf`.
+    pub fn tree_of(&self, dir: &Path) -> Option<Arc<Tree>> {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut seen = Vec::new();
+        let mut found = None;
+        let mut cur = Some(dir.as_path());
+        while let Some(d) = cur {
+            if let Some(known) = self.lock().get(d) {
+                found = known.clone();
+                break;
+            }
+            seen.push(d.to_path_buf());
+            if d.join("include/config/auto.conf").is_file() {
+                found = Tree::read(d).map(Arc::new);
+                break;
+            }
+            cur = d.parent();
+        }
+        let mut dirs = self.lock();
+        for d in seen {
+            dirs.insert(d, found.clone());
+        }
+        found
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Option<Arc<Tree>>>> {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What kbuild does with the object at `obj`.
+    pub fn object(&self, obj: &Path) -> ObjectKbuild {
+        let dir = obj
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tree = self.tree_of(dir);
+        let cmd = read_cmd(obj);
+        let validation = match (&cmd, &tree) {
+            (Some(cmd), _) if objtool_in_cmd(cmd).is_some() => match objtool_in_cmd(cmd) {
+                Some(Ok(a)) => Validation::Ran(a),
+                _ => Validation::Unknown,
+            },
+            (_, None) => Validation::Unknown,
+            (cmd, Some(tree)) => validation_in_tree(tree, obj, cmd.as_deref()),
+        };
+        ObjectKbuild { tree, validation }
+    }
+}
+
+/// The first line of the object's `.NAME.o.cmd` (the command that built it).
+fn read_cmd(obj: &Path) -> Option<String> {
+    let name = obj.file_name()?.to_str()?;
+    let path = obj.with_file_name(format!(".{name}.cmd"));
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().next().map(str::to_string)
+}
+
+/// objtool's arguments in a kbuild command (`…; ./tools/objtool/objtool ARGS OBJ`): `None` when objtool is not in
+/// it, `Some(Err)` when its arguments are not understood.
+fn objtool_in_cmd(cmd: &str) -> Option<Result<ObjtoolArgs, String>> {
+    let step = cmd.split(';').map(str::trim).find(|s| {
+        s.split_whitespace()
+            .next()
+            .is_some_and(|p| p.ends_with("tools/objtool/objtool"))
+    })?;
+    let words: Vec<&str> = step.split_whitespace().collect();
+    // objtool, its arguments, the object.
+    let args = words.get(1..words.len().saturating_sub(1)).unwrap_or(&[]);
+    Some(ObjtoolArgs::parse(args.iter().copied()).map_err(|e| e.to_string()))
+}
+
+/// Whether kbuild validates an object objtool has not run on, from the tree's configuration and Makefiles.
+fn validation_in_tree(tree: &Tree, obj: &Path, cmd: Option<&str>) -> Validation {
+    if !tree.enabled("OBJTOOL")
+        && !tree.enabled("STACK_VALIDATION")
+        && !tree.enabled("UNWINDER_ORC")
+    {
+        return Validation::Never(
+            "the tree's configuration does not run objtool (CONFIG_OBJTOOL is off)".into(),
+        );
+    }
+    let Some(cmd) = cmd else {
+        // No .cmd: not built by kbuild in this tree (or built by hand); nothing says kbuild would skip it.
+        return Validation::Unknown;
+    };
+    let compiled = cmd.contains(" -c ");
+    if !tree.delays_objtool() {
+        // kbuild runs objtool right after compiling every object it validates: no objtool step means it does not.
+        return if compiled {
+            Validation::Never(
+                "kbuild compiled it without an objtool step (OBJECT_FILES_NON_STANDARD, or not part of the kernel)"
+                    .into(),
+            )
+        } else {
+            Validation::Unknown
+        };
+    }
+    let Some(rel) = obj_rel(tree, obj) else {
+        return Validation::Unknown;
+    };
+    if !compiled {
+        return Validation::Unknown;
+    }
+    if let Some(why) = non_standard(tree, &rel) {
+        return Validation::Never(why);
+    }
+    match kernel_object(tree, &rel, cmd) {
+        Some(KernelObject::Builtin) => Validation::Delayed(tree.objtool_args(false)),
+        Some(KernelObject::Module) => Validation::Delayed(tree.objtool_args(true)),
+        None => Validation::Never(
+            "not linked into the kernel or a module (kbuild's is-kernel-object), e.g. the vdso"
+                .into(),
+        ),
+    }
+}
+
+/// The object's path relative to the build directory.
+fn obj_rel(tree: &Tree, obj: &Path) -> Option<PathBuf> {
+    let abs = std::fs::canonicalize(obj).ok()?;
+    abs.strip_prefix(&tree.build).ok().map(Path::to_path_buf)
+}
+
+/// `OBJECT_FILES_NON_STANDARD` of the object's directory Makefile (or Kbuild), as scripts/Makefile.build reads it:
+/// the per-file value, then the directory's, then `n`; the first letter decides.
+fn non_standard(tree: &Tree, rel: &Path) -> Option<String> {
+    // The Makefile of the nearest ancestor directory that has one (vdso32/note.o is named in vdso/Makefile).
+    let mut dir = rel.parent();
+    while let Some(d) = dir {
+        for name in ["Kbuild", "Makefile"] {
+            let path = tree.source.join(d).join(name);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let stem = rel.strip_prefix(d).ok()?.to_str()?.to_string();
+            let per_file = format!("OBJECT_FILES_NON_STANDARD_{stem}");
+            let mut file_value = String::new();
+            let mut dir_value = String::new();
+            for line in text.lines() {
+                let Some((lhs, rhs)) = line.split_once('=') else {
+                    continue;
+                };
+                let lhs = lhs.trim_end_matches([':', '+', '?']).trim();
+                let rhs = rhs.trim();
+                if lhs == per_file {
+                    file_value = rhs.to_string();
+                } else if lhs == "OBJECT_FILES_NON_STANDARD" {
+                    dir_value = rhs.to_string();
+                }
+            }
+            let decided = format!("{file_value}{dir_value}n");
+            return decided.starts_with('y').then(|| {
+                let which = if file_value.starts_with('y') {
+                    per_file
+                } else {
+                    "OBJECT_FILES_NON_STANDARD".into()
+                };
+                format!(
+                    "{which} := y in {}",
+                    path.strip_prefix(&tree.source).unwrap_or(&path).display()
+                )
+            });
+        }
+        dir = d.parent().filter(|p| !p.as_os_str().is_empty());
+    }
+    None
+}
+
+enum KernelObject {
+    Builtin,
+    Module,
+}
+
+/// kbuild's `is-kernel-object`: the object is a member of a thin `built-in.a`/`lib.a` (paths relative to each
+/// archive's directory) or listed in a module's `.mod` file. Without any archive to ask, a kernel compile
+/// (`-D__KERNEL__`, not `-DBUILD_VDSO`) counts as one.
+fn kernel_object(tree: &Tree, rel: &Path, cmd: &str) -> Option<KernelObject> {
+    let mut any_archive = false;
+    let mut dir = rel.parent();
+    while let Some(d) = dir {
+        let inner = rel.strip_prefix(d).ok()?.to_str()?;
+        let needle = format!("{inner}/\n");
+        for archive in ["built-in.a", "lib.a"] {
+            if let Ok(bytes) = std::fs::read(tree.build.join(d).join(archive)) {
+                any_archive = true;
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    return Some(KernelObject::Builtin);
+                }
+            }
+        }
+        dir = d.parent().filter(|p| !p.as_os_str().is_empty());
+    }
+    // Modules: `NAME.mod` in the object's directory lists its objects by path from the build directory.
+    if let Ok(entries) = std::fs::read_dir(tree.build.join(rel.parent().unwrap_or(Path::new("")))) {
+        let me = rel.to_str()?;
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "mod") {
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    if text.split_whitespace().any(|w| w == me) {
+                        return Some(KernelObject::Module);
+                    }
+                }
+            }
+        }
+    }
+    if any_archive {
+        return None;
+    }
+    (cmd.contains("-D__KERNEL__") && !cmd.contains("-DBUILD_VDSO")).then_some(KernelObject::Builtin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objtool_step_of_a_cmd_line() {
+        let cmd = "savedcmd_arch/x86/entry/entry_64.o := gcc -c -o arch/x86/entry/entry_64.o x.S; \
+                   ./tools/objtool/objtool --hacks=jump_label --hacks=noinstr --hacks=skylake --orc --retpoline \
+                   --rethunk --static-call --uaccess --prefix=16   arch/x86/entry/entry_64.o";
+        let a = objtool_in_cmd(cmd)
+            .expect("objtool step")
+            .expect("known args");
+        assert_eq!(a.prefix, 16);
+        assert!(a.uaccess && a.hack_jump_label && a.hack_noinstr && a.orc && !a.ibt && !a.link);
+        assert_eq!(
+            a.to_args().join(" "),
+            "--hacks=jump_label --hacks=noinstr --hacks=skylake --orc --retpoline --rethunk --static-call \
+             --uaccess --prefix=16"
+        );
+        assert!(objtool_in_cmd("savedcmd_x.o := gcc -c -o x.o x.c").is_none());
+        assert!(
+            objtool_in_cmd("cmd_x.o := gcc -c x.c; ./tools/objtool/objtool --frobnicate x.o")
+                .is_some_and(|r| r.is_err())
+        );
+    }
+
+    #[test]
+    fn versions_choose_rules() {
+        assert_eq!(parse_version("6.12.118"), Some((6, 12)));
+        assert_eq!(parse_version("6.1.0-28-amd64"), Some((6, 1)));
+        assert_eq!(era_of_version(6, 12), Era::V6_12);
+        assert_eq!(era_of_version(6, 4), Era::V6_12);
+        assert_eq!(era_of_version(6, 1), Era::V6_1);
+        assert_eq!(era_of_version(5, 15), Era::V6_1);
+    }
+}
