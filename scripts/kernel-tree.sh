@@ -15,7 +15,8 @@
 # build directory <cache>/kernel/GEN-CONFIG, which also holds compile_commands.json, .config, `source`, build.log).
 # Prints the build directory on stdout. Idempotent: a finished build with the same directory list is not redone.
 #
-# Environment: ALTCFI_CACHE (default <repo>/.cache), JOBS (default: nproc).
+# Environment: ALTCFI_CACHE (default <repo>/.cache), JOBS (default: nproc), ALTCFI_TREE_TAG (a suffix for the build
+# directory, for a second build of the same generation and configuration with other directories, e.g. `whole`).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,6 +48,10 @@ missing=()
 for t in "${!tool_pkg[@]}"; do command -v "$t" >/dev/null || missing+=("${tool_pkg[$t]}"); done
 [ -f /usr/include/gelf.h ] || missing+=(libelf-dev)
 [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+mkdir -p "$cache"
+# Concurrent runs (one test per generation) take turns for apt, the unpacking of a generation and each build.
+exec 8>"$cache/.lock-apt"
+flock 8
 apt_updated=0
 if [ "${#missing[@]}" -gt 0 ]; then
     log "apt-get update"
@@ -59,6 +64,8 @@ fi
 
 # --- the source tree -----------------------------------------------------------
 src=$cache/src-$gen
+exec 9>"$cache/.lock-src-$gen"
+flock 9
 if [ ! -f "$src/.altcfi-complete" ]; then
     mkdir -p "$cache/debs"
     if ! compgen -G "$cache/debs/linux-source-${gen}_*.deb" >/dev/null; then
@@ -83,15 +90,20 @@ if [ ! -f "$src/.altcfi-complete" ]; then
     touch "$src.tmp/.altcfi-complete"
     mv "$src.tmp" "$src"
 fi
+flock -u 9
+flock -u 8
 
 # --- configure and build ---------------------------------------------------------
-out=$cache/$gen-$config
+out=$cache/$gen-$config${ALTCFI_TREE_TAG:+-$ALTCFI_TREE_TAG}
+mkdir -p "$out"
+exec 7>"$cache/.lock-build-$gen-$config"
+flock 7
+
 stamp="dirs: ${dirs[*]}"
 if [ -f "$out/.altcfi-built" ] && [ "$(cat "$out/.altcfi-built")" = "$stamp" ]; then
     echo "$out"
     exit 0
 fi
-mkdir -p "$out"
 rm -f "$out/.altcfi-built"
 kmake() { make -C "$src" O="$out" -j"$jobs" "$@"; }
 if [ ! -f "$out/.config" ]; then

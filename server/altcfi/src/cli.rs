@@ -84,6 +84,10 @@ struct Common {
     /// the options given here and the object's own signals decide the rules.
     #[arg(long)]
     no_kbuild: bool,
+    /// Say on stderr, per object, which tree, kernel generation and objtool arguments were used and where they came
+    /// from.
+    #[arg(short, long)]
+    verbose: bool,
     /// Check objects that kbuild never gives to objtool (the vdso, `OBJECT_FILES_NON_STANDARD`) instead of noting
     /// that they are not validated.
     #[arg(long)]
@@ -193,6 +197,8 @@ struct Rules {
     opts: Options,
     /// kbuild never gives the object to objtool: why (the object is noted, not checked, unless `--force`).
     not_validated: Option<String>,
+    /// How the rules were chosen, in words (`--verbose`).
+    how: String,
 }
 
 impl Common {
@@ -202,30 +208,51 @@ impl Common {
         let ctx = (!self.no_kbuild).then(|| kb.object(path));
         let mut opts = base;
         let mut not_validated = None;
-        match given {
-            Some(a) => opts.objtool = a,
-            None => {
-                if let Some(ctx) = &ctx {
-                    if let Some(a) = ctx.objtool_args() {
-                        opts.objtool = a;
-                    }
-                    if !self.force {
-                        not_validated = ctx.not_validated().map(str::to_string);
-                    }
-                }
+        let args_from = match (given, &ctx) {
+            (Some(a), _) => {
+                opts.objtool = a;
+                "the command line"
             }
-        }
+            (None, Some(ctx)) => {
+                if let Some(a) = ctx.objtool_args() {
+                    opts.objtool = a;
+                }
+                if !self.force {
+                    not_validated = ctx.not_validated().map(str::to_string);
+                }
+                ctx.args_source()
+            }
+            (None, None) => "none: --no-kbuild",
+        };
         opts.frame_pointer |= opts.objtool.stackval;
-        if opts.era.is_none() {
-            opts.era = ctx
-                .as_ref()
-                .and_then(|c| c.tree.as_ref())
-                .and_then(|t| t.era())
-                .map(|(era, _)| era);
-        }
+        let tree_era = ctx
+            .as_ref()
+            .and_then(|c| c.tree.as_ref())
+            .and_then(|t| t.era());
+        let era_from = match (opts.era, tree_era) {
+            (Some(e), _) => format!("{} (--kernel)", e.name()),
+            (None, Some((e, from))) => {
+                opts.era = Some(e);
+                format!("{} (the tree: {from})", e.name())
+            }
+            (None, None) => "from the object".to_string(),
+        };
+        let args = opts.objtool.to_args();
+        let args = if args.is_empty() {
+            "none".to_string()
+        } else {
+            args.join(" ")
+        };
+        let tree = ctx
+            .as_ref()
+            .and_then(|c| c.tree.as_ref())
+            .map_or("none".to_string(), |t| t.build.display().to_string());
+        let how =
+            format!("tree: {tree}; rules: {era_from}; objtool args: {args} (from {args_from})");
         Ok(Rules {
             opts,
             not_validated,
+            how,
         })
     }
 
@@ -520,7 +547,11 @@ fn check(
     let kb = Kbuild::default();
     // Objects are independent: analyse them side by side, report in the order given.
     let outcomes = parallel_map(files, common.workers(files.len()), |p| {
-        match common.rules(p, base, &kb) {
+        let rules = common.rules(p, base, &kb);
+        if let (true, Ok(r)) = (common.verbose, &rules) {
+            eprintln!("altcfi: {}: {}", p.display(), r.how);
+        }
+        match rules {
             Ok(Rules {
                 not_validated: Some(why),
                 ..
@@ -697,6 +728,14 @@ fn orc_cmd(
         return Ok(0);
     }
     let Some(existing) = &a.existing_orc else {
+        if rows.is_empty() && a.orc.is_some() {
+            // objtool writes no table when every row would be undefined (or there is no code): nothing to compare.
+            println!(
+                "{}: ORC verified: nothing to unwind (no ORC row computed, no .orc_unwind in the object)",
+                path.display()
+            );
+            return Ok(0);
+        }
         anyhow::bail!(
             "{}: has no .orc_unwind/.orc_unwind_ip to verify against (objtool has not run on it)",
             path.display()

@@ -193,7 +193,8 @@ impl ObjectKbuild {
             Validation::Delayed(_) => {
                 "include/config/auto.conf as scripts/Makefile.lib builds objtool-args (objtool runs on vmlinux.o only)"
             }
-            _ => "none",
+            Validation::Never(_) => "none: kbuild never validates it",
+            Validation::Unknown => "none: nothing in the tree says how kbuild validates it",
         }
     }
 }
@@ -202,6 +203,14 @@ impl ObjectKbuild {
 #[derive(Default)]
 pub struct Kbuild {
     dirs: Mutex<HashMap<PathBuf, Option<Arc<Tree>>>>,
+}
+
+impl std::fmt::Debug for Kbuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kbuild")
+            .field("dirs", &self.lock().len())
+            .finish()
+    }
 }
 
 impl Kbuild {

@@ -111,7 +111,17 @@ pub fn check_document(
     let lines = text.lines();
     for object in &resolution.objects {
         let shown = object.display();
-        let loaded = cache.load(object, settings);
+        let kb = settings.kbuild.as_ref().map(|k| k.object(object));
+        if let Some(why) = kb.as_ref().and_then(|k| k.not_validated()) {
+            view.notes
+                .push(format!("{shown}: not validated by kbuild ({why})"));
+            view.diagnostics.push(status(
+                DiagnosticSeverity::HINT,
+                format!("altcfi: {shown} is not validated by kbuild ({why}); objtool never checks it, so neither does altcfi"),
+            ));
+            continue;
+        }
+        let loaded = cache.load(object, &settings.for_object(kb.as_ref()));
         if !current() {
             return Outcome::Stale;
         }

@@ -18,6 +18,7 @@ pub mod scheduler;
 pub mod watch;
 pub mod workspace;
 
+use crate::kbuild::Kbuild;
 use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::Options;
 use check::{DocView, Outcome};
@@ -181,6 +182,7 @@ impl Backend {
                     options: Options::default(),
                     features: Arc::new(FeatureNames::default()),
                     eh_frame: false,
+                    kbuild: Some(Arc::new(Kbuild::default())),
                 }),
                 caps: Mutex::new(ClientCaps::default()),
                 docs: Mutex::new(HashMap::new()),
@@ -240,6 +242,7 @@ impl Backend {
             },
             features: Arc::new(features),
             eh_frame: config.eh_frame,
+            kbuild: Some(Arc::new(Kbuild::default())),
         };
         for w in warnings {
             self.log(MessageType::WARNING, w);

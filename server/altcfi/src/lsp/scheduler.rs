@@ -13,6 +13,7 @@
 //! hints and `altcfi/cfiTable`) on its own thread; concurrent callers share that one computation.
 
 use super::workspace::stat;
+use crate::kbuild::{Kbuild, ObjectKbuild};
 use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::sources::Sources;
 use altcfi_analysis::{analyze, analyze_lean, analyze_staged, Analysis, Options};
@@ -272,6 +273,25 @@ pub struct Settings {
     /// Add the unwind-table cross-checks (`.eh_frame`/`.debug_frame` against the code, `.orc_unwind` against the
     /// computed ORC) to the findings.
     pub eh_frame: bool,
+    /// The kernel trees objects lie in (objtool's arguments and the generation per object); `None`: options only.
+    pub kbuild: Option<Arc<Kbuild>>,
+}
+
+impl Settings {
+    /// The settings for one object: objtool's arguments from its tree (`.cmd` or `auto.conf`) and the tree's
+    /// generation unless the configuration names one.
+    pub fn for_object(&self, kb: Option<&ObjectKbuild>) -> Settings {
+        let mut s = self.clone();
+        let Some(kb) = kb else { return s };
+        if let Some(args) = kb.objtool_args() {
+            s.options.objtool = args;
+            s.options.frame_pointer |= args.stackval;
+        }
+        if s.options.era.is_none() {
+            s.options.era = kb.tree.as_ref().and_then(|t| t.era()).map(|(e, _)| e);
+        }
+        s
+    }
 }
 
 impl Settings {
@@ -504,6 +524,7 @@ mod tests {
     fn settings(eh_frame: bool) -> Settings {
         Settings {
             options: Options::default(),
+            kbuild: None,
             features: Arc::new(FeatureNames::default()),
             eh_frame,
         }
