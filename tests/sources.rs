@@ -804,3 +804,189 @@ fn analysis_entry_points_agree_on_every_fixture() {
     );
     assert!(with_sites > 50 && with_findings > 50);
 }
+
+/// An `ALTERNATIVE_2`/`_3` site is one site with every replacement in both layouts. Before 6.3 objtool (and altcfi)
+/// make a fresh original group per `.altinstructions` entry, so the entries of one site are several original groups
+/// over the same bytes; the analysis, `explain` (text and JSON) and the finding's details must still show one site
+/// whose replacements are numbered in `.altinstructions` order, with the slots objtool checked the original in.
+#[test]
+fn multi_entry_sites_show_every_replacement_in_both_layouts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let all = fixtures();
+    let build = |name: &str| {
+        let f = all
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no fixture {name}"));
+        build_variant(f, &["-g"], "g", dir.path())
+    };
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "alt2-second-conflicts",
+            "alt2_second",
+            &["X86_FEATURE_ERMS", "X86_FEATURE_XENPV"],
+        ),
+        (
+            "alt2-first-conflicts",
+            "alt2_first",
+            &["X86_FEATURE_XENPV", "X86_FEATURE_ERMS"],
+        ),
+        (
+            "alt3-third-conflicts",
+            "alt3_third",
+            &["X86_FEATURE_ERMS", "X86_FEATURE_FSRM", "X86_FEATURE_XENPV"],
+        ),
+        (
+            "alt2-repls-conflict",
+            "alt2_repls",
+            &["X86_FEATURE_XENPV", "X86_FEATURE_ERMS"],
+        ),
+    ];
+    for (fixture, func, features) in cases {
+        for era in ["61", "612"] {
+            let what = format!("{fixture}-{era}");
+            let obj = build(&what);
+            let data = std::fs::read(&obj).expect("read");
+            let a = analyse(&data);
+            assert_eq!(a.sites.len(), 1, "{what}: {:#?}", a.sites);
+            let site = &a.sites[0];
+            assert_eq!(site.location, format!("{func}+0x0"), "{what}");
+            let got: Vec<(usize, &str)> = site
+                .replacements
+                .iter()
+                .map(|r| (r.number, r.feature.as_str()))
+                .collect();
+            let want: Vec<(usize, &str)> = features
+                .iter()
+                .copied()
+                .enumerate()
+                .map(|(i, f)| (i + 1, f))
+                .collect();
+            assert_eq!(got, want, "{what}");
+            let entries: Vec<usize> = site.replacements.iter().map(|r| r.entry).collect();
+            assert!(
+                entries.windows(2).all(|w| w[0] < w[1]),
+                "{what}: {entries:?}"
+            );
+            // Every replacement's instructions are on its side of the one site.
+            for r in &site.replacements {
+                let (rs, ro) = r.at.expect("non-empty replacement");
+                let insns: Vec<_> = a
+                    .insns
+                    .iter()
+                    .filter(|i| i.section == rs && (ro..ro + u64::from(r.len)).contains(&i.offset))
+                    .collect();
+                assert!(!insns.is_empty(), "{what}: #{}", r.number);
+                for i in insns {
+                    assert_eq!(i.site, Some((0, Some(r.number))), "{what}: {}", i.location);
+                    // (6.12 stops at the first conflict, before reaching every replacement.)
+                    assert!(
+                        era == "612" || i.cfi.is_some(),
+                        "{what}: {} has CFI",
+                        i.location
+                    );
+                }
+            }
+            // The original's slots are the array its instructions' states went into; before 6.3 only the last
+            // entry's replacement shares it, every other has its own.
+            let orig_first = a
+                .insns
+                .iter()
+                .find(|i| (i.section, i.offset) == site.orig)
+                .expect("original instruction");
+            assert_eq!(orig_first.site, Some((0, None)), "{what}");
+            assert_eq!(site.slots[0], orig_first.cfi, "{what}");
+            let n = site.replacements.len();
+            for r in &site.replacements {
+                let own = era == "61" && r.number < n;
+                assert_eq!(r.slots.is_some(), own, "{what}: #{}", r.number);
+            }
+
+            // explain, by location and by line, text and JSON: one site, every replacement a column.
+            let sources = Sources::new(&a, &data).expect("Sources::new");
+            let columns: Vec<String> = std::iter::once("original".to_owned())
+                .chain(want.iter().map(|(n, f)| format!("#{n} {f}")))
+                .collect();
+            let e = sources
+                .explain_location(&format!("{func}+0x0"))
+                .expect("location");
+            assert_eq!(e.sites.len(), 1, "{what}");
+            assert_eq!(e.sites[0].columns, columns, "{what}");
+            for (n, f) in &want {
+                let label = format!("replacement #{n} [{f}]");
+                assert!(
+                    e.rows
+                        .iter()
+                        .any(|r| r.site.as_deref().is_some_and(|s| s.ends_with(&label))),
+                    "{what}: no row of {label}: {e:#?}"
+                );
+            }
+            let o = obj.to_str().expect("utf-8 path");
+            let src = format!("{}:6", f_src(fixture, era).display());
+            for query in [format!("{func}+0x0"), src] {
+                let (code, out, err) = altcfi(&["explain", o, &query]);
+                assert_eq!(code, 0, "{what} {query}: {err}");
+                assert_eq!(
+                    out.matches("alternative site ").count(),
+                    1,
+                    "{what} {query}: {out}"
+                );
+                for (n, f) in &want {
+                    assert!(
+                        out.contains(&format!("#{n} {f}")),
+                        "{what} {query}: #{n} {f} missing: {out}"
+                    );
+                    assert!(
+                        out.contains(&format!("replacement #{n} [{f}]")),
+                        "{what} {query}: rows of #{n} missing: {out}"
+                    );
+                }
+                let (code, out, _) = altcfi(&["explain", o, &query, "--format", "json"]);
+                assert_eq!(code, 0);
+                let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+                assert_eq!(
+                    v["sites"].as_array().map(Vec::len),
+                    Some(1),
+                    "{what}: {out}"
+                );
+                assert_eq!(
+                    v["sites"][0]["columns"],
+                    serde_json::json!(columns),
+                    "{what}"
+                );
+            }
+            // A conflict is marked only where a finding reports one (6.1 misses some of these).
+            let conflicts = a
+                .findings
+                .iter()
+                .filter(|f| f.kind == FindingKind::AltStackConflict)
+                .count();
+            let marked = e.sites[0].offsets.iter().any(|o| o.conflict);
+            assert_eq!(marked, conflicts > 0, "{what}: {e:#?}");
+            // The finding's sides carry the site's numbers.
+            for f in a
+                .findings
+                .iter()
+                .filter(|f| f.kind == FindingKind::AltStackConflict)
+            {
+                for c in &f.conflicts {
+                    for side in [&c.recorded, &c.conflicting] {
+                        if let Some(n) = side.replacement {
+                            assert_eq!(
+                                side.feature.as_deref(),
+                                Some(features[n - 1]),
+                                "{what}: replacement #{n}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn f_src(fixture: &str, era: &str) -> PathBuf {
+    repo_root()
+        .join("tests/fixtures/alt")
+        .join(format!("{fixture}-{era}.S"))
+}

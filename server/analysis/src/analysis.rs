@@ -56,6 +56,11 @@ pub struct Replacement {
     pub at: Option<(usize, u64)>,
     /// Length of the replacement.
     pub len: u8,
+    /// The replacement's own slot array, when it is not the site's [`AltSite::slots`]: before 6.3 each entry gets
+    /// a fresh array shared only with its own copy of the original group, and the original's instructions share
+    /// the last entry's, so only that replacement is compared with the original (and the others with nothing).
+    /// `None` when the replacement's states went into [`AltSite::slots`].
+    pub slots: Option<Vec<Option<CfiId>>>,
 }
 
 /// An alternative site: the original range and its replacements.
@@ -324,36 +329,85 @@ fn feature_text(p: &Program, k: usize, features: &FeatureNames) -> String {
     }
 }
 
-fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltSite> {
-    let mut sites: Vec<AltSite> = Vec::new();
-    let mut by_slots: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-    for g in &p.groups {
+/// The alternative sites of a program: one per original address range, with every replacement of every
+/// `.altinstructions` entry for it. objtool 6.3+ makes one original group per range; before 6.3 it makes a fresh
+/// original group per entry, so the entries of an `ALTERNATIVE_2`/`_3` give several original groups over the same
+/// bytes (each sharing its slot array with its one replacement) and the site must gather them.
+struct SiteMap {
+    /// Per group: its site and side (`None` = original, `Some(n)` = replacement #n, 1-based, `.altinstructions`
+    /// order).
+    side: Vec<Option<(usize, Option<usize>)>>,
+    /// Per site: the original group whose slot array the original's instructions use (the one objtool checked the
+    /// original against), and the replacement groups in `.altinstructions` order.
+    sites: Vec<(usize, Vec<usize>)>,
+}
+
+fn site_map(p: &Program) -> SiteMap {
+    let mut side: Vec<Option<(usize, Option<usize>)>> = vec![None; p.groups.len()];
+    let mut sites: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut by_range: std::collections::HashMap<(usize, u64, usize), usize> =
+        std::collections::HashMap::new();
+    // Groups are made in `.altinstructions` order, so a site's replacements are numbered in that order.
+    for (gi, g) in p.groups.iter().enumerate() {
         let Some(og) = g.orig_group else { continue };
-        let Some(k) = g.entry else { continue };
         let orig = &p.groups[og];
-        let site = *by_slots.entry(orig.slots).or_insert_with(|| {
+        let first = &p.nodes[orig.first as usize];
+        let key = (first.sec(), first.insn.offset(), orig.len);
+        let site = *by_range.entry(key).or_insert_with(|| {
+            sites.push((og, Vec::new()));
+            sites.len() - 1
+        });
+        sites[site].1.push(gi);
+        side[gi] = Some((site, Some(sites[site].1.len())));
+        side[og] = Some((site, None));
+    }
+    // Before 6.3 the original's instructions belong to the last original group made over them: its slots are the
+    // ones the original's states went into and were compared in.
+    for (s, (og, _)) in sites.iter_mut().enumerate() {
+        if let Some(g) = p.nodes[p.groups[*og].first as usize].alt_group.get() {
+            if p.groups[g].orig_group.is_none() && side[g] == Some((s, None)) {
+                *og = g;
+            }
+        }
+    }
+    SiteMap { side, sites }
+}
+
+fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltSite> {
+    let map = site_map(p);
+    map.sites
+        .iter()
+        .map(|&(og, ref repls)| {
+            let orig = &p.groups[og];
+            let slots = orig.slots;
             let first = &p.nodes[orig.first as usize];
-            sites.push(AltSite {
+            let replacements = repls
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &g)| Some((i + 1, g, p.groups[g].entry?)))
+                .map(|(number, g, k)| {
+                    let sa = &p.specials[k];
+                    let own = p.groups[g].slots;
+                    debug_assert_eq!(sa.kind, SpecialKind::Alternative);
+                    Replacement {
+                        number,
+                        entry: sa.entry,
+                        feature: feature_text(p, k, features),
+                        at: sa.new,
+                        len: sa.new_len,
+                        slots: (own != slots).then(|| w.slots[own].to_vec()),
+                    }
+                })
+                .collect();
+            AltSite {
                 orig: (first.sec(), first.insn.offset()),
                 len: orig.len,
                 location: p.node_location(orig.first).display,
-                replacements: Vec::new(),
-                slots: w.slots[orig.slots].to_vec(),
-            });
-            sites.len() - 1
-        });
-        let sa = &p.specials[k];
-        let number = sites[site].replacements.len() + 1;
-        sites[site].replacements.push(Replacement {
-            number,
-            entry: sa.entry,
-            feature: feature_text(p, k, features),
-            at: sa.new,
-            len: sa.new_len,
-        });
-        debug_assert_eq!(sa.kind, SpecialKind::Alternative);
-    }
-    sites
+                replacements,
+                slots: w.slots[slots].to_vec(),
+            }
+        })
+        .collect()
 }
 
 fn node_text(p: &Program, id: NodeId) -> String {
@@ -368,23 +422,8 @@ fn node_text(p: &Program, id: NodeId) -> String {
 }
 
 fn insn_infos(p: &Program, w: &WalkResult) -> Vec<InsnInfo> {
-    // Site and side of each group.
-    let mut side: Vec<Option<(usize, Option<usize>)>> = vec![None; p.groups.len()];
-    let mut site_of_slots: std::collections::HashMap<usize, usize> =
-        std::collections::HashMap::new();
-    let mut counts: Vec<usize> = Vec::new();
-    for (gi, g) in p.groups.iter().enumerate() {
-        let Some(og) = g.orig_group else { continue };
-        let slots = p.groups[og].slots;
-        let next = site_of_slots.len();
-        let site = *site_of_slots.entry(slots).or_insert(next);
-        if counts.len() <= site {
-            counts.resize(site + 1, 0);
-        }
-        counts[site] += 1;
-        side[gi] = Some((site, Some(counts[site])));
-        side[og] = Some((site, None));
-    }
+    // Site and side of each group, as in [`build_sites`].
+    let side = site_map(p).side;
     p.nodes
         .iter()
         .enumerate()
@@ -427,17 +466,11 @@ fn enrich_conflicts(
     if w.conflicts.is_empty() {
         return;
     }
-    // Replacement numbers: a group's place (from 1) among the replacement groups of its site, in group order.
-    let mut per_site: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-    let numbers: Vec<Option<usize>> = p
-        .groups
-        .iter()
-        .map(|x| {
-            let o = x.orig_group?;
-            let n = per_site.entry(p.groups[o].slots).or_insert(0);
-            *n += 1;
-            Some(*n)
-        })
+    // Replacement numbers: a group's number among its site's replacements, as in [`build_sites`].
+    let numbers: Vec<Option<usize>> = site_map(p)
+        .side
+        .into_iter()
+        .map(|s| s.and_then(|(_, n)| n))
         .collect();
     let describe = |id: NodeId, state: &CfiState| -> VariantAt {
         let n = &p.nodes[id as usize];

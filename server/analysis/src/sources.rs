@@ -753,6 +753,13 @@ impl<'a> Sources<'a> {
                 insn.cfi,
             ));
         }
+        let compared = |col: usize| {
+            col == 0
+                || site
+                    .replacements
+                    .get(col - 1)
+                    .is_some_and(|r| r.slots.is_none())
+        };
         let conflicts = self.site_conflicts(s);
         let mut reported: BTreeSet<u64> = BTreeSet::new();
         for c in &conflicts {
@@ -777,7 +784,13 @@ impl<'a> Sources<'a> {
         let offsets = grid
             .into_iter()
             .map(|(offset, cells)| {
-                let ids: BTreeSet<_> = cells.iter().flatten().filter_map(|(_, id)| *id).collect();
+                // Only sides that share the site's slot array were compared (before 6.3 not every replacement).
+                let ids: BTreeSet<_> = cells
+                    .iter()
+                    .enumerate()
+                    .filter(|&(col, _)| compared(col))
+                    .filter_map(|(_, c)| c.as_ref()?.1)
+                    .collect();
                 SiteOffset {
                     offset,
                     conflict: reported.contains(&offset) || ids.len() > 1,
