@@ -382,6 +382,24 @@ fn exercise(data: &[u8], variant: usize) -> Result<bool, String> {
         era: [None, Some(Era::V6_12), Some(Era::V6_1)][variant % 3],
         frame_pointer: variant % 2 == 1,
         all_conflicts: true,
+        // Every fifth run with kbuild's objtool arguments (prefix symbols, SMAP via the replacement, jump-label
+        // NOPs, the retpoline/rethunk/SLS passes).
+        objtool: if variant % 5 == 4 {
+            altcfi_analysis::ObjtoolArgs::parse([
+                "--hacks=jump_label",
+                "--hacks=noinstr",
+                "--orc",
+                "--retpoline",
+                "--rethunk",
+                "--sls",
+                "--uaccess",
+                "--prefix=16",
+                "--ibt",
+            ])
+            .expect("known args")
+        } else {
+            altcfi_analysis::ObjtoolArgs::default()
+        },
         // Every fourth run splits decode and walk over two threads whatever the size (their merge and fallback
         // on broken input).
         parallel_min_code: if variant % 4 == 3 {

@@ -10,7 +10,9 @@
 mod support;
 
 use altcfi_analysis::orc::{self, DumpFormat};
-use altcfi_analysis::{analyze, features::FeatureNames, object::Object, report, Era, Options};
+use altcfi_analysis::{
+    analyze, features::FeatureNames, object::Object, report, Era, ObjtoolArgs, Options,
+};
 use std::path::Path;
 use std::process::Command;
 use support::{
@@ -26,12 +28,13 @@ struct Verdict {
 }
 
 /// objtool `--stackval` (frame-pointer kernels: no ORC) warnings; `None` when objtool itself crashed.
-fn objtool_stackval(bin: &Path, obj: &Path) -> Option<Vec<String>> {
+fn objtool_stackval(bin: &Path, obj: &Path, args: &[String]) -> Option<Vec<String>> {
     let dir = tempfile::tempdir().expect("temp dir");
     let name = obj.file_name().expect("object name");
     std::fs::copy(obj, dir.path().join(name)).expect("copy object");
     let out = Command::new(bin)
         .arg("--stackval")
+        .args(args)
         .arg(name)
         .current_dir(dir.path())
         .output()
@@ -49,13 +52,14 @@ fn objtool_stackval(bin: &Path, obj: &Path) -> Option<Vec<String>> {
     Some(w)
 }
 
-fn objtool(bin: &Path, obj: &Path) -> Verdict {
+fn objtool(bin: &Path, obj: &Path, args: &[String]) -> Verdict {
     let dir = tempfile::tempdir().expect("temp dir");
     let name = obj.file_name().expect("object name");
     let copy = dir.path().join(name);
     std::fs::copy(obj, &copy).expect("copy object");
     let out = Command::new(bin)
         .arg("--orc")
+        .args(args)
         .arg(name)
         .current_dir(dir.path())
         .output()
@@ -92,11 +96,11 @@ fn objtool(bin: &Path, obj: &Path) -> Verdict {
     Verdict { warnings, orc }
 }
 
-fn altcfi(obj: &Path, era: Era) -> Verdict {
-    altcfi_with(obj, era, false)
+fn altcfi(obj: &Path, era: Era, args: &[String]) -> Verdict {
+    altcfi_with(obj, era, false, args)
 }
 
-fn altcfi_with(obj: &Path, era: Era, frame_pointer: bool) -> Verdict {
+fn altcfi_with(obj: &Path, era: Era, frame_pointer: bool, args: &[String]) -> Verdict {
     let data = std::fs::read(obj).expect("read object");
     let name = obj
         .file_name()
@@ -107,6 +111,7 @@ fn altcfi_with(obj: &Path, era: Era, frame_pointer: bool) -> Verdict {
         era: Some(era),
         frame_pointer,
         all_conflicts: true,
+        objtool: ObjtoolArgs::parse(args.iter().map(String::as_str)).expect("known objtool args"),
         ..Options::default()
     };
     let a = analyze(&data, opts, &FeatureNames::default()).expect("analysis runs");
@@ -173,10 +178,11 @@ fn compare(
     obj: &Path,
     bin: &Path,
     era: Era,
+    args: &[String],
     known: &[String],
 ) -> Result<bool, String> {
-    let reference = objtool(bin, obj);
-    let ours = altcfi(obj, era);
+    let reference = objtool(bin, obj, args);
+    let ours = altcfi(obj, era, args);
     let key = format!("{label} {}", era.name());
     if reference == ours {
         if known.contains(&key) {
@@ -258,7 +264,7 @@ fn fixtures_match_objtool() {
     for f in &all {
         let obj = build_fixture(f, out.path());
         for (era, bin) in oracles_for(f, &env) {
-            tally.record(compare(&f.name, &obj, bin, era, &known));
+            tally.record(compare(&f.name, &obj, bin, era, &f.objtool_args, &known));
         }
     }
     tally.finish(&format!("differential: {} fixtures", all.len()));
@@ -280,7 +286,7 @@ fn fixtures_with_debug_info_and_function_sections_match_objtool() {
             let obj = build_fixture_with(&f, out.path(), flags);
             for (era, bin) in oracles_for(&f, &env) {
                 let label = format!("{}[{variant}]", f.name);
-                tally.record(compare(&label, &obj, bin, era, &known));
+                tally.record(compare(&label, &obj, bin, era, &f.objtool_args, &known));
             }
         }
     }
@@ -298,8 +304,8 @@ fn fixtures_match_objtool_frame_pointer_rules() {
         let obj = build_fixture(f, out.path());
         for (era, bin) in oracles_for(f, &env) {
             let key = format!("{} {} fp", f.name, era.name());
-            let ours = altcfi_with(&obj, era, true).warnings;
-            tally.record(match objtool_stackval(bin, &obj) {
+            let ours = altcfi_with(&obj, era, true, &f.objtool_args).warnings;
+            tally.record(match objtool_stackval(bin, &obj, &f.objtool_args) {
                 Some(reference) if reference == ours => Ok(true),
                 _ if known.contains(&key) => {
                     eprintln!("known divergence {key}");
@@ -324,7 +330,14 @@ fn kernel_module_objects_match_objtool_612() {
     let mut tally = Tally::default();
     for obj in &objs {
         let label = format!("kmod/{}", obj.file_name().expect("name").to_string_lossy());
-        tally.record(compare(&label, obj, &env.objtool_612, Era::V6_12, &known));
+        tally.record(compare(
+            &label,
+            obj,
+            &env.objtool_612,
+            Era::V6_12,
+            &[],
+            &known,
+        ));
     }
     tally.finish(&format!(
         "differential: {} kernel module objects (objtool 6.12)",
@@ -350,7 +363,14 @@ fn generated_large_objects_match_objtool_612() {
             false,
         );
         let label = format!("generated/seed-{seed}-conflict-every-{conflict_every}");
-        tally.record(compare(&label, &obj, &env.objtool_612, Era::V6_12, &known));
+        tally.record(compare(
+            &label,
+            &obj,
+            &env.objtool_612,
+            Era::V6_12,
+            &[],
+            &known,
+        ));
     }
     tally.finish("differential: generated large objects (objtool 6.12)");
 }

@@ -225,6 +225,7 @@ fn c_sources() -> Vec<support::Fixture> {
                 src: p,
                 flags: Vec::new(),
                 oracles: vec![Era::V6_12],
+                objtool_args: Vec::new(),
             });
         }
     }

@@ -4,6 +4,7 @@
 //!   objtool embedded;
 //! - IBT on (6.12's `x86_64_defconfig` default): objtool never runs per object; altcfi must find kbuild's arguments by
 //!   itself and equal the tree's own objtool run with them on copies.
+//!
 //! Objects kbuild never validates (the vdso, `OBJECT_FILES_NON_STANDARD`) must be noted as such and give no finding.
 //! altcfi gets no option in any case. `scripts/kernel-diff.py` holds the oracle side and says what differs.
 //!

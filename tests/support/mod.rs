@@ -28,6 +28,8 @@ pub struct Fixture {
     pub flags: Vec<String>,
     /// Oracle eras the fixture is valid for.
     pub oracles: Vec<Era>,
+    /// objtool options given to both tools besides `--orc` (`altcfi-objtool-args:`, e.g. `--retpoline --prefix=16`).
+    pub objtool_args: Vec<String>,
 }
 
 fn directive(text: &str, key: &str) -> Option<String> {
@@ -67,12 +69,16 @@ pub fn fixtures() -> Vec<Fixture> {
                 Some("61") => vec![Era::V6_1],
                 _ => vec![Era::V6_12, Era::V6_1],
             };
+            let objtool_args = directive(&text, "objtool-args")
+                .map(|f| f.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default();
             let name = p.file_stem().expect("stem").to_string_lossy().into_owned();
             out.push(Fixture {
                 name,
                 src: p,
                 flags,
                 oracles,
+                objtool_args,
             });
         }
     }

@@ -309,7 +309,7 @@ enum Command {
         verify_orc: bool,
         #[command(flatten)]
         common: Common,
-        /// Object files.
+        /// Object files, or directories to walk for them (a kernel build directory, `arch/x86/`).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -433,8 +433,8 @@ fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSou
 
 /// What `check` produced for one file, ready to print in its format.
 enum Outcome {
-    /// Analysed: whether there were findings, and the report piece.
-    Done { findings: bool, piece: Piece },
+    /// Analysed: how many findings, and the report piece.
+    Done { findings: usize, piece: Piece },
     /// kbuild never validates the object: not checked, and why.
     NotValidated { why: String },
     /// Could not be analysed: the message (and its JSON entry).
@@ -466,7 +466,7 @@ fn check_one(
             note_default_rules(path, &a);
             let extra = unwind_findings(&data, &a, unwind, &shown);
             a.findings.extend(extra);
-            let findings = !a.findings.is_empty();
+            let findings = a.findings.len();
             let sources = finding_sources(&a, &data, no_source);
             let piece = match format {
                 Format::Text => Piece::Text(report::text(&shown, &a.findings, &sources)),
@@ -481,6 +481,122 @@ fn check_one(
                 .then(|| report::json_file(&shown, None, Some(&message), &[]));
             Outcome::Failed { message, json }
         }
+    }
+}
+
+/// The objects named by `inputs`: files as given, directories walked (sorted, symbolic links not followed) for
+/// `*.o` files other than `*.mod.o` and `vmlinux.o`. `true` when a directory was walked.
+fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+    let mut out = Vec::new();
+    let mut walked = false;
+    for input in inputs {
+        let meta = std::fs::metadata(input)
+            .with_context(|| format!("{}: cannot read", input.display()))?;
+        if !meta.is_dir() {
+            out.push(input.clone());
+            continue;
+        }
+        walked = true;
+        let mut found = Vec::new();
+        let mut stack = vec![input.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .with_context(|| format!("{}: cannot list", dir.display()))?;
+            for e in entries.flatten() {
+                let Ok(kind) = e.file_type() else { continue };
+                let path = e.path();
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if kind.is_dir() {
+                    if !name.starts_with('.') {
+                        stack.push(path);
+                    }
+                } else if kind.is_file()
+                    && name.ends_with(".o")
+                    && !name.ends_with(".mod.o")
+                    && !name.starts_with('.')
+                    && name != "vmlinux.o"
+                {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        if found.is_empty() {
+            anyhow::bail!("{}: no object files (*.o) under it", input.display());
+        }
+        out.extend(found);
+    }
+    Ok((out, walked))
+}
+
+/// What a `check` over many objects came to (printed on stderr at the end).
+#[derive(Default)]
+struct Summary {
+    checked: usize,
+    with_findings: usize,
+    findings: usize,
+    not_validated: usize,
+    failed: usize,
+}
+
+impl Summary {
+    fn line(&self, took: std::time::Duration) -> String {
+        format!(
+            "{} objects checked, {} with findings ({} findings), {} not validated by kbuild (skipped), {} could not \
+             be analysed; {:.1} s",
+            self.checked,
+            self.with_findings,
+            self.findings,
+            self.not_validated,
+            self.failed,
+            took.as_secs_f64()
+        )
+    }
+}
+
+/// A progress line on stderr while many objects are checked, only when stderr is a terminal.
+struct Progress {
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            total,
+            done: std::sync::atomic::AtomicUsize::new(0),
+            shown: total > 1 && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Counts one object as done when the returned guard is dropped.
+    fn tick(&self) -> ProgressTick<'_> {
+        ProgressTick(self)
+    }
+
+    fn advance(&self) {
+        let n = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if self.shown && (n == self.total || n.is_multiple_of(8)) {
+            eprint!("\raltcfi: checked {n}/{} objects", self.total);
+        }
+    }
+
+    /// Clears the progress line.
+    fn done(&self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+struct ProgressTick<'a>(&'a Progress);
+
+impl Drop for ProgressTick<'_> {
+    fn drop(&mut self) {
+        self.0.advance();
     }
 }
 
@@ -528,7 +644,7 @@ fn parallel_map<T: Sync, R: Send>(
 }
 
 fn check(
-    files: &[PathBuf],
+    inputs: &[PathBuf],
     frame_pointer: bool,
     format: Format,
     no_source: bool,
@@ -540,13 +656,21 @@ fn check(
         era: common.kernel.era(),
         frame_pointer,
         all_conflicts: true,
-        parallel_min_code: common.parallel_min_code(files.len()),
         ..Options::default()
     };
     common.objtool.args()?;
+    let started = std::time::Instant::now();
+    let (files, walked) = expand_inputs(inputs)?;
+    let files = &files[..];
+    let base = Options {
+        parallel_min_code: common.parallel_min_code(files.len()),
+        ..base
+    };
     let kb = Kbuild::default();
+    let progress = Progress::new(files.len());
     // Objects are independent: analyse them side by side, report in the order given.
     let outcomes = parallel_map(files, common.workers(files.len()), |p| {
+        let _tick = progress.tick();
         let rules = common.rules(p, base, &kb);
         if let (true, Ok(r)) = (common.verbose, &rules) {
             eprintln!("altcfi: {}: {}", p.display(), r.how);
@@ -563,10 +687,12 @@ fn check(
             },
         }
     });
+    progress.done();
     let mut any_findings = false;
     let mut any_error = false;
     let mut json_files = Vec::new();
     let mut sarif_files = Vec::new();
+    let mut summary = Summary::default();
     for (path, outcome) in files.iter().zip(outcomes) {
         let outcome = outcome.unwrap_or_else(|| Outcome::Failed {
             message: format!("{}: the analysis thread failed", path.display()),
@@ -574,7 +700,10 @@ fn check(
         });
         match outcome {
             Outcome::Done { findings, piece } => {
-                any_findings |= findings;
+                any_findings |= findings > 0;
+                summary.checked += 1;
+                summary.findings += findings;
+                summary.with_findings += usize::from(findings > 0);
                 match piece {
                     Piece::Text(t) => print!("{t}"),
                     Piece::Json(j) => json_files.push(j),
@@ -582,10 +711,14 @@ fn check(
                 }
             }
             Outcome::NotValidated { why } => {
-                eprintln!(
-                    "altcfi: note: {}: not validated by kbuild ({why}); not checked (--force checks it)",
-                    path.display()
-                );
+                summary.not_validated += 1;
+                // Named on the command line: say so; found in a directory walk: counted in the summary.
+                if !walked || common.verbose {
+                    eprintln!(
+                        "altcfi: note: {}: not validated by kbuild ({why}); not checked (--force checks it)",
+                        path.display()
+                    );
+                }
                 if format == Format::Json {
                     json_files.push(serde_json::json!({
                         "file": path.display().to_string(),
@@ -596,10 +729,14 @@ fn check(
             }
             Outcome::Failed { message, json } => {
                 any_error = true;
+                summary.failed += 1;
                 eprintln!("altcfi: error: {message}");
                 json_files.extend(json);
             }
         }
+    }
+    if walked || files.len() > 1 {
+        eprintln!("altcfi: {}", summary.line(started.elapsed()));
     }
     match format {
         Format::Text => {}

@@ -422,7 +422,10 @@ fn kernel_object(tree: &Tree, rel: &Path, cmd: &str) -> Option<KernelObject> {
     if any_archive {
         return None;
     }
-    (cmd.contains("-D__KERNEL__") && !cmd.contains("-DBUILD_VDSO")).then_some(KernelObject::Builtin)
+    // No archive to ask (a single object built by hand): a kernel compile outside the host-tool directories.
+    let host = rel.starts_with("scripts") || rel.starts_with("tools");
+    (cmd.contains("-D__KERNEL__") && !cmd.contains("-DBUILD_VDSO") && !host)
+        .then_some(KernelObject::Builtin)
 }
 
 #[cfg(test)]

@@ -67,6 +67,12 @@ pub enum FindingKind {
     MissingCfi,
     /// A `.orc_unwind` entry already in the object differs from the computed one.
     OrcMismatch,
+    /// `--retpoline`: an indirect call or jump that is not annotated retpoline-safe.
+    RetpolineIndirectBranch,
+    /// `--rethunk`: a plain `ret` where the return thunk is wanted.
+    NakedReturn,
+    /// `--sls`: a `ret` or indirect jump not followed by `int3`.
+    MissingInt3,
 }
 
 impl FindingKind {
@@ -99,11 +105,14 @@ impl FindingKind {
             FindingKind::CfiDirectiveMismatch => "cfi-directive-mismatch",
             FindingKind::MissingCfi => "missing-cfi",
             FindingKind::OrcMismatch => "orc-mismatch",
+            FindingKind::RetpolineIndirectBranch => "retpoline-indirect-branch",
+            FindingKind::NakedReturn => "naked-return",
+            FindingKind::MissingInt3 => "missing-int3",
         }
     }
 
     /// Every kind, for docs and tests.
-    pub const ALL: [FindingKind; 22] = [
+    pub const ALL: [FindingKind; 25] = [
         FindingKind::AltStackConflict,
         FindingKind::StackStateMismatch,
         FindingKind::UndefinedStackState,
@@ -126,6 +135,9 @@ impl FindingKind {
         FindingKind::CfiDirectiveMismatch,
         FindingKind::MissingCfi,
         FindingKind::OrcMismatch,
+        FindingKind::RetpolineIndirectBranch,
+        FindingKind::NakedReturn,
+        FindingKind::MissingInt3,
     ];
 }
 

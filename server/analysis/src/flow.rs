@@ -2,7 +2,9 @@
 //!
 //! In objtool's order (it matters: later steps read what earlier ones set): classify symbols (cold parts, aliases,
 //! thunks), decode every executable section and give each instruction its symbol, honour
-//! `STACK_FRAME_NON_STANDARD` and `ANNOTATE_IGNORE_ALTERNATIVE`, attach alternative groups, jump labels and exception
+//! `STACK_FRAME_NON_STANDARD` and `ANNOTATE_IGNORE_ALTERNATIVE` (instruction annotations are read in both spellings:
+//! the per-annotation `.discard.*` sections of kernels before 6.14 and 6.14's `.discard.annotate_insn`, see
+//! `InsnAnnotation`), attach alternative groups, jump labels and exception
 //! fixups ([`crate::alternatives`]), resolve jump and call destinations (sibling calls, thunks, noreturn callees),
 //! mark dead ends, find switch jump tables through `.rela.rodata`, and read unwind hints. Structural problems that
 //! stop objtool stop this stage too, as a fatal [`Finding`]. No CFI is computed here.
@@ -243,6 +245,9 @@ pub struct Program<'o, 'data> {
     /// For jump-table detection, per node: the first unconditional forward jump to it (only while the tables are
     /// looked for; empty otherwise).
     first_jump_src: Vec<Opt32>,
+    /// objtool's `retpoline_safe` instructions (annotated, or calls and jumps to the retpoline and return thunks),
+    /// sorted.
+    retpoline_safe: Vec<NodeId>,
 }
 
 /// A position in a function's nodes: see [`Program::func_cursor`].
@@ -353,6 +358,13 @@ fn decode_exec_section(
     Ok(())
 }
 
+/// objtool's `is_profiling_func`: instrumentation calls that `--hacks=noinstr` removes from noinstr code.
+fn is_profiling_func(name: &str) -> bool {
+    name.starts_with("__sanitizer_cov_")
+        || name.starts_with("__tsan_func_")
+        || name == "__tsan_atomic_signal_fence"
+}
+
 /// objtool 6.1's global list of functions that never return (`__dead_end_function`, global symbols only).
 const GLOBAL_NORETURNS_6_1: &[&str] = &[
     "__invalid_creds",
@@ -431,6 +443,47 @@ const GLOBAL_NORETURNS: &[&str] = &[
     "xen_start_kernel",
 ];
 
+/// Linux 6.14+'s one section of instruction annotations: 8-byte entries `{ .long insn - . ; .long type }`, the
+/// first word relocated (`R_X86_64_PC32`) to the instruction, the second an `ANNOTYPE_*` number.
+const ANNOTATE_INSN: &str = ".discard.annotate_insn";
+
+/// An instruction annotation altcfi acts on. Before 6.14 each had a section of its own whose 4-byte entries are only a
+/// relocation to the instruction; since 6.14 all are entries of [`ANNOTATE_INSN`] told apart by their type word, and
+/// [`Program::annotated_insns`] reads both spellings. The other 6.14 types (`NOENDBR` 1, `INSTR_BEGIN`/`INSTR_END`
+/// 3/4, `UNRET_BEGIN` 5, `REACHABLE` 8, `NOCFI` 9) and unknown numbers are not acted on: types 1, 3 to 5 and 9
+/// concern objtool passes altcfi does not run, and `REACHABLE` is not implemented (see
+/// `docs/objtool-differences.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InsnAnnotation {
+    /// `ANNOTATE_IGNORE_ALTERNATIVE`: the instruction's alternatives are not explored.
+    IgnoreAlts,
+    /// `ANNOTATE_INTRA_FUNCTION_CALL`: a call to a label of its own function, walked as a jump that pushes.
+    IntraFunctionCall,
+    /// `ANNOTATE_RETPOLINE_SAFE`: an indirect branch or return that the `--retpoline`/`--rethunk`/`--sls` checks
+    /// accept.
+    RetpolineSafe,
+}
+
+impl InsnAnnotation {
+    /// The section of kernels before 6.14.
+    fn legacy_section(self) -> &'static str {
+        match self {
+            InsnAnnotation::IgnoreAlts => ".discard.ignore_alts",
+            InsnAnnotation::IntraFunctionCall => ".discard.intra_function_calls",
+            InsnAnnotation::RetpolineSafe => ".discard.retpoline_safe",
+        }
+    }
+
+    /// The type word of its [`ANNOTATE_INSN`] entries (`ANNOTYPE_*` in `include/linux/objtool_types.h`).
+    fn annotype(self) -> u32 {
+        match self {
+            InsnAnnotation::IgnoreAlts => 6,
+            InsnAnnotation::IntraFunctionCall => 7,
+            InsnAnnotation::RetpolineSafe => 2,
+        }
+    }
+}
+
 impl<'o, 'data> Program<'o, 'data> {
     /// Builds the program: everything objtool's `decode_sections()` does. A fatal problem is returned as a finding.
     /// `alt_entry_size` is the `.altinstructions` stride (`None`: detect it); `parallel_min_code`: see
@@ -467,6 +520,7 @@ impl<'o, 'data> Program<'o, 'data> {
             code_bytes: code_bytes(obj),
             hint_cfi: HashMap::default(),
             first_jump_src: Vec::new(),
+            retpoline_safe: Vec::new(),
         };
         p.classify_symbols()?;
         let read_specials =
@@ -485,7 +539,7 @@ impl<'o, 'data> Program<'o, 'data> {
             None
         };
         p.add_ignores();
-        p.add_ignore_alternatives();
+        p.add_ignore_alternatives()?;
         let specials = early
             .unwrap_or_else(read_specials)
             .map_err(|e| p.fatal_special(e))?;
@@ -497,6 +551,7 @@ impl<'o, 'data> Program<'o, 'data> {
         p.add_dead_ends()?;
         p.add_jump_table_alts()?;
         p.read_unwind_hints()?;
+        p.read_retpoline_hints()?;
         Ok(p)
     }
 
@@ -902,13 +957,68 @@ impl<'o, 'data> Program<'o, 'data> {
         }
     }
 
-    fn add_ignore_alternatives(&mut self) {
-        for (sec, r) in self.annotation_targets(".discard.ignore_alts") {
-            let off = (self.obj.symbols[r.symbol].value as i64).wrapping_add(r.addend);
-            if let Some(n) = self.find_insn(sec, off as u64) {
+    /// The instructions an annotation marks, as (section, offset): the entries of its legacy section (every
+    /// relocation whose symbol has a section), then the [`ANNOTATE_INSN`] entries of its type, in relocation order.
+    ///
+    /// As objtool's `read_annotate`, an [`ANNOTATE_INSN`] entry is its relocation: entries without one are never
+    /// seen, and the type is read at `index * 8 + 4` (the relocation's position in offset order, which is objtool's
+    /// index in the usual offset-ordered `.rela` section; objtool forces the stride to 8 whatever `sh_entsize` says).
+    /// Every entry is checked, whatever its type: one whose symbol + addend is not an instruction is fatal (objtool:
+    /// `bad .discard.annotate_insn entry: N of type T`, on its first pass, so before the special sections are read),
+    /// and so is one whose type word lies outside the section's data, where objtool would read past its buffer.
+    /// Unknown types are skipped.
+    fn annotated_insns(&self, kind: InsnAnnotation) -> Result<Vec<(usize, u64)>, Box<Finding>> {
+        let legacy = kind.legacy_section();
+        let mut out: Vec<(usize, u64)> = Vec::new();
+        for (sec, r) in self.annotation_targets(legacy) {
+            // objtool reads these entries as section + addend and refuses any other symbol.
+            if self.obj.symbols[r.symbol].kind != SymKind::Section {
+                return Err(self.fatal(format!(
+                    "unexpected relocation symbol type in .rela{legacy}"
+                )));
+            }
+            out.push((sec, r.addend as u64));
+        }
+        let Some(sec) = self.obj.section_by_name(ANNOTATE_INSN) else {
+            return Ok(out);
+        };
+        for (idx, r) in self.obj.relocs(sec.index).iter().enumerate() {
+            let ty = idx
+                .checked_mul(8)
+                .and_then(|at| sec.data.get(at.checked_add(4)?..at.checked_add(8)?))
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_le_bytes);
+            let Some(ty) = ty else {
+                return Err(self.fatal(format!(
+                    "bad {ANNOTATE_INSN} entry: {idx}: its type lies outside the section's {} bytes",
+                    sec.data.len()
+                )));
+            };
+            let sym = &self.obj.symbols[r.symbol];
+            let off = (sym.value as i64).wrapping_add(r.addend) as u64;
+            let Some(target) = sym.section.filter(|&s| self.find_insn(s, off).is_some()) else {
+                // objtool prints both with `%d`.
+                return Err(self.fatal(format!(
+                    "bad {ANNOTATE_INSN} entry: {idx} of type {}",
+                    ty as i32
+                )));
+            };
+            if ty == kind.annotype() {
+                out.push((target, off));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `ANNOTATE_IGNORE_ALTERNATIVE`: the marked instructions' alternatives are not explored. Runs where objtool 6.14
+    /// first reads [`ANNOTATE_INSN`], so a bad entry of any type stops the build here.
+    fn add_ignore_alternatives(&mut self) -> Result<(), Box<Finding>> {
+        for (sec, off) in self.annotated_insns(InsnAnnotation::IgnoreAlts)? {
+            if let Some(n) = self.find_insn(sec, off) {
                 self.nodes[n as usize].ignore_alts = true;
             }
         }
+        Ok(())
     }
 
     fn add_jump_destinations(&mut self) -> Result<(), Box<Finding>> {
@@ -931,7 +1041,7 @@ impl<'o, 'data> Program<'o, 'data> {
                         self.add_retpoline_call(id, Some(r.symbol));
                         continue;
                     } else if info.return_thunk {
-                        self.nodes[id as usize].insn.kind = InsnKind::Return;
+                        self.add_return_call(id);
                         continue;
                     } else if self.insn_func(id).is_some() {
                         self.add_call_dest(id, Some(r.symbol), None);
@@ -954,7 +1064,7 @@ impl<'o, 'data> Program<'o, 'data> {
                     .copied()
                     .find(|&s| self.obj.symbols[s].value as i64 == dest_off);
                 if sym.is_some_and(|s| self.syms[s].embedded_insn) {
-                    self.nodes[id as usize].insn.kind = InsnKind::Return;
+                    self.add_return_call(id);
                     continue;
                 }
                 return Err(self.fatal_at(
@@ -972,7 +1082,7 @@ impl<'o, 'data> Program<'o, 'data> {
                         continue;
                     }
                     if self.syms[ds].return_thunk {
-                        self.nodes[id as usize].insn.kind = InsnKind::Return;
+                        self.add_return_call(id);
                         continue;
                     }
                 }
@@ -1000,13 +1110,56 @@ impl<'o, 'data> Program<'o, 'data> {
         let (Some(ff), Some(tf)) = (self.insn_func(from), self.insn_func(to)) else {
             return false;
         };
-        if self.nodes[to as usize].insn.offset() != self.obj.symbols[tf].value {
+        if !self.is_first_func_insn(to, tf) {
             return false;
         }
         self.syms[ff].pfunc != self.syms[tf].pfunc
     }
 
+    /// objtool's `is_first_func_insn`: the symbol's first instruction, or with `--ibt` the one right after an
+    /// `endbr64` there (a direct call or jump may skip the ENDBR).
+    fn is_first_func_insn(&self, node: NodeId, sym: usize) -> bool {
+        let start = self.obj.symbols[sym].value;
+        let at = self.nodes[node as usize].insn.offset();
+        if at == start {
+            return true;
+        }
+        self.objtool.ibt
+            && self.prev_insn_same_sym(node).is_some_and(|prev| {
+                let p = &self.nodes[prev as usize].insn;
+                p.kind == InsnKind::Endbr && at == start + u64::from(p.len)
+            })
+    }
+
+    /// Whether objtool's `--retpoline`, `--rethunk` and `--sls` checks accept this instruction.
+    pub fn is_retpoline_safe(&self, id: NodeId) -> bool {
+        self.retpoline_safe.binary_search(&id).is_ok()
+    }
+
+    /// objtool's `read_retpoline_hints`: `ANNOTATE_RETPOLINE_SAFE` on anything but an indirect branch, a return or a
+    /// NOP stops the build.
+    fn read_retpoline_hints(&mut self) -> Result<(), Box<Finding>> {
+        for (sec, off) in self.annotated_insns(InsnAnnotation::RetpolineSafe)? {
+            let Some(id) = self.find_insn(sec, off) else {
+                return Err(self.fatal("bad .discard.retpoline_safe entry"));
+            };
+            if !matches!(
+                self.nodes[id as usize].insn.kind,
+                InsnKind::JumpDynamic | InsnKind::CallDynamic | InsnKind::Return | InsnKind::Nop
+            ) {
+                return Err(
+                    self.fatal_at(id, "retpoline_safe hint not an indirect jump/call/ret/nop")
+                );
+            }
+            self.retpoline_safe.push(id);
+        }
+        self.retpoline_safe.sort_unstable();
+        self.retpoline_safe.dedup();
+        Ok(())
+    }
+
     fn add_retpoline_call(&mut self, id: NodeId, sym: Option<usize>) {
+        self.retpoline_safe.push(id);
         let n = &mut self.nodes[id as usize];
         n.insn.kind = match n.insn.kind {
             InsnKind::JumpUnconditional => InsnKind::JumpDynamic,
@@ -1018,6 +1171,12 @@ impl<'o, 'data> Program<'o, 'data> {
         n.stack_ops = Opt32::NONE;
     }
 
+    /// objtool's `add_return_call`: a jump to the return thunk is a return.
+    fn add_return_call(&mut self, id: NodeId) {
+        self.nodes[id as usize].insn.kind = InsnKind::Return;
+        self.retpoline_safe.push(id);
+    }
+
     /// `dead_ends`: `None` for a sibling call; for a call, the memo of `dead_end_function(sym, 0)` per symbol
     /// (0 = not computed, 1 = no, 2 = yes). The memo is valid for all of `add_call_destinations`: what
     /// `dead_end_function` reads (jump destinations, `call_dest` of jumps, kinds of returns and jumps, jump
@@ -1026,6 +1185,38 @@ impl<'o, 'data> Program<'o, 'data> {
         self.nodes[id as usize].call_dest = dest.into();
         let Some(dest) = dest else { return };
         self.nodes[id as usize].stack_ops = Opt32::NONE;
+        // objtool's `annotate_call_site`: replacement code, static-call trampolines and retpoline thunks are left
+        // alone; `--hacks=noinstr` and `--mcount --mnop` turn some calls into NOPs; only what remains can be a dead
+        // end.
+        let sec = self.obj.sections[self.nodes[id as usize].sec()]
+            .name
+            .as_str();
+        if sec == ".altinstr_replacement" {
+            return;
+        }
+        let info = &self.syms[dest];
+        if info.static_call_tramp || info.retpoline_thunk {
+            return;
+        }
+        let sibling = dead_ends.is_none();
+        if self.objtool.hack_noinstr
+            && self.is_noinstr_section(sec)
+            && self.obj.symbols[dest].bind == SymBind::Global
+            && is_profiling_func(&self.obj.symbols[dest].name)
+        {
+            if sibling {
+                self.add_return_call(id);
+            } else {
+                self.nodes[id as usize].insn.kind = InsnKind::Nop;
+            }
+            return;
+        }
+        if self.objtool.mcount && info.fentry {
+            if self.objtool.mnop {
+                self.nodes[id as usize].insn.kind = InsnKind::Nop;
+            }
+            return;
+        }
         if let Some(memo) = dead_ends {
             if memo[dest] == 0 {
                 memo[dest] = 1 + u8::from(self.dead_end_function(dest, 0));
@@ -1034,6 +1225,13 @@ impl<'o, 'data> Program<'o, 'data> {
                 self.nodes[id as usize].dead_end = true;
             }
         }
+    }
+
+    /// objtool's `sec->noinstr` (`.cpuidle.text` only from 6.2 on).
+    fn is_noinstr_section(&self, name: &str) -> bool {
+        matches!(name, ".noinstr.text" | ".entry.text")
+            || (name == ".cpuidle.text" && self.era == Era::V6_12)
+            || name.starts_with(".text..__x86.")
     }
 
     /// A sibling call: a direct jump with a call destination, or an indirect jump that is not a table jump.
@@ -1117,9 +1315,9 @@ impl<'o, 'data> Program<'o, 'data> {
     }
 
     fn read_intra_function_calls(&mut self) -> Result<(), Box<Finding>> {
-        for (sec, r) in self.annotation_targets(".discard.intra_function_calls") {
-            let off = (self.obj.symbols[r.symbol].value as i64).wrapping_add(r.addend);
-            let Some(id) = self.find_insn(sec, off as u64) else {
+        for (sec, off) in self.annotated_insns(InsnAnnotation::IntraFunctionCall)? {
+            // Only a legacy entry can miss: `annotated_insns` checked the `.discard.annotate_insn` ones.
+            let Some(id) = self.find_insn(sec, off) else {
                 return Err(self.fatal(format!(
                     "bad .discard.intra_function_call entry: {}+0x{off:x}",
                     self.obj.sections[sec].name
@@ -1211,6 +1409,7 @@ impl<'o, 'data> Program<'o, 'data> {
 
     fn add_dead_ends(&mut self) -> Result<(), Box<Finding>> {
         // 6.12 no longer reads the old unreachable() annotation; WARN_ON()'s reachable one stays.
+        // 6.14's `.discard.annotate_insn` REACHABLE entries (type 8) are not read: see docs/objtool-differences.md.
         for (name, value) in [
             (".discard.unreachable", true),
             (".discard.reachable", false),

@@ -168,9 +168,15 @@ impl<T> std::ops::IndexMut<usize> for Slots<T> {
 /// walk, which only collects conflicts.
 fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool>>) -> WalkResult {
     let restricted = only.is_some();
-    let parallel = !exhaustive && !restricted && p.code_bytes >= opts.parallel_min_code;
     let mut w = Walker::new(p, opts, exhaustive, only);
     let mut warnings: i64 = 0;
+    // objtool's `--retpoline` pass runs before the walk; its warnings count, and (6.12) mark their symbols warned.
+    if p.objtool.retpoline && !restricted {
+        warnings += w.validate_retpoline();
+    }
+    // The two-thread walk starts from no warned symbol.
+    let parallel =
+        !exhaustive && !restricted && warnings == 0 && p.code_bytes >= opts.parallel_min_code;
     let mut fatal = false;
     let roots = function_roots(p);
     let v = if parallel {
@@ -193,6 +199,9 @@ fn walk_once(p: &Program, opts: Options, exhaustive: bool, only: Option<Vec<bool
                 w.validate_reachable();
             }
         }
+    }
+    if !fatal && !restricted && p.objtool.sls {
+        w.validate_sls();
     }
     if !fatal && p.objtool.prefix > 0 {
         w.add_prefix_cfi(u64::from(p.objtool.prefix));
@@ -424,6 +433,75 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             warnings += i64::from(self.validate_branch(func, insn, state, None));
         }
         warnings
+    }
+
+    /// objtool's `validate_retpoline` (`--retpoline`, and `--rethunk` for returns): every indirect call or jump,
+    /// and with `--rethunk` every return, that is not retpoline-safe, outside `.init.text` (unless `--module`).
+    /// Returns the number of warnings.
+    fn validate_retpoline(&mut self) -> i64 {
+        let p = self.p;
+        let mut warnings = 0;
+        let (rethunk, retpoline) = match self.era() {
+            Era::V6_12 => ("MITIGATION_RETHUNK", "MITIGATION_RETPOLINE"),
+            Era::V6_1 => ("RETHUNK", "RETPOLINE"),
+        };
+        for id in 0..p.nodes.len() as NodeId {
+            let n = &p.nodes[id as usize];
+            if n.synthetic {
+                continue;
+            }
+            let what = match n.insn.kind {
+                InsnKind::JumpDynamic => "jump",
+                InsnKind::CallDynamic => "call",
+                InsnKind::Return => "return",
+                _ => continue,
+            };
+            if p.is_retpoline_safe(id)
+                || (!p.objtool.module && p.obj.sections[n.sec()].name == ".init.text")
+            {
+                continue;
+            }
+            let (kind, msg) = if what == "return" {
+                if !p.objtool.rethunk {
+                    continue;
+                }
+                (
+                    FindingKind::NakedReturn,
+                    format!("'naked' return found in {rethunk} build"),
+                )
+            } else {
+                (
+                    FindingKind::RetpolineIndirectBranch,
+                    format!("indirect {what} found in {retpoline} build"),
+                )
+            };
+            self.warn_insn(id, kind, msg);
+            warnings += 1;
+        }
+        warnings
+    }
+
+    /// objtool's `validate_sls` (`--sls`): a return or indirect jump must be followed by `int3`, unless
+    /// retpoline-safe.
+    fn validate_sls(&mut self) {
+        let p = self.p;
+        for id in 0..p.nodes.len() as NodeId {
+            let n = &p.nodes[id as usize];
+            if n.synthetic || p.is_retpoline_safe(id) {
+                continue;
+            }
+            let msg = match n.insn.kind {
+                InsnKind::Return => "missing int3 after ret",
+                InsnKind::JumpDynamic => "missing int3 after indirect jump",
+                _ => continue,
+            };
+            let trapped = p
+                .next_insn_same_sec(id)
+                .is_some_and(|next| p.nodes[next as usize].insn.kind == InsnKind::Trap);
+            if !trapped {
+                self.warn_insn(id, FindingKind::MissingInt3, msg.into());
+            }
+        }
     }
 
     /// objtool's `add_prefix_symbols` (`--prefix=N`, after validation): a function preceded in its section by NOPs
