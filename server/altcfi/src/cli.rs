@@ -484,24 +484,29 @@ fn check_one(
     }
 }
 
-/// The objects named by `inputs`: files as given, directories walked (sorted, symbolic links not followed) for
-/// `*.o` files other than `*.mod.o` and `vmlinux.o`. `true` when a directory was walked.
-fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+/// The objects named by `inputs`: files as given (a missing or unreadable one too: its check reports it),
+/// directories walked (sorted, symbolic links not followed) for `*.o` files other than `*.mod.o` and `vmlinux.o`.
+/// `true` when a directory was walked. A directory that cannot be listed or holds no object is an `Err` entry.
+fn expand_inputs(inputs: &[PathBuf]) -> (Vec<(PathBuf, Option<String>)>, bool) {
     let mut out = Vec::new();
     let mut walked = false;
     for input in inputs {
-        let meta = std::fs::metadata(input)
-            .with_context(|| format!("{}: cannot read", input.display()))?;
-        if !meta.is_dir() {
-            out.push(input.clone());
+        if !std::fs::metadata(input).is_ok_and(|m| m.is_dir()) {
+            out.push((input.clone(), None));
             continue;
         }
         walked = true;
         let mut found = Vec::new();
         let mut stack = vec![input.clone()];
+        let mut problem = None;
         while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir)
-                .with_context(|| format!("{}: cannot list", dir.display()))?;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    problem = Some(format!("{}: cannot list: {e}", dir.display()));
+                    continue;
+                }
+            };
             for e in entries.flatten() {
                 let Ok(kind) = e.file_type() else { continue };
                 let path = e.path();
@@ -523,11 +528,17 @@ fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, bool)> {
         }
         found.sort();
         if found.is_empty() {
-            anyhow::bail!("{}: no object files (*.o) under it", input.display());
+            let why = problem.unwrap_or_else(|| {
+                format!(
+                    "{}: a directory with no object files (*.o) under it",
+                    input.display()
+                )
+            });
+            out.push((input.clone(), Some(why)));
         }
-        out.extend(found);
+        out.extend(found.into_iter().map(|p| (p, None)));
     }
-    Ok((out, walked))
+    (out, walked)
 }
 
 /// What a `check` over many objects came to (printed on stderr at the end).
@@ -660,7 +671,8 @@ fn check(
     };
     common.objtool.args()?;
     let started = std::time::Instant::now();
-    let (files, walked) = expand_inputs(inputs)?;
+    let (entries, walked) = expand_inputs(inputs);
+    let files: Vec<PathBuf> = entries.iter().map(|(p, _)| p.clone()).collect();
     let files = &files[..];
     let base = Options {
         parallel_min_code: common.parallel_min_code(files.len()),
@@ -669,8 +681,14 @@ fn check(
     let kb = Kbuild::default();
     let progress = Progress::new(files.len());
     // Objects are independent: analyse them side by side, report in the order given.
-    let outcomes = parallel_map(files, common.workers(files.len()), |p| {
+    let outcomes = parallel_map(&entries, common.workers(files.len()), |(p, problem)| {
         let _tick = progress.tick();
+        if let Some(why) = problem {
+            return Outcome::Failed {
+                message: why.clone(),
+                json: None,
+            };
+        }
         let rules = common.rules(p, base, &kb);
         if let (true, Ok(r)) = (common.verbose, &rules) {
             eprintln!("altcfi: {}: {}", p.display(), r.how);
@@ -735,7 +753,7 @@ fn check(
             }
         }
     }
-    if walked || files.len() > 1 {
+    if walked || common.verbose {
         eprintln!("altcfi: {}", summary.line(started.elapsed()));
     }
     match format {
