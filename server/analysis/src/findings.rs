@@ -73,6 +73,10 @@ pub enum FindingKind {
     NakedReturn,
     /// `--sls`: a `ret` or indirect jump not followed by `int3`.
     MissingInt3,
+    /// `--uaccess`: a call, return or STAC/CLAC that breaks the rules of user-access regions (SMAP).
+    Uaccess,
+    /// A call or return with the direction flag set, or a redundant CLD/recursive STD.
+    DirectionFlag,
 }
 
 impl FindingKind {
@@ -108,11 +112,13 @@ impl FindingKind {
             FindingKind::RetpolineIndirectBranch => "retpoline-indirect-branch",
             FindingKind::NakedReturn => "naked-return",
             FindingKind::MissingInt3 => "missing-int3",
+            FindingKind::Uaccess => "uaccess",
+            FindingKind::DirectionFlag => "direction-flag",
         }
     }
 
     /// Every kind, for docs and tests.
-    pub const ALL: [FindingKind; 25] = [
+    pub const ALL: [FindingKind; 27] = [
         FindingKind::AltStackConflict,
         FindingKind::StackStateMismatch,
         FindingKind::UndefinedStackState,
@@ -138,6 +144,8 @@ impl FindingKind {
         FindingKind::RetpolineIndirectBranch,
         FindingKind::NakedReturn,
         FindingKind::MissingInt3,
+        FindingKind::Uaccess,
+        FindingKind::DirectionFlag,
     ];
 }
 

@@ -1131,6 +1131,24 @@ impl<'o, 'data> Program<'o, 'data> {
             })
     }
 
+    /// objtool's `uaccess_safe` mark (given with `--uaccess`): the symbol's name is on the era's built-in list.
+    pub fn is_uaccess_safe(&self, sym: usize) -> bool {
+        crate::uaccess::is_uaccess_safe_name(self.era, &self.obj.symbols[sym].name)
+    }
+
+    /// objtool's `call_dest_name`: the called symbol, `pv_ops[N]` for a paravirt slot, else `{dynamic}`.
+    pub fn call_dest_name(&self, id: NodeId) -> String {
+        if let Some(d) = self.nodes[id as usize].call_dest.get() {
+            return self.obj.symbols[d].name.clone();
+        }
+        match self.insn_reloc(id) {
+            Some(r) if self.obj.symbols[r.symbol].name == "pv_ops" => {
+                format!("pv_ops[{}]", r.addend.wrapping_div(8))
+            }
+            _ => "{dynamic}".to_string(),
+        }
+    }
+
     /// Whether objtool's `--retpoline`, `--rethunk` and `--sls` checks accept this instruction.
     pub fn is_retpoline_safe(&self, id: NodeId) -> bool {
         self.retpoline_safe.binary_search(&id).is_ok()

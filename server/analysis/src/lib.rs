@@ -28,6 +28,7 @@ pub mod orc;
 pub mod report;
 pub mod sources;
 pub mod special;
+pub mod uaccess;
 pub mod validate;
 
 pub use analysis::{

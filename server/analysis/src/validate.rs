@@ -9,7 +9,7 @@
 
 use crate::alternatives::next_insn_to_validate;
 use crate::cfi::{apply_op, CfiId, CfiState, FxBuild, Interner, OpContext, OpError};
-use crate::decode::{InsnKind, Ops};
+use crate::decode::{InsnKind, OpDest, OpSrc, Ops};
 use crate::findings::{AltConflict, Finding, FindingKind, Location};
 use crate::flow::{NodeId, Program};
 use crate::object::SymKind;
@@ -58,6 +58,15 @@ pub struct ConflictSeen {
 /// How deep branch recursion may go before the walk gives up (a path this deep is not real code).
 const MAX_DEPTH: u32 = 200_000;
 
+/// The parts of objtool's `insn_state` beside the CFI, carried along a branch: the UACCESS state (`--uaccess`:
+/// STAC/CLAC, saved by PUSHF/POPF inside alternatives) and the direction flag (STD/CLD).
+#[derive(Debug, Clone, Copy, Default)]
+struct Flags {
+    uaccess: bool,
+    uaccess_stack: u32,
+    df: bool,
+}
+
 struct Walker<'a, 'o, 'd> {
     p: &'a Program<'o, 'd>,
     opts: Options,
@@ -66,6 +75,9 @@ struct Walker<'a, 'o, 'd> {
     only: Option<Vec<bool>>,
     cfi: Vec<Option<CfiId>>,
     visited: Vec<bool>,
+    /// With `--uaccess`, objtool visits an instruction once per UACCESS state: bit 0 visited with UACCESS off,
+    /// bit 1 with it on (empty without `--uaccess`, where every visit is with it off).
+    visited_uaccess: Vec<u8>,
     slots: Slots<CfiId>,
     slot_owner: Slots<NodeId>,
     warned: Vec<bool>,
@@ -251,6 +263,11 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                 cfi
             },
             visited: vec![false; p.nodes.len()],
+            visited_uaccess: if p.objtool.uaccess {
+                vec![0; p.nodes.len()]
+            } else {
+                Vec::new()
+            },
             slots: Slots::new(p),
             slot_owner: Slots::new(p),
             warned: vec![false; p.obj.symbols.len()],
@@ -333,6 +350,9 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                 self.visited[i] = true;
                 self.cfi[i] = remap(other.cfi[i]);
             }
+        }
+        for (a, b) in self.visited_uaccess.iter_mut().zip(&other.visited_uaccess) {
+            *a |= *b;
         }
         for g in 0..other.slots.groups() {
             if other.slots[g].iter().any(Option::is_some) {
@@ -430,7 +450,12 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             }
             let state = CfiState::func_entry(self.era().zero_hint_type());
             let func = p.insn_func(insn);
-            warnings += i64::from(self.validate_branch(func, insn, state, None));
+            // objtool's `validate_symbol`: a UACCESS-safe function starts with UACCESS enabled.
+            let flags = Flags {
+                uaccess: self.uaccess_safe(si),
+                ..Flags::default()
+            };
+            warnings += i64::from(self.validate_branch(func, insn, state, None, flags));
         }
         warnings
     }
@@ -591,7 +616,13 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             if n.synthetic || !n.hint || self.visited[id as usize] || n.ignore {
                 continue;
             }
-            warnings += i64::from(self.validate_branch(p.insn_func(id), id, init.clone(), None));
+            warnings += i64::from(self.validate_branch(
+                p.insn_func(id),
+                id,
+                init.clone(),
+                None,
+                Flags::default(),
+            ));
         }
         warnings
     }
@@ -931,7 +962,119 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
         0
     }
 
-    fn validate_sibling_call(&mut self, id: NodeId, state: &CfiState) -> i32 {
+    /// objtool's `validate_call`: no call with UACCESS enabled (unless to a UACCESS-safe function) or with DF set.
+    fn validate_call(&mut self, id: NodeId, flags: Flags) -> i32 {
+        let p = self.p;
+        let dest = p.nodes[id as usize].call_dest.get();
+        let msg = if flags.uaccess && !dest.is_some_and(|d| self.uaccess_safe(d)) {
+            format!("call to {}() with UACCESS enabled", p.call_dest_name(id))
+        } else if flags.df {
+            format!("call to {}() with DF set", p.call_dest_name(id))
+        } else {
+            return 0;
+        };
+        let kind = if flags.uaccess {
+            FindingKind::Uaccess
+        } else {
+            FindingKind::DirectionFlag
+        };
+        self.warn_insn(id, kind, msg);
+        1
+    }
+
+    /// objtool's `validate_return` checks of the flags: UACCESS must be off at a return (on, in a UACCESS-safe
+    /// function), DF clear.
+    fn return_flags_problem(
+        &self,
+        func: Option<usize>,
+        flags: Flags,
+    ) -> Option<(FindingKind, &'static str)> {
+        let safe = func.is_some_and(|f| self.uaccess_safe(f));
+        if flags.uaccess && !safe {
+            Some((FindingKind::Uaccess, "return with UACCESS enabled"))
+        } else if !flags.uaccess && safe {
+            Some((
+                FindingKind::Uaccess,
+                "return with UACCESS disabled from a UACCESS-safe function",
+            ))
+        } else if flags.df {
+            Some((FindingKind::DirectionFlag, "return with DF set"))
+        } else {
+            None
+        }
+    }
+
+    /// STAC, CLAC (with `--uaccess`), STD and CLD: objtool's checks and the new flags.
+    fn flag_insn(
+        &self,
+        id: NodeId,
+        func: Option<usize>,
+        flags: &mut Flags,
+    ) -> Option<(FindingKind, &'static str)> {
+        let p = self.p;
+        match p.nodes[id as usize].insn.kind {
+            InsnKind::Stac if p.objtool.uaccess => {
+                if flags.uaccess {
+                    return Some((FindingKind::Uaccess, "recursive UACCESS enable"));
+                }
+                flags.uaccess = true;
+            }
+            InsnKind::Clac if p.objtool.uaccess => {
+                if !flags.uaccess && func.is_some() {
+                    return Some((FindingKind::Uaccess, "redundant UACCESS disable"));
+                }
+                if func.is_some_and(|f| self.uaccess_safe(f)) && flags.uaccess_stack == 0 {
+                    return Some((FindingKind::Uaccess, "UACCESS-safe disables UACCESS"));
+                }
+                flags.uaccess = false;
+            }
+            InsnKind::Std => {
+                if flags.df {
+                    return Some((FindingKind::DirectionFlag, "recursive STD"));
+                }
+                flags.df = true;
+            }
+            InsnKind::Cld => {
+                if !flags.df && func.is_some() {
+                    return Some((FindingKind::DirectionFlag, "redundant CLD"));
+                }
+                flags.df = false;
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// PUSHF/POPF inside an alternative save and restore the UACCESS state (objtool's `handle_insn_ops` with
+    /// `--uaccess`).
+    fn uaccess_ops(&mut self, id: NodeId, flags: &mut Flags) -> i32 {
+        for op in self.p.ops(id).into_iter().flat_map(Ops::iter) {
+            if op.dest == OpDest::PushF {
+                if flags.uaccess_stack == 0 {
+                    flags.uaccess_stack = 1;
+                } else if flags.uaccess_stack >> 31 != 0 {
+                    self.warn_insn(id, FindingKind::Uaccess, "PUSHF stack exhausted".into());
+                    return 1;
+                }
+                flags.uaccess_stack = (flags.uaccess_stack << 1) | u32::from(flags.uaccess);
+            }
+            if op.src == OpSrc::PopF && flags.uaccess_stack != 0 {
+                flags.uaccess = flags.uaccess_stack & 1 != 0;
+                flags.uaccess_stack >>= 1;
+                if flags.uaccess_stack == 1 {
+                    flags.uaccess_stack = 0;
+                }
+            }
+        }
+        0
+    }
+
+    /// objtool's `uaccess_safe` mark: with `--uaccess`, the functions of its built-in list, by name.
+    fn uaccess_safe(&self, sym: usize) -> bool {
+        self.p.objtool.uaccess && self.p.is_uaccess_safe(sym)
+    }
+
+    fn validate_sibling_call(&mut self, id: NodeId, state: &CfiState, flags: Flags) -> i32 {
         if self.p.insn_func(id).is_some() && state.has_modified_stack_frame() {
             let f = self.warn_insn(
                 id,
@@ -945,7 +1088,7 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             }
             return 1;
         }
-        0
+        self.validate_call(id, flags)
     }
 
     /// `known`: the interned id of `state` when the caller knows it (the interner never holds two equal
@@ -956,6 +1099,7 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
         start: NodeId,
         state: CfiState,
         known: Option<CfiId>,
+        flags: Flags,
     ) -> i32 {
         self.depth += 1;
         let r = if self.depth > MAX_DEPTH {
@@ -966,7 +1110,7 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             );
             1
         } else {
-            self.validate_branch_inner(func, start, state, known)
+            self.validate_branch_inner(func, start, state, known, flags)
         };
         self.depth -= 1;
         r
@@ -978,6 +1122,7 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
         start: NodeId,
         mut state: CfiState,
         mut known: Option<CfiId>,
+        mut flags: Flags,
     ) -> i32 {
         let p = self.p;
         let mut insn = start;
@@ -1012,12 +1157,20 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                 }
             }
 
+            let visit_bit = 1u8 << u8::from(flags.uaccess);
             if self.visited[insn as usize] {
                 let same = known.is_some() && known == self.cfi[insn as usize];
                 if !n.hint && !same && !self.cfi_match(insn, &state) {
                     return 1;
                 }
-                return 0;
+                // With `--uaccess` an instruction seen only in the other UACCESS state is walked again.
+                if self
+                    .visited_uaccess
+                    .get(insn as usize)
+                    .is_none_or(|v| v & visit_bit != 0)
+                {
+                    return 0;
+                }
             }
 
             if n.hint {
@@ -1055,6 +1208,9 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                 known = Some(id);
             }
             self.visited[insn as usize] = true;
+            if let Some(v) = self.visited_uaccess.get_mut(insn as usize) {
+                *v |= visit_bit;
+            }
 
             if self.propagate_alt_cfi(insn) != 0 {
                 return 1;
@@ -1066,7 +1222,7 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                     if alt.skip_orig {
                         skip_orig = true;
                     }
-                    let ret = self.validate_branch(func, alt.node, state.clone(), known);
+                    let ret = self.validate_branch(func, alt.node, state.clone(), known, flags);
                     if ret != 0 {
                         return ret;
                     }
@@ -1098,9 +1254,19 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                     return ret;
                 }
             }
+            if p.objtool.uaccess && n.alt_group.is_some() && ops.is_some() {
+                let ret = self.uaccess_ops(insn, &mut flags);
+                if ret != 0 {
+                    return ret;
+                }
+            }
 
             match n.insn.kind {
                 InsnKind::Return => {
+                    if let Some((kind, msg)) = self.return_flags_problem(func, flags) {
+                        self.warn_insn(insn, kind, msg.into());
+                        return 1;
+                    }
                     if func.is_some() && state.has_modified_stack_frame() {
                         let f = self.warn_insn(
                             insn,
@@ -1125,6 +1291,10 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                     return 0;
                 }
                 InsnKind::Call | InsnKind::CallDynamic => {
+                    let r = self.validate_call(insn, flags);
+                    if r != 0 {
+                        return r;
+                    }
                     let special = n.insn.kind == InsnKind::Call
                         && n.call_dest
                             .get()
@@ -1150,12 +1320,12 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                 }
                 InsnKind::JumpConditional | InsnKind::JumpUnconditional => {
                     if p.is_sibling_call(insn) {
-                        let r = self.validate_sibling_call(insn, &state);
+                        let r = self.validate_sibling_call(insn, &state, flags);
                         if r != 0 {
                             return r;
                         }
                     } else if let Some(d) = n.jump_dest.node() {
-                        let r = self.validate_branch(func, d, state.clone(), known);
+                        let r = self.validate_branch(func, d, state.clone(), known, flags);
                         if r != 0 {
                             return r;
                         }
@@ -1166,13 +1336,19 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
                 }
                 InsnKind::JumpDynamic | InsnKind::JumpDynamicConditional => {
                     if p.is_sibling_call(insn) {
-                        let r = self.validate_sibling_call(insn, &state);
+                        let r = self.validate_sibling_call(insn, &state, flags);
                         if r != 0 {
                             return r;
                         }
                     }
                     if n.insn.kind == InsnKind::JumpDynamic {
                         return 0;
+                    }
+                }
+                InsnKind::Stac | InsnKind::Clac | InsnKind::Std | InsnKind::Cld => {
+                    if let Some((kind, msg)) = self.flag_insn(insn, func, &mut flags) {
+                        self.warn_at_walk_section(sec, insn, kind, msg);
+                        return 1;
                     }
                 }
                 InsnKind::ContextSwitch => {
