@@ -1,7 +1,6 @@
 //! Runs the pipeline for one object and keeps what later consumers (report, explain, LSP) need, as plain data.
 
 use crate::cfi::{CfiId, CfiState, Interner};
-use crate::decode;
 use crate::features::FeatureNames;
 use crate::findings::{Finding, FindingKind, VariantAt};
 use crate::flow::{NodeId, Program};
@@ -415,10 +414,7 @@ fn node_text(p: &Program, id: NodeId) -> String {
     if n.synthetic {
         return format!("(padding nop, {} bytes)", n.insn.len);
     }
-    let data = p.obj.sections[n.sec()].data;
-    let start = n.insn.offset() as usize;
-    let bytes = data.get(start..start + n.insn.len as usize).unwrap_or(&[]);
-    decode::disassemble(bytes, n.insn.offset())
+    crate::symbols::Symbolizer::new(p.obj).insn_text(n.sec(), n.insn.offset(), n.insn.len)
 }
 
 fn insn_infos(p: &Program, w: &WalkResult) -> Vec<InsnInfo> {

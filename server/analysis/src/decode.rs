@@ -451,6 +451,55 @@ pub fn emulate_prefix(bytes: &[u8]) -> Option<&'static str> {
         .map(|&(name, _)| name)
 }
 
+/// The operand of an instruction that names an address, for symbol names in its text ([`crate::symbols`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperandShape {
+    /// A relative branch or call: the target is the end of the instruction plus `target`.
+    RelBranch {
+        /// The encoded displacement.
+        target: i64,
+    },
+    /// A RIP-relative memory operand: the address is the end of the instruction plus `disp`.
+    RipRelative {
+        /// The encoded displacement.
+        disp: i64,
+    },
+    /// Nothing of the above.
+    Other,
+}
+
+/// What [`OperandShape`] the instruction at the start of `bytes` has.
+pub fn operand_shape(bytes: &[u8]) -> OperandShape {
+    if length::fast_len(bytes).is_none() {
+        // VEX/EVEX and the rarer legacy forms: ask iced-x86.
+        let mut d = Decoder::new(64, bytes, DecoderOptions::NONE);
+        let i = d.decode();
+        if i.is_invalid() {
+            return OperandShape::Other;
+        }
+        if i.is_ip_rel_memory_operand() {
+            return OperandShape::RipRelative {
+                disp: i.memory_displacement64() as i64 - i.next_ip() as i64,
+            };
+        }
+        return OperandShape::Other;
+    }
+    let f = parse_fields(bytes);
+    let rel = matches!(f.op1, 0xe8 | 0xe9 | 0xeb | 0x70..=0x7f | 0xe0..=0xe3)
+        || (f.op1 == 0x0f && (0x80..=0x8f).contains(&f.op2));
+    if rel {
+        return OperandShape::RelBranch {
+            target: i64::from(f.imm.unwrap_or(0)),
+        };
+    }
+    match f.modrm {
+        Some(m) if f.modrm_mod == 0 && m & 7 == 5 => OperandShape::RipRelative {
+            disp: i64::from(f.disp.unwrap_or(0)),
+        },
+        _ => OperandShape::Other,
+    }
+}
+
 /// Fields of a legacy-encoded instruction, named as in objtool's decoder.
 struct Fields {
     prefix: u8,

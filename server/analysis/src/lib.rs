@@ -28,6 +28,7 @@ pub mod orc;
 pub mod report;
 pub mod sources;
 pub mod special;
+pub mod symbols;
 pub mod uaccess;
 pub mod validate;
 
