@@ -5,6 +5,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 bash scripts/deps.sh
+bash scripts/deps-sarif.sh >/dev/null || echo "test.sh: the SARIF validator could not be installed: tests/sarif.rs will fail" >&2
 # Neovim 0.11 for tests/lsp.rs's real-client test and the editor tests.
 ALTCFI_NVIM=$(bash scripts/deps-nvim.sh)
 export ALTCFI_NVIM

@@ -308,6 +308,8 @@ enum Command {
         #[arg(long)]
         verify_orc: bool,
         #[command(flatten)]
+        output: ReportArgs,
+        #[command(flatten)]
         common: Common,
         /// Object files, or directories to walk for them (a kernel build directory, `arch/x86/`).
         #[arg(required = true)]
@@ -352,6 +354,7 @@ pub fn run() -> i32 {
             no_source,
             eh_frame,
             verify_orc,
+            output,
             common,
             files,
         } => check(
@@ -363,6 +366,7 @@ pub fn run() -> i32 {
                 eh_frame,
                 verify_orc,
             },
+            &output,
             &common,
         ),
         Command::Explain {
@@ -448,7 +452,7 @@ enum Outcome {
 enum Piece {
     Text(String),
     Json(serde_json::Value),
-    Sarif(report::SarifFile),
+    Sarif(report::SarifObject),
 }
 
 /// Checks one file (analysis, opt-in unwind comparisons, source positions) into its report piece.
@@ -459,6 +463,7 @@ fn check_one(
     format: Format,
     no_source: bool,
     unwind: UnwindChecks,
+    docs: Option<&str>,
 ) -> Outcome {
     let shown = path.display().to_string();
     match load_for_check(path, opts, names, unwind) {
@@ -470,8 +475,29 @@ fn check_one(
             let sources = finding_sources(&a, &data, no_source);
             let piece = match format {
                 Format::Text => Piece::Text(report::text(&shown, &a.findings, &sources)),
-                Format::Json => Piece::Json(report::json_file(&shown, Some(&a), None, &sources)),
-                Format::Sarif => Piece::Sarif((shown, a.findings, sources)),
+                Format::Json => Piece::Json(report::json_file_with(
+                    &shown,
+                    Some(&a),
+                    None,
+                    &sources,
+                    docs,
+                )),
+                // SARIF names the object by URI: absolute (relative to %SRCROOT% when under it); a finding without
+                // a source line is placed on its bytes in the object.
+                Format::Sarif => {
+                    let without_source = (0..findings)
+                        .any(|i| sources.get(i).and_then(|s| s.primary.as_ref()).is_none());
+                    Piece::Sarif(report::SarifObject {
+                        path: std::path::absolute(path).map_or(shown, |p| p.display().to_string()),
+                        regions: if without_source {
+                            report::object_regions(&data, &a.findings)
+                        } else {
+                            Vec::new()
+                        },
+                        findings: a.findings,
+                        sources,
+                    })
+                }
             };
             Outcome::Done { findings, piece }
         }
@@ -654,15 +680,117 @@ fn parallel_map<T: Sync, R: Send>(
         .collect()
 }
 
+/// `check`'s options for the JSON and SARIF output.
+#[derive(clap::Args, Clone)]
+struct ReportArgs {
+    /// SARIF: the source root. Paths under it are written relative to `%SRCROOT%` (GitHub code scanning wants them
+    /// relative to the repository root), others as absolute `file://` URIs. Default: the current directory.
+    #[arg(long, value_name = "DIR")]
+    sarif_root: Option<PathBuf>,
+    /// Base URL of the finding pages (`<URL>/<code>.md`) in JSON `docs` and SARIF `helpUri`. Default:
+    /// `ALTCFI_DOCS_BASE`, else the pages installed with altcfi (a `file://` URL); an empty value: no links.
+    #[arg(long, value_name = "URL")]
+    docs_base: Option<String>,
+}
+
+/// Base URL of the finding pages (`<base>/<code>.md`) for JSON `docs`, SARIF `helpUri` and the language server's
+/// `codeDescription`: `given` (`--docs-base`), else the `ALTCFI_DOCS_BASE` environment variable (a URL, or a
+/// directory taken as its `file://` URL), else the `docs/findings` pages shipped with altcfi ([`shipped_docs`]).
+/// `None` (no links rather than dead ones) for an empty value or when no pages are found.
+pub(crate) fn docs_base(given: Option<&str>) -> Option<String> {
+    let configured = given
+        .map(str::to_owned)
+        .or_else(|| std::env::var("ALTCFI_DOCS_BASE").ok());
+    if let Some(v) = configured {
+        let v = v.trim();
+        let is_url = v.split_once(':').is_some_and(|(scheme, _)| {
+            scheme.len() > 1
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        });
+        return match v {
+            "" => None,
+            _ if is_url => Some(v.trim_end_matches('/').to_owned()),
+            _ => std::path::absolute(v).ok().map(|p| report::file_uri(&p)),
+        };
+    }
+    shipped_docs().map(|d| report::file_uri(&d))
+}
+
+/// [`docs_base`] without `--docs-base`, looked up once per process (the language server's links).
+pub(crate) fn default_docs_base() -> Option<&'static str> {
+    static BASE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| docs_base(None)).as_deref()
+}
+
+/// The finding pages shipped with the executable: `<exe dir>/../../docs/findings` in a build tree
+/// (`target/{debug,release}`; one more `..` under `target/<triple>/`), `<prefix>/share/doc/altcfi/findings` for an
+/// install in `<prefix>/bin`, `<exe dir>/../docs/findings` for a bundled binary (the VS Code extension's `bin/`).
+/// A directory counts when it holds `alt-stack-conflict.md`.
+fn shipped_docs() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let dir = exe.parent()?;
+    [
+        "../../docs/findings",
+        "../../../docs/findings",
+        "../share/doc/altcfi/findings",
+        "../docs/findings",
+    ]
+    .iter()
+    .map(|rel| dir.join(rel))
+    .find(|d| d.join("alt-stack-conflict.md").is_file())
+    .and_then(|d| d.canonicalize().ok())
+}
+
+/// The SARIF source root (`--sarif-root`, else the current directory), absolute, followed by the other spellings of
+/// it that paths read from DWARF may use (symbolic links resolved; the shell's `$PWD`).
+fn sarif_roots(given: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
+    let cwd = std::env::current_dir().context("the current directory")?;
+    let root = given.map_or_else(|| cwd.clone(), |g| cwd.join(g));
+    anyhow::ensure!(
+        root.is_dir(),
+        "--sarif-root {}: not a directory",
+        root.display()
+    );
+    let canonical = root.canonicalize().ok();
+    let mut roots = vec![root];
+    if given.is_none() {
+        if let Some(pwd) = std::env::var_os("PWD").map(PathBuf::from) {
+            if pwd.is_absolute() && pwd.canonicalize().ok() == canonical {
+                roots.push(pwd);
+            }
+        }
+    }
+    roots.extend(canonical);
+    let mut unique: Vec<PathBuf> = Vec::new();
+    for r in roots {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    Ok(unique)
+}
+
 fn check(
     inputs: &[PathBuf],
     frame_pointer: bool,
     format: Format,
     no_source: bool,
     unwind: UnwindChecks,
+    output: &ReportArgs,
     common: &Common,
 ) -> anyhow::Result<i32> {
     let names = features(common)?;
+    let docs = docs_base(output.docs_base.as_deref());
+    let sarif_opts = match format {
+        Format::Sarif => report::SarifOptions {
+            roots: sarif_roots(output.sarif_root.as_deref())?,
+            docs_base: docs.clone(),
+        },
+        _ => report::SarifOptions::default(),
+    };
     let base = Options {
         era: common.kernel.era(),
         frame_pointer,
@@ -698,7 +826,15 @@ fn check(
                 not_validated: Some(why),
                 ..
             }) => Outcome::NotValidated { why },
-            Ok(rules) => check_one(p, rules.opts, &names, format, no_source, unwind),
+            Ok(rules) => check_one(
+                p,
+                rules.opts,
+                &names,
+                format,
+                no_source,
+                unwind,
+                docs.as_deref(),
+            ),
             Err(e) => Outcome::Failed {
                 message: format!("{}: {e:#}", p.display()),
                 json: None,
@@ -764,7 +900,7 @@ fn check(
         ),
         Format::Sarif => println!(
             "{}",
-            serde_json::to_string_pretty(&report::sarif(&sarif_files))?
+            serde_json::to_string_pretty(&report::sarif_with(&sarif_files, &sarif_opts))?
         ),
     }
     Ok(if any_error {

@@ -178,8 +178,10 @@ fn severity(f: &Finding) -> DiagnosticSeverity {
 
 fn finding_code(f: &Finding) -> (Option<NumberOrString>, Option<CodeDescription>) {
     let code = Some(NumberOrString::String(f.kind.code().to_owned()));
-    let desc = Url::parse(&docs_url(f.kind))
-        .ok()
+    // The finding's page (see `cli::docs_base`: `ALTCFI_DOCS_BASE`, else the pages shipped with altcfi); no
+    // `codeDescription` when there is none, rather than a dead link.
+    let desc = docs_url(f.kind, crate::cli::default_docs_base())
+        .and_then(|u| Url::parse(&u).ok())
         .map(|href| CodeDescription { href });
     (code, desc)
 }
