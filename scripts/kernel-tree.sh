@@ -96,7 +96,7 @@ flock -u 8
 # --- configure and build ---------------------------------------------------------
 out=$cache/$gen-$config${ALTCFI_TREE_TAG:+-$ALTCFI_TREE_TAG}
 mkdir -p "$out"
-exec 7>"$cache/.lock-build-$gen-$config"
+exec 7>"$cache/.lock-build-${out##*/}"
 flock 7
 
 stamp="dirs: ${dirs[*]}"

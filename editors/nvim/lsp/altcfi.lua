@@ -6,9 +6,16 @@
 -- init_options is the server's initializationOptions contract; unset keys take the server's defaults.
 return {
   cmd = { 'altcfi', 'lsp' },
-  filetypes = { 'asm', 'vmasm', 'c' },
-  -- Tried in order, each upward from the file (see lua/altcfi/init.lua).
+  -- `cpp` for headers only (Neovim's filetype for `.h`): root_dir declines other C++ buffers.
+  filetypes = { 'asm', 'vmasm', 'c', 'cpp' },
+  -- Tried in order, each upward from the file, after the kernel tree's root (see lua/altcfi/init.lua).
   root_markers = { 'compile_commands.json', 'altcfi.toml', '.git', 'Kbuild' },
+  root_dir = function(bufnr, on_dir)
+    local altcfi = require('altcfi')
+    if altcfi.attaches(bufnr) then
+      on_dir(altcfi.root_dir(bufnr, { root_markers = { 'compile_commands.json', 'altcfi.toml', '.git', 'Kbuild' } }))
+    end
+  end,
   init_options = {
     objectGlobs = {},
     framePointer = false,

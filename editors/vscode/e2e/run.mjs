@@ -585,6 +585,8 @@ async function main() {
         if (fixed === text) {
             throw new Error('could not fix examples/demo.S');
         }
+        // Back to the source, as a user does: the table opened as a preview tab in the same editor group.
+        await page.locator('.tabs-container .tab', { hasText: 'demo.S' }).first().click();
         fs.writeFileSync(src, fixed);
         run(process.env.CC || 'gcc', ['-c', '-g', 'examples/demo.S', '-o', 'build/demo.o'], { cwd: ws });
         const rebuilt = Date.now();

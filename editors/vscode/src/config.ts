@@ -124,8 +124,12 @@ export function affectsServer(changed: (section: string) => boolean): boolean {
     return changed('altcfi');
 }
 
-/** The `altcfi-table:` URI path for a table title: safe characters only, ending in `.txt`. */
+/** The `altcfi-table:` URI path for a table title: the title itself, path separators and control characters blanked. */
 export function tableDocumentPath(title: string): string {
-    const safe = title.replace(/[^A-Za-z0-9_.+-]+/g, '_').replace(/^_+|_+$/g, '');
-    return '/' + (safe === '' ? 'cfi-table' : safe) + '.txt';
+    // The tab shows the last path segment: keep the server's title as it reads, without path separators.
+    const safe = Array.from(title, (c) => (c === '/' || c === '\\' || c.charCodeAt(0) < 0x20 ? ' ' : c))
+        .join('')
+        .replace(/ {2,}/g, ' ')
+        .trim();
+    return '/' + (safe === '' ? 'CFI table' : safe);
 }

@@ -183,7 +183,9 @@ async function showCfiTable(tables: CfiTableProvider, arg?: unknown): Promise<vo
     const uri = vscode.Uri.from({ scheme: TABLE_SCHEME, path: tableDocumentPath(result.title) });
     tables.set(uri, result.content);
     const doc = await vscode.workspace.openTextDocument(uri);
-    await vscode.window.showTextDocument(doc, { preview: false, viewColumn: vscode.ViewColumn.Beside });
+    // In the active editor group, as a preview tab: a table is looked at and dropped, and splitting the editor for
+    // it halves the source the user is reading.
+    await vscode.window.showTextDocument(doc, { preview: true, viewColumn: vscode.ViewColumn.Active });
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {

@@ -193,7 +193,8 @@ describe('server command line and helpers', () => {
     });
 
     it('makes table document paths from titles', () => {
-        assert.equal(tableDocumentPath('CFI table: save_fl_bad (demo.o)'), '/CFI_table_save_fl_bad_demo.o.txt');
-        assert.equal(tableDocumentPath('***'), '/cfi-table.txt');
+        assert.equal(tableDocumentPath('CFI table: save_fl_bad (demo.o)'), '/CFI table: save_fl_bad (demo.o)');
+        assert.equal(tableDocumentPath('a/b\\c'), '/a b c');
+        assert.equal(tableDocumentPath('/'), '/CFI table');
     });
 });

@@ -146,6 +146,75 @@ pub fn era_of_version(major: u32, minor: u32) -> Era {
     }
 }
 
+/// The root of the kernel source tree `path` lies in: the nearest ancestor (or `path`) whose `Makefile` sets
+/// `VERSION` and `PATCHLEVEL` and which has `MAINTAINERS` beside it (subdirectories such as `arch/x86` have a
+/// `Kbuild` or `Makefile` of their own, never both of these).
+pub fn source_tree_root(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .find(|d| is_source_tree_root(d))
+        .map(Path::to_path_buf)
+}
+
+fn is_source_tree_root(dir: &Path) -> bool {
+    dir.join("MAINTAINERS").is_file() && makefile_version(dir).is_some()
+}
+
+/// The kbuild build directories of the source tree at `root`: the tree itself after an in-tree build, the target
+/// of a `compile_commands.json` symbolic link in it, `$KBUILD_OUTPUT`, and every directory beside the tree or
+/// inside it (one level) whose `source` link leads back to it (`make O=…`). Each holds `include/config/auto.conf`.
+pub fn build_dirs_of(root: &Path) -> Vec<PathBuf> {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let is_build = |d: &Path| d.join("include/config/auto.conf").is_file();
+    let leads_back =
+        |d: &Path| std::fs::canonicalize(d.join("source")).is_ok_and(|s| s == root) && is_build(d);
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut push = |d: PathBuf| {
+        let d = std::fs::canonicalize(&d).unwrap_or(d);
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    };
+    if is_build(&root) {
+        push(root.clone());
+    }
+    if let Ok(target) = std::fs::canonicalize(root.join("compile_commands.json")) {
+        if let Some(dir) = target.parent().filter(|d| *d != root && leads_back(d)) {
+            push(dir.to_path_buf());
+        }
+    }
+    if let Some(o) = std::env::var_os("KBUILD_OUTPUT").map(PathBuf::from) {
+        if leads_back(&o) {
+            push(o);
+        }
+    }
+    for dir in [Some(root.as_path()), root.parent()].into_iter().flatten() {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let d = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir())
+                && d != root
+                && d.join("source").exists()
+                && leads_back(&d)
+            {
+                push(d);
+            }
+        }
+    }
+    out
+}
+
+/// The object kbuild writes for a source file of the tree at `root` in build directory `build`
+/// (`arch/x86/entry/entry_64.S` → `BUILD/arch/x86/entry/entry_64.o`), if it exists.
+pub fn object_in_build(root: &Path, build: &Path, source: &Path) -> Option<PathBuf> {
+    let source = std::fs::canonicalize(source).ok()?;
+    let root = std::fs::canonicalize(root).ok()?;
+    let rel = source.strip_prefix(&root).ok()?;
+    let obj = build.join(rel).with_extension("o");
+    obj.is_file().then_some(obj)
+}
+
 /// What kbuild does with one object.
 #[derive(Debug, Clone)]
 pub enum Validation {

@@ -10,9 +10,11 @@ local M = {}
 --- Defaults. The keys under `init_options` are the server's `initializationOptions` contract.
 M.defaults = {
   cmd = { 'altcfi', 'lsp' },
-  filetypes = { 'asm', 'vmasm', 'c' },
-  -- In priority order (vim.fs.root tries each marker upward before the next): a build database or altcfi's own
-  -- config names the project better than a VCS root, and `Kbuild` is last because kernel subdirectories have one.
+  -- `cpp` only for headers: Neovim gives `.h` files the cpp filetype (see M.attaches).
+  filetypes = { 'asm', 'vmasm', 'c', 'cpp' },
+  -- In priority order (vim.fs.root tries each marker upward before the next), after the kernel tree's root (see
+  -- M.root_dir): a build database or altcfi's own config names the project better than a VCS root, and `Kbuild` is
+  -- last because kernel subdirectories have one.
   root_markers = { 'compile_commands.json', 'altcfi.toml', '.git', 'Kbuild' },
   objectGlobs = {},
   framePointer = false,
@@ -71,6 +73,53 @@ function M.client(bufnr)
   return get({ bufnr = bufnr, name = 'altcfi' })[1]
 end
 
+--- Whether altcfi serves this buffer: every buffer of its filetypes, except C++ files other than headers.
+---@param bufnr integer
+---@return boolean
+function M.attaches(bufnr)
+  if vim.bo[bufnr].filetype ~= 'cpp' then
+    return true
+  end
+  return vim.api.nvim_buf_get_name(bufnr):match('%.h$') ~= nil
+end
+
+--- The root of the Linux source tree `path` lies in: the nearest directory whose Makefile sets VERSION and
+--- PATCHLEVEL, with MAINTAINERS beside it (arch/x86 has a Kbuild of its own, so that marker alone is wrong).
+---@param path string
+---@return string|nil
+function M.kernel_root(path)
+  for dir in vim.fs.parents(path) do
+    if (vim.uv or vim.loop).fs_stat(dir .. '/MAINTAINERS') then
+      local f = io.open(dir .. '/Makefile', 'r')
+      if f then
+        local head = f:read(1024) or ''
+        f:close()
+        if head:match('\nVERSION%s*=') or head:match('^VERSION%s*=') then
+          if head:match('\nPATCHLEVEL%s*=') then
+            return dir
+          end
+        end
+      end
+    end
+  end
+  return nil
+end
+
+--- The workspace root for a file: its kernel tree's root, else the nearest root marker, else its directory.
+---@param bufnr integer
+---@param cfg table
+---@return string
+function M.root_dir(bufnr, cfg)
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  local kernel = M.kernel_root(name)
+  if kernel then
+    return kernel
+  end
+  local root = vim.fs.root and vim.fs.root(bufnr, cfg.root_markers)
+    or vim.fs.dirname(vim.fs.find(cfg.root_markers, { upward = true, path = vim.fs.dirname(name) })[1] or name)
+  return root or vim.fs.dirname(name)
+end
+
 --- Starts (or reuses) the altcfi client for a buffer. Used by the FileType autocommand that setup{} installs.
 ---@param bufnr integer
 function M.start(bufnr)
@@ -79,15 +128,13 @@ function M.start(bufnr)
     return
   end
   local name = vim.api.nvim_buf_get_name(bufnr)
-  if name == '' then
+  if name == '' or not M.attaches(bufnr) then
     return
   end
-  local root = vim.fs.root and vim.fs.root(bufnr, cfg.root_markers)
-    or vim.fs.dirname(vim.fs.find(cfg.root_markers, { upward = true, path = vim.fs.dirname(name) })[1] or name)
   vim.lsp.start({
     name = 'altcfi',
     cmd = cfg.cmd,
-    root_dir = root or vim.fs.dirname(name),
+    root_dir = M.root_dir(bufnr, cfg),
     init_options = M.init_options(cfg),
     on_attach = function(client, b)
       M.on_attach(client, b)

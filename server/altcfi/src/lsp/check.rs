@@ -101,9 +101,27 @@ pub fn check_document(
         lenses: OnceLock::new(),
     };
     let Some(resolution) = resolution else {
+        let why =
+            "no compile_commands.json entry, no object's DWARF names it, no objectGlobs match";
         view.notes.push(format!(
-            "{}: no object file found (no compile_commands.json entry, no object's DWARF names it, no objectGlobs match)",
+            "{}: no object file found ({why})",
             source.display()
+        ));
+        // Said once, on the file itself, with what to do: the log alone goes unread.
+        let what = match source.parent().and_then(crate::kbuild::source_tree_root) {
+            Some(root) if crate::kbuild::build_dirs_of(&root).is_empty() => format!(
+                "this kernel tree ({}) has no build directory altcfi can see: build it in the tree, or with                  `make O=DIR` with DIR beside or inside the tree (or set altcfi.buildDirs)",
+                root.display()
+            ),
+            Some(_) => "build this file (`make path/to/file.o`); `make compile_commands.json` in the build \
+                        directory helps headers and files included into others"
+                .to_string(),
+            None => "build it and write a compile_commands.json, or set altcfi.buildDirs / altcfi.objectGlobs"
+                .to_string(),
+        };
+        view.diagnostics.push(status(
+            DiagnosticSeverity::INFORMATION,
+            format!("altcfi: no object file holds this file's code yet ({why}); {what}"),
         ));
         return Outcome::Ready(view);
     };

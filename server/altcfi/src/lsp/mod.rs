@@ -138,6 +138,9 @@ struct Doc {
     text: Arc<DocText>,
     version: i32,
     view: Option<Arc<DocView>>,
+    /// The diagnostics last published for the document: a rebuild that changes nothing of this document's
+    /// results publishes nothing.
+    published: Option<Vec<Diagnostic>>,
 }
 
 /// State shared by the handlers and the background tasks.
@@ -197,9 +200,9 @@ impl Backend {
         }
     }
 
-    /// Logs to stderr and, without waiting, to the client (`window/logMessage`).
+    /// Logs, without waiting, to the client (`window/logMessage`), and only there: clients that also show the
+    /// server's stderr (VS Code's output channel) would print every line twice.
     fn log(&self, typ: MessageType, msg: String) {
-        eprintln!("altcfi lsp: {msg}");
         let client = self.client.clone();
         tokio::spawn(async move { client.log_message(typ, msg).await });
     }
@@ -349,7 +352,7 @@ impl Backend {
         }
         self.watch_for(&path, resolution.as_ref());
         let diagnostics = view.diagnostics.clone();
-        let (version, view) = {
+        let (version, view, same) = {
             let mut docs = lock(&self.inner.docs);
             let Some(doc) = docs.get_mut(uri) else {
                 return Ok(());
@@ -376,11 +379,15 @@ impl Backend {
             if changed {
                 self.refresh_views();
             }
-            (doc.version, view)
+            let same = doc.published.as_ref() == Some(&diagnostics);
+            doc.published = Some(diagnostics.clone());
+            (doc.version, view, same)
         };
-        self.client
-            .publish_diagnostics(uri.clone(), diagnostics, Some(version))
-            .await;
+        if !same {
+            self.client
+                .publish_diagnostics(uri.clone(), diagnostics, Some(version))
+                .await;
+        }
         drop(publishing);
         self.build_tables(view, ticket);
         Ok(())
@@ -445,6 +452,11 @@ impl Backend {
         }
         if found.is_some() {
             return Ok(found);
+        }
+        let inner = self.inner.clone();
+        let p = path.to_path_buf();
+        if let Some(found) = blocking(move || inner.workspace.by_kbuild_layout(&p)).await? {
+            return Ok(Some(found));
         }
         let Some(root) = root else {
             return Ok(None);
@@ -562,7 +574,10 @@ impl Backend {
                 }
             }
         }
-        for db in Workspace::compile_db_candidates(source, root.as_deref(), &config) {
+        let kernel = self.inner.workspace.kernel_of(source);
+        for db in
+            Workspace::compile_db_candidates(source, root.as_deref(), &config, kernel.as_ref())
+        {
             if let Some(d) = db.parent() {
                 if d.is_dir() && root.as_ref().is_none_or(|r| d.starts_with(r)) {
                     dirs.insert(d.to_path_buf());
@@ -797,6 +812,7 @@ impl LanguageServer for Backend {
                 text: Arc::new(DocText::new(doc.text)),
                 version: doc.version,
                 view: None,
+                published: None,
             },
         );
         self.schedule(doc.uri);

@@ -5,7 +5,8 @@
 //! stale or half result: an analysis is only handed out if the file's size and mtime did not move from before the
 //! read until after the analysis and it was last written at least [`SETTLE`] ago, and an object that does not parse
 //! is only reported as such once it has been left alone for [`ERROR_SETTLE`] (until then the caller is told to
-//! look again, [`LoadError::Unsettled`]). An object that cannot be analysed gives an error, never a panic.
+//! look again, [`LoadError::Unsettled`]); an empty object is always one being written ([`EMPTY_RETRY`]). An object
+//! that cannot be analysed gives an error, never a panic.
 //!
 //! Each object version is analysed once, in two stages ([`altcfi_analysis::analyze_staged`]): the result without
 //! the per-instruction table ([`Checked::analysis`], enough for diagnostics and code lenses) is handed out as soon
@@ -249,7 +250,12 @@ pub const SETTLE: Duration = Duration::from_millis(10);
 
 /// How long an object that cannot be analysed must have been left alone before that is reported: a build writing
 /// an object in pieces leaves it unparseable for a while, and that must not show as an error.
-pub const ERROR_SETTLE: Duration = Duration::from_millis(300);
+pub const ERROR_SETTLE: Duration = Duration::from_millis(2000);
+
+/// How long to wait before looking again at an empty object: assemblers and compilers create their output empty
+/// and write it whole at the end (GNU as keeps it at 0 bytes for the whole assembly), so an empty object is
+/// always one being written, never an error to report.
+pub const EMPTY_RETRY: Duration = Duration::from_millis(250);
 
 /// Why no analysis is available for an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,6 +382,9 @@ impl ObjectCache {
                 LoadError::Missing
             });
         };
+        if size == 0 {
+            return Err(LoadError::Unsettled(EMPTY_RETRY));
+        }
         let checked = match self.cached(path) {
             Some(c) if c.analyses.settings.same(settings) => c,
             _ => self.read(path, size, mtime, settings)?,

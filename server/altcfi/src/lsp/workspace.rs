@@ -19,7 +19,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The kernel generation whose formats and objtool rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -225,6 +225,8 @@ pub enum FoundBy {
     CompileCommands(PathBuf),
     /// The DWARF index of the workspace's objects.
     DwarfIndex,
+    /// kbuild's layout in this build directory of the file's kernel tree.
+    KbuildLayout(PathBuf),
     /// An object matched by `objectGlobs` with the source's stem.
     Config,
 }
@@ -234,6 +236,7 @@ impl std::fmt::Display for FoundBy {
         match self {
             FoundBy::CompileCommands(p) => write!(f, "{}", p.display()),
             FoundBy::DwarfIndex => write!(f, "the DWARF index of the workspace's objects"),
+            FoundBy::KbuildLayout(b) => write!(f, "kbuild's layout in {}", b.display()),
             FoundBy::Config => write!(f, "objectGlobs (matching file name)"),
         }
     }
@@ -319,6 +322,28 @@ pub struct Workspace {
     index: Mutex<DwarfIndex>,
     /// Objects a compilation database names outside the readable places, already reported (each is logged once).
     refused: Mutex<HashSet<(PathBuf, PathBuf)>>,
+    /// Kernel source trees seen, by root: their build directories and when they were looked for.
+    kernels: Mutex<HashMap<PathBuf, (Instant, Vec<PathBuf>)>>,
+}
+
+/// How long the build directories of a kernel tree are trusted before they are looked for again (a first `make
+/// O=…` while the editor is open is found within this time).
+const KERNEL_TTL: Duration = Duration::from_secs(5);
+
+/// A kernel source tree a file lies in: its root and its build directories (in-tree, `O=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelTree {
+    /// The source tree's root (`Makefile` with `VERSION`, `MAINTAINERS`).
+    pub root: PathBuf,
+    /// Its build directories (each with `include/config/auto.conf`).
+    pub builds: Vec<PathBuf>,
+}
+
+impl KernelTree {
+    /// The directories whose `compile_commands.json` and objects belong to the tree.
+    fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.root).chain(&self.builds)
+    }
 }
 
 /// Progress of indexing, for `$/progress`: `(done, total)`.
@@ -332,6 +357,7 @@ impl Workspace {
         source: &Path,
         root: Option<&Path>,
         config: &Config,
+        kernel: Option<&KernelTree>,
     ) -> Vec<PathBuf> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
@@ -355,7 +381,43 @@ impl Workspace {
                 push(d.join("compile_commands.json"));
             }
         }
+        // A kernel tree's own databases: at its root (often a link into the build directory) and in each build
+        // directory (`make O=…` writes it there).
+        for d in kernel.into_iter().flat_map(KernelTree::dirs) {
+            push(d.join("compile_commands.json"));
+        }
         out
+    }
+
+    /// The kernel source tree `source` lies in, with its build directories (cached for [`KERNEL_TTL`]).
+    pub fn kernel_of(&self, source: &Path) -> Option<KernelTree> {
+        let source = canonical(source);
+        let root = crate::kbuild::source_tree_root(source.parent()?)?;
+        let mut kernels = lock(&self.kernels);
+        if let Some((at, builds)) = kernels.get(&root) {
+            if at.elapsed() < KERNEL_TTL {
+                return Some(KernelTree {
+                    root,
+                    builds: builds.clone(),
+                });
+            }
+        }
+        let builds = crate::kbuild::build_dirs_of(&root);
+        kernels.insert(root.clone(), (Instant::now(), builds.clone()));
+        Some(KernelTree { root, builds })
+    }
+
+    /// The object kbuild writes for `source` in a build directory of its kernel tree (`entry_64.S` →
+    /// `BUILD/arch/x86/entry/entry_64.o`): 6.1's `gen_compile_commands.py` lists no assembler sources, and a tree
+    /// without a compilation database still has this layout.
+    pub fn by_kbuild_layout(&self, source: &Path) -> Option<Resolution> {
+        let kernel = self.kernel_of(source)?;
+        kernel.builds.iter().find_map(|b| {
+            crate::kbuild::object_in_build(&kernel.root, b, source).map(|o| Resolution {
+                objects: vec![o],
+                found_by: FoundBy::KbuildLayout(b.clone()),
+            })
+        })
     }
 
     /// The object `source` compiles to according to the first compilation database that has an entry for it.
@@ -369,7 +431,8 @@ impl Workspace {
         refused: &mut Vec<String>,
     ) -> Option<Resolution> {
         let wanted = canonical(source);
-        for db in Self::compile_db_candidates(source, root, config) {
+        let kernel = self.kernel_of(source);
+        for db in Self::compile_db_candidates(source, root, config, kernel.as_ref()) {
             let Some(key) = stat(&db) else { continue };
             let mut dbs = self.dbs.lock().unwrap_or_else(|e| e.into_inner());
             let fresh = dbs.get(&db).is_some_and(|d| d.key == Some(key));
@@ -384,7 +447,10 @@ impl Workspace {
             let mut objects: Vec<PathBuf> = Vec::new();
             for e in parsed.entries_for(source, &wanted) {
                 if let Some(o) = &e.output {
-                    if !may_read(o, source, root, config) {
+                    let in_kernel = kernel
+                        .as_ref()
+                        .is_some_and(|k| k.dirs().any(|d| canonical(o).starts_with(d)));
+                    if !in_kernel && !may_read(o, source, root, config) {
                         let first = lock(&self.refused).insert((db.clone(), o.clone()));
                         if first {
                             refused.push(format!(
