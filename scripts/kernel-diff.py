@@ -146,6 +146,13 @@ def check_object(build, rel, objtool, altcfi, conf, logged):
     if m:
         processed = True
         args = m.group(1).split()
+        if not {"--orc", "--stackval", "--uaccess"} & set(args):
+            # objtool does no stack validation here (vmlinux.o: --noinstr --link): altcfi must say so, and check
+            # nothing.
+            warn, orc, notes, arc, aerr = altcfi_result(altcfi, obj)
+            ok = not warn and arc == 0 and bool(notes)
+            return {"object": rel, "mode": "not-validated", "status": "match" if ok else "differ",
+                    "warnings": differ([], warn), "notes": notes, "exit": arc, "args": args}
     else:
         # Not processed: would kbuild have processed it without delay-objtool? The oracle answers from the
         # sibling noibt tree when one is given (kernel-diff --standard-from), else treats every kernel object with

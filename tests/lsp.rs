@@ -842,3 +842,34 @@ fn unbuilt_kernel_tree_says_what_to_do_on_the_file() {
     c.notify("exit", Value::Null);
     assert!(c.wait_exit(Duration::from_secs(5)).success());
 }
+
+/// A rebuild that rewrites an open file's object without changing its results (a touched header, a directory
+/// rebuilt) publishes nothing for that file; the next change does.
+#[test]
+fn rebuild_without_a_change_publishes_nothing() {
+    let mut s = demo_session();
+    let c = &mut s.client;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(30));
+        std::fs::write(&s.obj, &s.conflict).expect("rewrite the same object");
+        c.notify(
+            "textDocument/didSave",
+            json!({"textDocument": {"uri": s.uri}}),
+        );
+    }
+    // Long enough for those checks to finish; then a real change.
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(&s.obj, &s.fixed).expect("write the fixed object");
+    c.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": s.uri}}),
+    );
+    let (next, _) = c.next_diagnostics(&s.uri);
+    assert!(
+        !next.iter().any(is_conflict),
+        "a publication for a rebuild that changed nothing came first: {next:#?}"
+    );
+    assert!(c.request("shutdown", Value::Null).is_null());
+    c.notify("exit", Value::Null);
+    assert!(c.wait_exit(Duration::from_secs(5)).success());
+}

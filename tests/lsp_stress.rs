@@ -84,10 +84,12 @@ fn drain_answers(c: &mut Client, ids: &mut HashSet<i64>, within: Duration) {
 }
 
 /// Reads messages until the diagnostics for `uri` have been quiet for `quiet` and the last ones satisfy `pred`;
-/// panics if that does not happen within `within`. The last diagnostics.
+/// panics if that does not happen within `within`. The last diagnostics. `seen`: the last ones published before
+/// (the server publishes only when a document's diagnostics change, so the settled ones may be those).
 fn settle(
     c: &mut Client,
     uri: &str,
+    seen: Option<Vec<Value>>,
     quiet: Duration,
     within: Duration,
     pred: impl Fn(&[Value]) -> bool,
@@ -95,12 +97,18 @@ fn settle(
     let deadline = Instant::now() + within;
     let is_pub =
         |m: &Value| m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == uri;
-    let mut last: Option<Vec<Value>> = c.pending.iter().rev().find(|m| is_pub(m)).map(|m| {
-        m["params"]["diagnostics"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    });
+    let mut last: Option<Vec<Value>> = c
+        .pending
+        .iter()
+        .rev()
+        .find(|m| is_pub(m))
+        .map(|m| {
+            m["params"]["diagnostics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .or(seen);
     c.pending.clear();
     let mut last_at = Instant::now();
     loop {
@@ -344,9 +352,9 @@ fn object_rewritten_every_few_milliseconds_while_requests_flow() {
         published.len()
     );
     // No result of a half-written object was published: every publication is the conflict or the fixed build's
-    // (a truncated object is only reported once it has been left alone for 300 ms, the server's ERROR_SETTLE, which
+    // (a truncated object is only reported once it has been left alone for 2 s, the server's ERROR_SETTLE, which
     // the writer never did unless the machine stalled it that long).
-    if longest < Duration::from_millis(300) {
+    if longest < Duration::from_millis(2000) {
         for m in &published {
             let d = m["params"]["diagnostics"]
                 .as_array()
@@ -370,9 +378,16 @@ fn object_rewritten_every_few_milliseconds_while_requests_flow() {
     std::thread::sleep(Duration::from_millis(20));
     std::fs::write(&obj, &fixed).expect("final write");
     let t = Instant::now();
+    let seen = published.last().map(|m| {
+        m["params"]["diagnostics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    });
     let last = settle(
         &mut c,
         &uri,
+        seen,
         Duration::from_millis(800),
         Duration::from_secs(15),
         |d| !d.iter().any(|d| is_conflict(d) || is_status(d)),
@@ -395,6 +410,7 @@ fn object_rewritten_every_few_milliseconds_while_requests_flow() {
     let last = settle(
         &mut c,
         &uri,
+        Some(last),
         Duration::from_millis(800),
         Duration::from_secs(15),
         |d| d.iter().filter(|d| is_conflict(d)).count() == 1 && !d.iter().any(is_status),

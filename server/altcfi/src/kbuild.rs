@@ -322,6 +322,12 @@ impl Kbuild {
         let cmd = read_cmd(obj);
         let validation = match (&cmd, &tree) {
             (Some(cmd), _) if objtool_in_cmd(cmd).is_some() => match objtool_in_cmd(cmd) {
+                // objtool validates the stack only with --orc, --stackval or --uaccess; `vmlinux.o` in a tree
+                // without IBT gets `--noinstr --link` alone.
+                Some(Ok(a)) if !(a.orc || a.stackval || a.uaccess) => Validation::Never(format!(
+                    "kbuild runs objtool on it without stack validation ({}), for checks altcfi does not do",
+                    a.to_args().join(" ")
+                )),
                 Some(Ok(a)) => Validation::Ran(a),
                 _ => Validation::Unknown,
             },

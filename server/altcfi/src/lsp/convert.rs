@@ -357,33 +357,97 @@ fn emitted_rules(analysis: &Analysis, data: &[u8], e: &Explanation) -> String {
     )
 }
 
+/// Most lines of text a hover shows; past it the rest is summed up and the CFI table is one command away.
+const HOVER_LINES: usize = 60;
+
+/// Whether an instruction text is a NOP (padding), which the hover folds into runs.
+fn is_nop(text: &str) -> bool {
+    text.starts_with("nop") || text.starts_with("(padding nop") || text.starts_with("xchg %ax,%ax")
+}
+
+/// Lines of a hover's text blocks, with a budget: rows past [`HOVER_LINES`] are counted, not shown.
+struct Budget {
+    used: usize,
+    dropped: usize,
+}
+
+impl Budget {
+    fn take(&mut self) -> bool {
+        if self.used < HOVER_LINES {
+            self.used += 1;
+            true
+        } else {
+            self.dropped += 1;
+            false
+        }
+    }
+}
+
+/// The hover of a line: its instructions (one row each: location, instruction, CFI, and the ORC row where it
+/// changes), then each alternative site as one table (a row per offset where a variant has an instruction, a
+/// column per variant), runs of NOPs with the same CFI folded into one row, within [`HOVER_LINES`].
 fn hover_markdown(e: &Explanation, object: &str) -> String {
     let mut out = format!("**altcfi** · `{object}`\n");
+    let mut budget = Budget {
+        used: 0,
+        dropped: 0,
+    };
     // Code outside alternative sites: one block.
     let plain: Vec<&ExplainRow> = e.rows.iter().filter(|r| r.site.is_none()).collect();
     if !plain.is_empty() {
-        let w = plain
+        // Fold runs of NOPs with one CFI: (first row, count).
+        let mut runs: Vec<(&ExplainRow, usize)> = Vec::new();
+        for r in &plain {
+            match runs.last_mut() {
+                Some((first, n))
+                    if is_nop(&r.text) && is_nop(&first.text) && first.cfi == r.cfi =>
+                {
+                    *n += 1
+                }
+                _ => runs.push((r, 1)),
+            }
+        }
+        let text = |r: &ExplainRow, n: usize| {
+            if n > 1 {
+                format!("{} ×{n}", r.text)
+            } else {
+                r.text.clone()
+            }
+        };
+        let w = runs
             .iter()
-            .map(|r| r.text.chars().count())
+            .map(|(r, n)| text(r, *n).chars().count())
             .max()
             .unwrap_or(0);
-        let lw = plain
+        let lw = runs
             .iter()
-            .map(|r| r.location.chars().count())
+            .map(|(r, _)| r.location.chars().count())
+            .max()
+            .unwrap_or(0);
+        let cw = runs
+            .iter()
+            .map(|(r, _)| r.cfi.as_deref().unwrap_or("(not reached)").chars().count())
             .max()
             .unwrap_or(0);
         out.push_str("\n```text\n");
-        for r in &plain {
+        let mut last_orc: Option<&str> = None;
+        for (r, n) in &runs {
+            if !budget.take() {
+                continue;
+            }
+            let cfi = r.cfi.as_deref().unwrap_or("(not reached)");
+            let orc = match r.orc.as_deref() {
+                Some(o) if last_orc != Some(o) => format!("  ORC {o}"),
+                _ => String::new(),
+            };
+            last_orc = r.orc.as_deref().or(last_orc);
             let _ = writeln!(
                 out,
-                "{:<lw$}  {:<w$}  {}",
+                "{:<lw$}  {:<w$}  {:<cw$}{orc}",
                 r.location,
-                r.text,
-                r.cfi.as_deref().unwrap_or("(not reached)")
+                text(r, *n),
+                cfi
             );
-            if let Some(orc) = &r.orc {
-                let _ = writeln!(out, "{:<lw$}  ORC {orc}", "");
-            }
         }
         out.push_str("```\n");
     }
@@ -415,49 +479,135 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
             .filter(|r| r.site.as_deref() == Some(original.as_str()))
             .collect();
         let base = orig_rows.iter().map(|r| r.offset).min();
-        let cw = site
-            .columns
-            .iter()
-            .map(|c| c.chars().count())
-            .max()
-            .unwrap_or(0);
-        let iw = site
-            .offsets
-            .iter()
-            .flat_map(|o| o.cells.iter().flatten())
-            .map(|c| c.instruction.chars().count())
-            .max()
-            .unwrap_or(0);
-        for o in &site.offsets {
-            let mark = if o.conflict { "  << conflict" } else { "" };
-            let _ = write!(out, "\n+0x{:x}{mark}\n```text\n", o.offset);
-            for (col, cell) in site.columns.iter().zip(&o.cells) {
-                match cell {
-                    Some(cell) => {
-                        let _ = writeln!(
-                            out,
-                            "{col:<cw$}  {:<iw$}  {}",
-                            cell.instruction,
-                            cell.cfi.as_deref().unwrap_or("(not reached)")
-                        );
-                    }
-                    None => {
-                        let _ =
-                            writeln!(out, "{col:<cw$}  {:<iw$}  (no instruction starts here)", "");
-                    }
-                }
-            }
-            let orc = base.and_then(|b| {
+        let orc_at = |off: u64| {
+            base.and_then(|b| {
                 orig_rows
                     .iter()
-                    .find(|r| r.offset == b + o.offset)
+                    .find(|r| r.offset == b + off)
                     .and_then(|r| r.orc.clone())
-            });
-            if let Some(orc) = orc {
-                let _ = writeln!(out, "{:<cw$}  ORC {orc}", "");
-            }
-            out.push_str("```\n");
+            })
+        };
+        // Rows: (first offset, last offset, cells as text, conflict, ORC), NOP runs with equal CFI folded.
+        struct Row {
+            first: u64,
+            last: u64,
+            cells: Vec<(String, String)>,
+            nops: bool,
+            count: usize,
+            conflict: bool,
+            orc: Option<String>,
         }
+        let mut rows: Vec<Row> = Vec::new();
+        for o in &site.offsets {
+            let cells: Vec<(String, String)> = o
+                .cells
+                .iter()
+                .map(|c| match c {
+                    Some(c) => (
+                        c.instruction.clone(),
+                        c.cfi.clone().unwrap_or_else(|| "(not reached)".into()),
+                    ),
+                    None => (String::new(), String::new()),
+                })
+                .collect();
+            let nops = cells.iter().all(|(i, _)| i.is_empty() || is_nop(i));
+            let orc = orc_at(o.offset);
+            if let Some(prev) = rows.last_mut() {
+                let same_cfi = prev
+                    .cells
+                    .iter()
+                    .zip(&cells)
+                    .all(|(a, b)| b.0.is_empty() || a.1 == b.1);
+                if nops && prev.nops && !o.conflict && !prev.conflict && same_cfi && orc.is_none() {
+                    prev.last = o.offset;
+                    prev.count += 1;
+                    continue;
+                }
+            }
+            rows.push(Row {
+                first: o.offset,
+                last: o.offset,
+                cells,
+                nops,
+                count: 1,
+                conflict: o.conflict,
+                orc,
+            });
+        }
+        let label = |r: &Row| {
+            if r.last > r.first {
+                format!("+0x{:x}..+0x{:x}", r.first, r.last)
+            } else {
+                format!("+0x{:x}", r.first)
+            }
+        };
+        let cell_text = |r: &Row, k: usize| {
+            let (i, c) = &r.cells[k];
+            if r.count > 1 && !i.is_empty() {
+                (format!("{i} ×{}", r.count), c.clone())
+            } else {
+                (i.clone(), c.clone())
+            }
+        };
+        let ow = rows
+            .iter()
+            .map(|r| label(r).len())
+            .max()
+            .unwrap_or(0)
+            .max(3);
+        let widths: Vec<(usize, usize)> = (0..site.columns.len())
+            .map(|k| {
+                let iw = rows
+                    .iter()
+                    .map(|r| cell_text(r, k).0.chars().count())
+                    .chain([site.columns[k].chars().count()])
+                    .max()
+                    .unwrap_or(0);
+                let cw = rows
+                    .iter()
+                    .map(|r| cell_text(r, k).1.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .max(3);
+                (iw, cw)
+            })
+            .collect();
+        out.push_str("```text\n");
+        if budget.take() {
+            let mut head = format!("{:<ow$}", "off");
+            for (k, col) in site.columns.iter().enumerate() {
+                let (iw, cw) = widths[k];
+                let _ = write!(head, "  {col:<iw$}  {:<cw$}", "CFI");
+            }
+            let _ = writeln!(out, "{}", head.trim_end());
+        }
+        for r in &rows {
+            if !budget.take() {
+                continue;
+            }
+            let mut line = format!("{:<ow$}", label(r));
+            for k in 0..site.columns.len() {
+                let (iw, cw) = widths[k];
+                let (i, c) = cell_text(r, k);
+                let _ = write!(line, "  {i:<iw$}  {c:<cw$}");
+            }
+            if r.conflict {
+                line.push_str("  << conflict");
+            }
+            if let Some(orc) = &r.orc {
+                let _ = write!(line, "  ORC {orc}");
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        out.push_str("```\n");
+    }
+    if budget.dropped > 0 {
+        let _ = writeln!(
+            out,
+            "\n… {} more row{} — the whole table: **altcfi: Show CFI table** (`:AltcfiTable` in Neovim)",
+            budget.dropped,
+            if budget.dropped == 1 { "" } else { "s" }
+        );
     }
     out
 }

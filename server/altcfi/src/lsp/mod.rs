@@ -138,9 +138,9 @@ struct Doc {
     text: Arc<DocText>,
     version: i32,
     view: Option<Arc<DocView>>,
-    /// The diagnostics last published for the document: a rebuild that changes nothing of this document's
-    /// results publishes nothing.
-    published: Option<Vec<Diagnostic>>,
+    /// The document version and diagnostics last published for it: a rebuild that changes nothing of this
+    /// document's results publishes nothing (an edit of the document always publishes, for its new version).
+    published: Option<(i32, Vec<Diagnostic>)>,
 }
 
 /// State shared by the handlers and the background tasks.
@@ -379,8 +379,11 @@ impl Backend {
             if changed {
                 self.refresh_views();
             }
-            let same = doc.published.as_ref() == Some(&diagnostics);
-            doc.published = Some(diagnostics.clone());
+            let same = doc
+                .published
+                .as_ref()
+                .is_some_and(|(v, d)| *v == doc.version && *d == diagnostics);
+            doc.published = Some((doc.version, diagnostics.clone()));
             (doc.version, view, same)
         };
         if !same {
