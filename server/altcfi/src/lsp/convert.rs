@@ -586,8 +586,7 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
                 continue;
             }
             let mut line = format!("{:<ow$}", label(r));
-            for k in 0..site.columns.len() {
-                let (iw, cw) = widths[k];
+            for (k, &(iw, cw)) in widths.iter().enumerate() {
                 let (i, c) = cell_text(r, k);
                 let _ = write!(line, "  {i:<iw$}  {c:<cw$}");
             }
