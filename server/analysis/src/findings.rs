@@ -57,6 +57,8 @@ pub enum FindingKind {
     MissingSize,
     /// Unwind hints or save/restore that cannot be followed.
     HintError,
+    /// Bytes in an executable section that are no instruction (data in `.text`, a truncated instruction).
+    UndecodableInstruction,
     /// The object's structure stops the analysis (can't find a jump destination, bad special section, …).
     BadObject,
     /// ORC cannot express a state.
@@ -104,6 +106,7 @@ impl FindingKind {
             FindingKind::UnexpectedEndOfSection => "unexpected-end-of-section",
             FindingKind::MissingSize => "missing-size",
             FindingKind::HintError => "hint-error",
+            FindingKind::UndecodableInstruction => "undecodable-instruction",
             FindingKind::BadObject => "bad-object",
             FindingKind::OrcError => "orc-error",
             FindingKind::CfiDirectiveMismatch => "cfi-directive-mismatch",
@@ -118,7 +121,7 @@ impl FindingKind {
     }
 
     /// Every kind, for docs and tests.
-    pub const ALL: [FindingKind; 27] = [
+    pub const ALL: [FindingKind; 28] = [
         FindingKind::AltStackConflict,
         FindingKind::StackStateMismatch,
         FindingKind::UndefinedStackState,
@@ -136,6 +139,7 @@ impl FindingKind {
         FindingKind::UnexpectedEndOfSection,
         FindingKind::MissingSize,
         FindingKind::HintError,
+        FindingKind::UndecodableInstruction,
         FindingKind::BadObject,
         FindingKind::OrcError,
         FindingKind::CfiDirectiveMismatch,

@@ -878,7 +878,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 self.nodes.truncate(start);
                 self.stack_ops.truncate(ops_start);
                 let mut f = Finding::new(
-                    FindingKind::BadObject,
+                    FindingKind::UndecodableInstruction,
                     Some(self.location(idx, e.offset)),
                     format!("can't decode instruction at {}:0x{:x}", sec.name, e.offset),
                 );
