@@ -990,3 +990,52 @@ fn f_src(fixture: &str, era: &str) -> PathBuf {
         .join("tests/fixtures/alt")
         .join(format!("{fixture}-{era}.S"))
 }
+
+/// The per-line summaries behind the editor's inlay hints in entry code: the ORC view where the CFA rule alone
+/// says little (pt_regs, iret frame, end of stack), and which lines change the stack or call (the hints' density).
+#[test]
+fn line_summaries_show_the_orc_view_of_entry_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = repo_root().join("tests/fixtures/alt/realistic-kernel-612.S");
+    let obj = dir.path().join("entry.o");
+    run(Command::new("gcc")
+        .args(["-c", "-g"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj));
+    let data = std::fs::read(&obj).expect("read object");
+    let a = analyse(&data);
+    let sources = Sources::new(&a, &data).expect("Sources::new");
+    let text = std::fs::read_to_string(&src).expect("read source");
+    // Lines of the entry code and after it (the macro definitions above it produce no code of their own).
+    let start = text
+        .lines()
+        .position(|l| l.starts_with("SYM_CODE_START(entry_SYSCALL_64_like)"))
+        .expect("entry code");
+    let line = |needle: &str| {
+        text.lines()
+            .enumerate()
+            .skip(start)
+            .find(|(_, l)| l.trim() == needle)
+            .map(|(i, _)| i as u32 + 1)
+            .unwrap_or_else(|| panic!("{needle} in the fixture"))
+    };
+    let summaries = sources.line_summaries(&src);
+    let at = |l: u32| {
+        summaries
+            .iter()
+            .find(|s| s.line == l)
+            .unwrap_or_else(|| panic!("line {l} produced code: {summaries:#?}"))
+    };
+    assert_eq!(at(line("swapgs")).orc_kind, Some("end of stack"));
+    assert_eq!(at(line("push $-1")).orc_kind, Some("iret frame"));
+    assert_eq!(at(line("mov %rsp, %rdi")).orc_kind, Some("pt_regs"));
+    assert!(at(line("call do_syscall_64")).call);
+    assert!(at(line("push %rcx")).changes_stack);
+    assert!(!at(line("mov %rsp, %rdi")).changes_stack);
+    let copy = at(line("mov %rdx, %rcx"));
+    assert!(
+        copy.orc_kind.is_none() && !copy.changes_stack && !copy.call,
+        "{copy:#?}"
+    );
+}

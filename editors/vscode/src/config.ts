@@ -14,7 +14,7 @@ export interface InitializationOptions {
     framePointer: boolean;
     kernel: Kernel;
     cpufeatures: string | null;
-    inlayHints: boolean;
+    inlayHints: boolean | 'changes' | 'all' | 'off';
     buildDirs: string[];
     ehFrame: boolean;
 }
@@ -35,6 +35,14 @@ function optionalString(v: unknown): string | null {
     return typeof v === 'string' && v.trim() !== '' ? v.trim() : null;
 }
 
+/** `altcfi.inlayHints`: a boolean, or `changes`/`all`/`off`; anything else is the default, `true`. */
+function inlayHints(v: unknown): boolean | 'changes' | 'all' | 'off' {
+    if (v === false || v === 'changes' || v === 'all' || v === 'off') {
+        return v;
+    }
+    return true;
+}
+
 /** The `initializationOptions` for the settings; anything missing or of the wrong type gets the default. */
 export function initializationOptions(get: SettingsReader, home?: string): InitializationOptions {
     const kernel = get('kernel');
@@ -44,7 +52,7 @@ export function initializationOptions(get: SettingsReader, home?: string): Initi
         framePointer: get('framePointer') === true,
         kernel: KERNELS.includes(kernel as Kernel) ? (kernel as Kernel) : 'auto',
         cpufeatures: cpufeatures === null ? null : expandHome(cpufeatures, home),
-        inlayHints: get('inlayHints') !== false,
+        inlayHints: inlayHints(get('inlayHints')),
         buildDirs: stringArray(get('buildDirs')),
         ehFrame: get('ehFrame') === true,
     };

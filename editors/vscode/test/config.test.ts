@@ -93,6 +93,12 @@ describe('initializationOptions', () => {
         });
     });
 
+    it('passes the inlay-hint density on', () => {
+        for (const v of ['all', 'changes', 'off', false, true] as const) {
+            assert.equal(initializationOptions(reader({ inlayHints: v })).inlayHints, v);
+        }
+    });
+
     it('sends an empty cpufeatures path as null and expands ~/', () => {
         assert.equal(initializationOptions(reader({ cpufeatures: '  ' })).cpufeatures, null);
         assert.equal(

@@ -11,6 +11,7 @@
 //! the command line, and never parses DWARF until a source question is asked ([`Sources::dwarf_used`]).
 
 use crate::analysis::{AltSite, Analysis, InsnInfo};
+use crate::cfi::{CfiState, HintType};
 use crate::findings::{Finding, FindingKind, Location};
 use crate::lines::{self, normalize, path_matches, LineMap, SourceFrame};
 use crate::object::{Object, SymKind};
@@ -152,6 +153,13 @@ pub struct LineSummary {
     pub conflict: bool,
     /// Indices into [`Analysis::findings`] of the findings whose location is on this line (any inline frame).
     pub findings: Vec<usize>,
+    /// What the unwinder sees at the line's first instruction when a CFA rule alone says little: `pt_regs`,
+    /// `iret frame`, `undefined`, `end of stack` (`None` for an ordinary call frame).
+    pub orc_kind: Option<&'static str>,
+    /// The line's instructions change the stack state (it differs among them or after the last one).
+    pub changes_stack: bool,
+    /// The line makes a call.
+    pub call: bool,
 }
 
 /// An `.altinstructions` entry's original and replacement positions.
@@ -390,13 +398,27 @@ impl<'a> Sources<'a> {
         for (i, insn) in a.insns.iter().enumerate() {
             let replacement = matches!(insn.site, Some((_, Some(_))));
             for line in lines_of(&frames[i]) {
-                out.entry(line).or_insert_with(|| LineSummary {
+                let summary = out.entry(line).or_insert_with(|| LineSummary {
                     line,
                     cfa: None,
                     site: false,
                     conflict: false,
                     findings: Vec::new(),
+                    orc_kind: None,
+                    changes_stack: false,
+                    call: false,
                 });
+                summary.call |= insn.text.starts_with("call");
+                // The state here against the one after this instruction (the next in its section).
+                if !replacement {
+                    let after = a
+                        .insns
+                        .get(i + 1)
+                        .filter(|n| n.section == insn.section)
+                        .and_then(|n| n.cfi);
+                    summary.changes_stack |=
+                        insn.cfi.is_some() && after.is_some() && after != insn.cfi;
+                }
                 let better = match first.get(&line) {
                     None => true,
                     Some(&(was_replacement, _)) => was_replacement && !replacement,
@@ -408,7 +430,17 @@ impl<'a> Sources<'a> {
         }
         for (line, (_, i)) in &first {
             if let Some(s) = out.get_mut(line) {
-                s.cfa = a.insns[*i].cfi.map(|c| a.state(c).cfa_readelf());
+                let state = a.insns[*i].cfi.map(|c| a.state(c));
+                s.cfa = state.map(CfiState::cfa_readelf);
+                s.orc_kind = state.and_then(|st| match st.ty {
+                    _ if st.end => Some("end of stack"),
+                    HintType::Regs => Some("pt_regs"),
+                    HintType::RegsPartial => Some("iret frame"),
+                    HintType::EndOfStack => Some("end of stack"),
+                    HintType::Undefined => Some("undefined"),
+                    HintType::Call if st.cfa.base == crate::cfi::UNDEFINED => Some("undefined"),
+                    HintType::Call => None,
+                });
             }
         }
         for site in &a.sites {

@@ -611,8 +611,16 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
     out
 }
 
-/// Inlay hints: the CFA rule at the end of each line in `range` that produced code.
-pub fn inlay_hints(view: &DocView, doc: &Path, text: &DocText, range: Range) -> Vec<InlayHint> {
+/// Inlay hints at the end of the lines in `range` that produced code: the CFA rule, or what the unwinder sees where
+/// the CFA rule alone says little (`pt_regs at rsp+0`, `iret frame`, `ORC undefined`, `end of stack`). Only on lines
+/// that change the stack, call, hold an alternative or a finding, or are entry code, unless `all`.
+pub fn inlay_hints(
+    view: &DocView,
+    doc: &Path,
+    text: &DocText,
+    range: Range,
+    all: bool,
+) -> Vec<InlayHint> {
     let lines = text.lines();
     // Summaries cost a source lookup per instruction: computed once per view.
     let summaries = view.summaries.get_or_init(|| {
@@ -636,11 +644,24 @@ pub fn inlay_hints(view: &DocView, doc: &Path, text: &DocText, range: Range) -> 
                 {
                     return None;
                 }
+                let wanted = all
+                    || s.changes_stack
+                    || s.call
+                    || s.site
+                    || s.conflict
+                    || s.orc_kind.is_some()
+                    || !s.findings.is_empty();
+                if !wanted {
+                    return None;
+                }
                 let cfa = s.cfa.clone()?;
-                let mut label = if cfa.starts_with("CFA") {
-                    cfa
-                } else {
-                    format!("CFA={cfa}")
+                let rule = cfa.strip_prefix("CFA=").unwrap_or(&cfa).to_string();
+                let mut label = match s.orc_kind {
+                    Some("pt_regs") => format!("pt_regs at {rule}"),
+                    Some("iret frame") => format!("iret frame at {rule}"),
+                    Some("undefined") => "ORC undefined".to_string(),
+                    Some(other) => other.to_string(),
+                    None => format!("CFA={rule}"),
                 };
                 if s.conflict {
                     label.push_str(" ⚠ alt conflict");

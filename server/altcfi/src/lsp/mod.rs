@@ -888,14 +888,18 @@ impl LanguageServer for Backend {
     }
 
     async fn inlay_hint(&self, params: InlayHintParams) -> jsonrpc::Result<Option<Vec<InlayHint>>> {
-        if !lock(&self.inner.config).inlay_hints {
+        let (enabled, all) = {
+            let c = lock(&self.inner.config);
+            (c.inlay_hints, c.inlay_hints_all)
+        };
+        if !enabled {
             return Ok(None);
         }
         let Some((view, path, text)) = self.view(&params.text_document.uri) else {
             return Ok(None);
         };
         let range = params.range;
-        let hints = blocking(move || convert::inlay_hints(&view, &path, &text, range))
+        let hints = blocking(move || convert::inlay_hints(&view, &path, &text, range, all))
             .await
             .unwrap_or_default();
         Ok(Some(hints))

@@ -59,8 +59,11 @@ pub struct Config {
     pub kernel: KernelSetting,
     /// A `cpufeatures.h` for feature names (relative paths are taken from the root).
     pub cpufeatures: Option<PathBuf>,
-    /// Send inlay hints (the CFA rule after each line that produced code).
+    /// Send inlay hints (the CFA rule, or the ORC view in entry code, after lines that produced code).
     pub inlay_hints: bool,
+    /// Inlay hints on every line that produced code, not only on lines that change the stack, call, hold an
+    /// alternative or are entry code (`"inlayHints": "all"`).
+    pub inlay_hints_all: bool,
     /// Build directories (relative to the root) searched for `compile_commands.json` and indexed for objects.
     pub build_dirs: Vec<PathBuf>,
     /// Also compare the object's `.eh_frame`/`.debug_frame` (the `.cfi_*` directives) with the computed CFI, and
@@ -76,6 +79,7 @@ impl Default for Config {
             kernel: KernelSetting::Auto,
             cpufeatures: None,
             inlay_hints: true,
+            inlay_hints_all: false,
             build_dirs: Vec::new(),
             eh_frame: false,
         }
@@ -113,9 +117,17 @@ impl Config {
                     Some(b) => self.frame_pointer = b,
                     None => bad("true or false"),
                 },
-                "inlayHints" | "inlay_hints" => match value.as_bool() {
-                    Some(b) => self.inlay_hints = b,
-                    None => bad("true or false"),
+                "inlayHints" | "inlay_hints" => match (value.as_bool(), value.as_str()) {
+                    (Some(b), _) => {
+                        self.inlay_hints = b;
+                        self.inlay_hints_all = false;
+                    }
+                    (_, Some("all")) => (self.inlay_hints, self.inlay_hints_all) = (true, true),
+                    (_, Some("changes")) => {
+                        (self.inlay_hints, self.inlay_hints_all) = (true, false)
+                    }
+                    (_, Some("off")) => (self.inlay_hints, self.inlay_hints_all) = (false, false),
+                    _ => bad("true, false, \"changes\", \"all\" or \"off\""),
                 },
                 "ehFrame" | "eh_frame" => match value.as_bool() {
                     Some(b) => self.eh_frame = b,
