@@ -20,8 +20,9 @@ pub struct Tree {
     pub build: PathBuf,
     /// The source tree (`build/source` for an `O=` build, else `build`).
     pub source: PathBuf,
-    /// `CONFIG_*` values of `include/config/auto.conf` (`y`, `m`, numbers and strings without quotes).
-    config: HashMap<String, String>,
+    /// `CONFIG_*` values of `include/config/auto.conf` (`y`, `m`, numbers and strings without quotes), read when
+    /// first asked for (an object kbuild ran objtool on needs none of it).
+    config: std::sync::OnceLock<HashMap<String, String>>,
     /// The kernel version and where it was read (`6.12.118` from `include/config/kernel.release`).
     pub version: Option<(u32, u32, String)>,
 }
@@ -29,13 +30,9 @@ pub struct Tree {
 impl Tree {
     /// Reads the tree whose build directory is `build` (which holds `include/config/auto.conf`).
     fn read(build: &Path) -> Option<Tree> {
-        let auto = std::fs::read_to_string(build.join("include/config/auto.conf")).ok()?;
-        let config = auto
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .filter(|(k, _)| k.starts_with("CONFIG_"))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-            .collect();
+        if !build.join("include/config/auto.conf").is_file() {
+            return None;
+        }
         let source =
             std::fs::canonicalize(build.join("source")).unwrap_or_else(|_| build.to_path_buf());
         let version = std::fs::read_to_string(build.join("include/config/kernel.release"))
@@ -49,14 +46,27 @@ impl Tree {
         Some(Tree {
             build: build.to_path_buf(),
             source,
-            config,
+            config: std::sync::OnceLock::new(),
             version,
+        })
+    }
+
+    /// The configuration (`include/config/auto.conf`), read once.
+    fn config(&self) -> &HashMap<String, String> {
+        self.config.get_or_init(|| {
+            std::fs::read_to_string(self.build.join("include/config/auto.conf"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .filter(|(k, _)| k.starts_with("CONFIG_"))
+                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+                .collect()
         })
     }
 
     /// Whether `CONFIG_name` is `y`.
     pub fn enabled(&self, name: &str) -> bool {
-        self.config
+        self.config()
             .get(&format!("CONFIG_{name}"))
             .is_some_and(|v| v == "y")
     }
@@ -98,7 +108,7 @@ impl Tree {
         };
         if y("PREFIX_SYMBOLS") {
             a.prefix = self
-                .config
+                .config()
                 .get("CONFIG_FUNCTION_PADDING_BYTES")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
