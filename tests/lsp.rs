@@ -817,6 +817,22 @@ fn out_of_tree_kernel_build_is_found_without_settings() {
     );
     let log = c.wait_log(|m| m.contains("found by kbuild's layout"));
     assert!(log.contains(&out.display().to_string()), "{log}");
+    // The state on request (the editors' status item).
+    let status = c.request("altcfi/status", json!({"textDocument": {"uri": uri}}));
+    let text = status["text"].as_str().unwrap_or("");
+    let details = status["details"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with("altcfi 6.12 · 1 object · 1 finding"),
+        "{status}"
+    );
+    for needle in [
+        format!("kernel tree: {}", tree.display()),
+        format!("build directory: {}", out.display()),
+        "found by kbuild's layout".to_string(),
+        "rules: 6.12 (from 6.12.0 (include/config/kernel.release))".to_string(),
+    ] {
+        assert!(details.contains(&needle), "{needle} not in:\n{details}");
+    }
     assert!(c.request("shutdown", Value::Null).is_null());
     c.notify("exit", Value::Null);
     assert!(c.wait_exit(Duration::from_secs(5)).success());

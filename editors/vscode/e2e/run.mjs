@@ -48,6 +48,7 @@ const CHECKS = [
     'demo.S opens in an editor',
     'Problems panel: the conflict on line 21 (save_fl_bad ALTERNATIVE) with altcfi\'s message',
     'editor: error squiggle on line 21',
+    'status bar: the altcfi item names the rules, the object and the finding',
     'editor: code lens "conflict at +0x2" above line 21 and inlay hint "alt conflict" after it',
     'hover on line 21 shows the CFI of both sides (rsp+8, rsp+24)',
     'command palette "altcfi: Show CFI table" opens the table of save_fl_bad',
@@ -496,6 +497,17 @@ async function main() {
     });
 
     await check(CHECKS[7], async () => {
+        const item = await until('the altcfi status bar item', async () => {
+            const texts = await page.locator('.statusbar-item').allInnerTexts().catch(() => []);
+            return texts.find((t) => t.includes('altcfi 6.12') && t.includes('1 object')) ?? false;
+        }, 30000);
+        if (!item.includes('1 finding')) {
+            throw new Error(`the status item does not count the finding: ${item}`);
+        }
+        return item.replace(/\s+/g, ' ');
+    });
+
+    await check(CHECKS[8], async () => {
         const lens = await until('the code lens of save_fl_bad\'s site', async () => {
             const lenses = await page.locator('.editor-group-container.active .monaco-editor .codelens-decoration').allInnerTexts();
             return lenses.find((l) => l.includes('conflict at +0x2'));
@@ -514,7 +526,7 @@ async function main() {
         return `"${lens.trim()}", "${hint}"; screenshot vscode-conflict.png`;
     });
 
-    await check(CHECKS[8], async () => {
+    await check(CHECKS[9], async () => {
         // More room for the hover: the panel closed, line 20 (SYM_FUNC_START) scrolled to the top of the editor and
         // the hover below the line (settings: editor.hover.above false).
         await setPanelVisible(false);
@@ -557,7 +569,7 @@ async function main() {
         return `${text.split('\n').length} lines, ${grown}; screenshot vscode-hover.png`;
     });
 
-    await check(CHECKS[9], async () => {
+    await check(CHECKS[10], async () => {
         await gotoLine(editorLine);
         await runCommand('altcfi: Show CFI table');
         const text = await until('the CFI table editor', async () => {
@@ -578,7 +590,7 @@ async function main() {
         return `${text.split('\n').length} visible lines${readOnly?.includes('read-only') ? ', read-only' : ''}; screenshot vscode-cfi-table.png`;
     });
 
-    await check(CHECKS[10], async () => {
+    await check(CHECKS[11], async () => {
         const src = path.join(ws, 'examples/demo.S');
         const text = fs.readFileSync(src, 'utf8');
         const fixed = text.replace('"push %rcx; push %rcx; pop %rax; pop %rcx"', '"call xen_save_fl"');

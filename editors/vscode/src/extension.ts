@@ -36,6 +36,50 @@ interface CfiTableResult {
 
 const cfiTableRequest = new RequestType<CfiTableParams, CfiTableResult | null, void>('altcfi/cfiTable');
 
+interface StatusResult {
+    text: string;
+    details: string;
+}
+
+const statusRequest = new RequestType<{ textDocument: { uri: string } }, StatusResult | null, void>('altcfi/status');
+
+/** The status bar item: the server's state for the active file (kernel tree, objects, rules); opens the log. */
+let statusItem: vscode.StatusBarItem;
+
+/** Files altcfi serves (the client's document selector, by name: assembly ids differ between extensions). */
+function served(doc: vscode.TextDocument): boolean {
+    return doc.uri.scheme === 'file' && (/\.(S|s|h|c)$/.test(doc.fileName) || doc.languageId === 'c');
+}
+
+/** Refreshes the status item for the active editor. */
+async function updateStatus(): Promise<void> {
+    const doc = vscode.window.activeTextEditor?.document;
+    if (client === undefined || !client.isRunning()) {
+        statusItem.text = '$(warning) altcfi: not running';
+        statusItem.tooltip = 'The altcfi language server is not running. Click to open its log.';
+        statusItem.show();
+        return;
+    }
+    if (doc === undefined || !served(doc)) {
+        statusItem.hide();
+        return;
+    }
+    try {
+        const status = await client.sendRequest(statusRequest, {
+            textDocument: { uri: client.code2ProtocolConverter.asUri(doc.uri) },
+        });
+        if (status === null || status === undefined) {
+            statusItem.hide();
+            return;
+        }
+        statusItem.text = status.text;
+        statusItem.tooltip = `${status.details}\n\nClick to open the altcfi log.`;
+        statusItem.show();
+    } catch {
+        // A server without altcfi/status (older) or busy: keep what is shown.
+    }
+}
+
 /** Holds the text of every table opened so far, keyed by URI; VS Code shows such documents read-only. */
 class CfiTableProvider implements vscode.TextDocumentContentProvider {
     private readonly tables = new Map<string, string>();
@@ -108,11 +152,14 @@ function createClient(context: vscode.ExtensionContext): LanguageClient {
 
 async function startClient(context: vscode.ExtensionContext): Promise<void> {
     client = createClient(context);
+    client.onDidChangeState(() => void updateStatus());
     try {
         await client.start();
+        void updateStatus();
     } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         output.appendLine(`altcfi: the server did not start: ${msg}`);
+        void updateStatus();
         void vscode.window
             .showErrorMessage(
                 `altcfi: the language server did not start (${msg}). Set "altcfi.server.path" to the altcfi binary.`,
@@ -190,6 +237,10 @@ async function showCfiTable(tables: CfiTableProvider, arg?: unknown): Promise<vo
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
     output = vscode.window.createOutputChannel('altcfi');
+    statusItem = vscode.window.createStatusBarItem('altcfi.status', vscode.StatusBarAlignment.Left, 0);
+    statusItem.name = 'altcfi';
+    statusItem.command = 'altcfi.showLog';
+    context.subscriptions.push(statusItem);
     watcher = vscode.workspace.createFileSystemWatcher('**/{*.o,compile_commands.json,altcfi.toml}');
     context.subscriptions.push(output, watcher);
     const tables = new CfiTableProvider();
@@ -198,6 +249,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         vscode.workspace.registerTextDocumentContentProvider(TABLE_SCHEME, tables),
         vscode.commands.registerCommand('altcfi.showCfiTable', (arg?: unknown) => showCfiTable(tables, arg)),
         vscode.commands.registerCommand('altcfi.restartServer', () => restart(context)),
+        vscode.commands.registerCommand('altcfi.showLog', () => output.show(true)),
+        vscode.window.onDidChangeActiveTextEditor(() => void updateStatus()),
+        vscode.languages.onDidChangeDiagnostics((e) => {
+            const active = vscode.window.activeTextEditor?.document.uri.toString();
+            if (e.uris.some((u) => u.toString() === active)) {
+                void updateStatus();
+            }
+        }),
         vscode.workspace.onDidChangeConfiguration((e) => {
             if (affectsServer((s) => e.affectsConfiguration(s))) {
                 void restart(context);

@@ -42,6 +42,10 @@ use workspace::{Config, Resolution, Workspace};
 /// Name of the custom request returning a function's per-instruction CFI/ORC table.
 pub const CFI_TABLE_METHOD: &str = "altcfi/cfiTable";
 
+/// Name of the custom request returning what the server knows of a document: its kernel tree, build directories,
+/// objects and the rules they are checked with (for an editor's status item).
+pub const STATUS_METHOD: &str = "altcfi/status";
+
 /// Runs the language server on stdin/stdout until `exit` or the end of stdin.
 pub fn run() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -50,6 +54,7 @@ pub fn run() -> anyhow::Result<()> {
     rt.block_on(async {
         let (service, socket) = LspService::build(Backend::new)
             .custom_method(CFI_TABLE_METHOD, Backend::cfi_table)
+            .custom_method(STATUS_METHOD, Backend::status)
             .finish();
         let service = ExitOnExit {
             inner: service,
@@ -120,6 +125,23 @@ pub struct CfiTableResult {
     pub title: String,
     /// The table.
     pub content: String,
+}
+
+/// Parameters of `altcfi/status`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusParams {
+    /// The document.
+    pub text_document: TextDocumentIdentifier,
+}
+
+/// Result of `altcfi/status`: a short line for a status item and the details for its tooltip.
+#[derive(Debug, Serialize)]
+pub struct StatusResult {
+    /// `altcfi 6.12 · 1 object · 1 finding`, `altcfi: no object`.
+    pub text: String,
+    /// One line per fact: kernel tree, build directories, objects and how they were found, rules.
+    pub details: String,
 }
 
 /// What the client said it can do, as far as the server cares.
@@ -641,6 +663,99 @@ impl Backend {
         Some(out)
     }
 
+    /// `altcfi/status`: the kernel tree, build directories, objects and rules of an open document.
+    async fn status(&self, params: StatusParams) -> jsonrpc::Result<Option<StatusResult>> {
+        let uri = params.text_document.uri;
+        let (path, view) = {
+            let docs = lock(&self.inner.docs);
+            let Some(doc) = docs.get(&uri) else {
+                return Ok(None);
+            };
+            (doc.path.clone(), doc.view.clone())
+        };
+        let inner = self.inner.clone();
+        let kbuild = lock(&self.inner.settings).kbuild.clone();
+        let result = blocking(move || {
+            let mut details = vec![format!("file: {}", path.display())];
+            match inner.workspace.kernel_of(&path) {
+                Some(k) => {
+                    details.push(format!("kernel tree: {}", k.root.display()));
+                    if k.builds.is_empty() {
+                        details.push("build directories: none found (build in the tree or with make O=DIR beside it, or set buildDirs)".into());
+                    }
+                    for b in &k.builds {
+                        details.push(format!("build directory: {}", b.display()));
+                    }
+                }
+                None => details.push("kernel tree: none (not in a Linux source tree)".into()),
+            }
+            let Some(view) = view else {
+                details.push("not checked yet".into());
+                return StatusResult {
+                    text: "altcfi: …".into(),
+                    details: details.join("\n"),
+                };
+            };
+            let mut era = None;
+            match &view.resolution {
+                None => details.push("objects: none found".into()),
+                Some(r) => {
+                    for o in &r.objects {
+                        details.push(format!("object: {} (found by {})", o.display(), r.found_by));
+                        if let Some(kb) = &kbuild {
+                            let ctx = kb.object(o);
+                            if let Some(why) = ctx.not_validated() {
+                                details.push(format!("  not validated by kbuild: {why}"));
+                            } else if let Some(a) = ctx.objtool_args() {
+                                details.push(format!(
+                                    "  objtool arguments: {} (from {})",
+                                    a.to_args().join(" "),
+                                    ctx.args_source()
+                                ));
+                            }
+                            if let Some((e, from)) = ctx.tree.as_ref().and_then(|t| t.era()) {
+                                details.push(format!("  rules: {} (from {from})", e.name()));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut findings = 0;
+            for c in &view.objects {
+                if let Ok(a) = c.analysis().as_ref() {
+                    era = Some(a.era);
+                    findings += a.findings.len();
+                    if let altcfi_analysis::EraSource::Object(why) = a.era_source {
+                        details.push(format!("  {}: rules {} from {why}", c.path.display(), a.era.name()));
+                    }
+                }
+            }
+            details.extend(view.notes.iter().map(|n| format!("note: {n}")));
+            let text = match (&view.resolution, era) {
+                (None, _) => "altcfi: no object".to_string(),
+                (Some(r), Some(e)) => format!(
+                    "altcfi {} · {} object{} · {findings} finding{}",
+                    e.name(),
+                    r.objects.len(),
+                    if r.objects.len() == 1 { "" } else { "s" },
+                    if findings == 1 { "" } else { "s" }
+                ),
+                (Some(_), None) => "altcfi: object not analysed".to_string(),
+            };
+            StatusResult {
+                text,
+                details: details.join("\n"),
+            }
+        })
+        .await
+        .map_err(|e| jsonrpc::Error {
+            code: jsonrpc::ErrorCode::InternalError,
+            message: e.into(),
+            data: None,
+        })?;
+        Ok(Some(result))
+    }
+
     async fn cfi_table(&self, params: CfiTableParams) -> jsonrpc::Result<Option<CfiTableResult>> {
         let uri = params.text_document.uri;
         let Some((view, path, _)) = self.view(&uri) else {
@@ -732,7 +847,10 @@ impl LanguageServer for Backend {
                 code_lens_provider: Some(CodeLensOptions {
                     resolve_provider: Some(false),
                 }),
-                experimental: Some(serde_json::json!({ "cfiTable": CFI_TABLE_METHOD })),
+                experimental: Some(serde_json::json!({
+                    "cfiTable": CFI_TABLE_METHOD,
+                    "status": STATUS_METHOD,
+                })),
                 ..Default::default()
             },
         })
