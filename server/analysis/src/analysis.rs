@@ -487,6 +487,7 @@ fn enrich_conflicts(
             variant_text: g.map(|g| group_text(p, g)).unwrap_or_default(),
             state: state.to_string(),
             cfa: format!("{}", CfaOnly(state)),
+            cfi_state: Some(state.clone()),
         }
     };
     for f in findings
@@ -514,6 +515,9 @@ fn enrich_conflicts(
             // Show the original first when it is one of the two sides.
             if c.conflicting.replacement.is_none() && c.recorded.replacement.is_some() {
                 std::mem::swap(&mut c.recorded, &mut c.conflicting);
+                if let (Some(a), Some(b)) = (&c.recorded.cfi_state, &c.conflicting.cfi_state) {
+                    c.differs = a.differences(b);
+                }
             }
         }
         for c in &f.conflicts {
@@ -531,6 +535,13 @@ fn enrich_conflicts(
                 c.conflicting.variant_text,
                 c.conflicting.state
             ));
+            if !c.differs.is_empty() {
+                f.details.push(format!(
+                    "{}they differ in: {}",
+                    " ".repeat(pad.len()),
+                    c.differs.join("; ")
+                ));
+            }
         }
         f.related.clear();
         if let Some(c) = f.conflicts.first() {

@@ -225,6 +225,89 @@ impl fmt::Display for CfiState {
 }
 
 impl CfiState {
+    /// The fields in which `self` and `other` differ, in words, `self`'s value first: `CFA rsp+8 vs rsp+24`,
+    /// `stack size 8 vs 24`, `rbx saved at CFA-16 vs not saved`, `rax holds SP-8 vs nothing`, `type regs vs call`,
+    /// `DRAP …`. objtool compares whole states on alternative sites, so a conflict can lie in a field that no CFA
+    /// rule shows; this names it. Empty when the states are equal.
+    pub fn differences(&self, other: &CfiState) -> Vec<String> {
+        let mut out = Vec::new();
+        let rule = |r: &CfiReg| match r.base {
+            UNDEFINED => "not saved".to_string(),
+            CFA => format!("saved at CFA{:+}", r.offset),
+            b => format!("saved at {}", fmt_rule(b, r.offset)),
+        };
+        if self.cfa != other.cfa {
+            out.push(format!(
+                "CFA {} vs {}",
+                fmt_rule(self.cfa.base, self.cfa.offset),
+                fmt_rule(other.cfa.base, other.cfa.offset)
+            ));
+        }
+        if self.stack_size != other.stack_size {
+            out.push(format!(
+                "stack size {} vs {}",
+                self.stack_size, other.stack_size
+            ));
+        }
+        for (i, (a, b)) in self.regs.iter().zip(&other.regs).enumerate() {
+            if a != b {
+                out.push(format!("{} {} vs {}", reg::name(i as u8), rule(a), rule(b)));
+            }
+        }
+        let val = |r: &CfiReg| match r.base {
+            UNDEFINED => "nothing".to_string(),
+            b => format!("{}{:+}", base_name(b), r.offset),
+        };
+        for (i, (a, b)) in self.vals.iter().zip(&other.vals).enumerate() {
+            if a != b {
+                out.push(format!(
+                    "{} holds {} vs {}",
+                    reg::name(i as u8),
+                    val(a),
+                    val(b)
+                ));
+            }
+        }
+        if self.ty != other.ty {
+            out.push(format!("type {:?} vs {:?}", self.ty, other.ty).to_lowercase());
+        }
+        if (self.drap, self.drap_reg, self.drap_offset)
+            != (other.drap, other.drap_reg, other.drap_offset)
+        {
+            let d = |s: &CfiState| {
+                if s.drap {
+                    format!(
+                        "DRAP in {} saved at {}",
+                        base_name(s.drap_reg),
+                        s.drap_offset
+                    )
+                } else {
+                    "no DRAP".to_string()
+                }
+            };
+            out.push(format!("{} vs {}", d(self), d(other)));
+        }
+        for (name, a, b) in [
+            ("signal frame", self.signal, other.signal),
+            ("end of stack", self.end, other.end),
+            (
+                "undefined region",
+                self.force_undefined,
+                other.force_undefined,
+            ),
+            ("rbp used as scratch", self.bp_scratch, other.bp_scratch),
+        ] {
+            if a != b {
+                out.push(format!(
+                    "{name} {} vs {}",
+                    if a { "yes" } else { "no" },
+                    if b { "yes" } else { "no" }
+                ));
+            }
+        }
+        out
+    }
+
     /// The state in the notation of `readelf -wF` (`--debug-dump=frames-interp`): the CFA rule, then every saved
     /// register in DWARF register order, CFA-relative ones as `c-16`: `CFA=rsp+16 rbx=c-16 ra=c-8`. objtool's
     /// pseudo-bases read `CFA=[rsp]+8` (the CFA is loaded from `(%rsp)`, then the offset added) and
@@ -755,6 +838,36 @@ mod tests {
         assert_eq!(serde_json::to_string(&a).ok().as_deref(), Some("0"));
         assert_eq!(CfiId::new(7).index(), 7);
         assert!(CfiId::new(1) < CfiId::new(2));
+    }
+
+    #[test]
+    fn differences_name_the_fields_no_cfa_rule_shows() {
+        let a = CfiState::func_entry(HintType::Call);
+        assert!(a.differences(&a).is_empty());
+        // A frame-pointer function: the CFA is rbp-based on both sides, only the stack depth differs.
+        let mut fp = a.clone();
+        fp.cfa = CfiReg {
+            base: i32::from(reg::BP),
+            offset: 16,
+        };
+        fp.regs[reg::BP as usize] = CfiReg {
+            base: CFA,
+            offset: -16,
+        };
+        fp.stack_size = 16;
+        let mut deeper = fp.clone();
+        deeper.stack_size = 24;
+        deeper.regs[reg::BX as usize] = CfiReg {
+            base: CFA,
+            offset: -24,
+        };
+        assert_eq!(
+            fp.differences(&deeper),
+            vec!["stack size 16 vs 24", "rbx not saved vs saved at CFA-24"]
+        );
+        let mut regs = a.clone();
+        regs.ty = HintType::Regs;
+        assert_eq!(a.differences(&regs), vec!["type call vs regs"]);
     }
 
     const CX: OpContext = OpContext {

@@ -170,6 +170,9 @@ pub struct VariantAt {
     pub state: String,
     /// The CFA rule alone (`rsp+8`).
     pub cfa: String,
+    /// The state itself, to name what differs.
+    #[serde(skip)]
+    pub cfi_state: Option<crate::cfi::CfiState>,
 }
 
 /// A stack layout conflict at one offset of an alternative site.
@@ -181,6 +184,9 @@ pub struct AltConflict {
     pub recorded: VariantAt,
     /// The side that disagreed.
     pub conflicting: VariantAt,
+    /// The fields in which the two states differ, `recorded`'s value first (`stack size 8 vs 24`): objtool
+    /// compares whole states, so this can name what no CFA rule shows.
+    pub differs: Vec<String>,
 }
 
 /// One finding.

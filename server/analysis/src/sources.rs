@@ -111,6 +111,9 @@ pub struct SiteOffset {
     pub cells: Vec<Option<SiteCell>>,
     /// The sides disagree here: a stack layout conflict.
     pub conflict: bool,
+    /// What differs between the two states of the reported conflict here (`stack size 8 vs 24`), when one was
+    /// reported at this offset.
+    pub differs: Vec<String>,
 }
 
 /// An alternative site, its original and every replacement side by side.
@@ -826,6 +829,11 @@ impl<'a> Sources<'a> {
                 SiteOffset {
                     offset,
                     conflict: reported.contains(&offset) || ids.len() > 1,
+                    differs: conflicts
+                        .iter()
+                        .find(|c| c.site_offset == offset)
+                        .map(|c| c.differs.clone())
+                        .unwrap_or_default(),
                     cells: cells.into_iter().map(|c| c.map(|(cell, _)| cell)).collect(),
                 }
             })
@@ -933,10 +941,10 @@ impl Explanation {
                             None => row.extend([String::new(), String::new()]),
                         }
                     }
-                    row.push(if o.conflict {
-                        "<< conflict".to_owned()
-                    } else {
-                        String::new()
+                    row.push(match (o.conflict, o.differs.is_empty()) {
+                        (false, _) => String::new(),
+                        (true, true) => "<< conflict".to_owned(),
+                        (true, false) => format!("<< conflict: {}", o.differs.join("; ")),
                     });
                     row
                 })

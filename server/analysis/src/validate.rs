@@ -1401,6 +1401,7 @@ pub fn conflict_records(
             site_offset: c.offset as u64,
             recorded: rec,
             conflicting: con,
+            differs: c.owner_state.differences(&c.node_state),
         };
         if !out.contains(&c) {
             out.push(c);

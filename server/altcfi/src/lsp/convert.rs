@@ -149,6 +149,9 @@ pub fn message(f: &Finding) -> String {
                     side(&c.conflicting),
                     rule(&c.conflicting, &c.recorded)
                 ));
+                if !c.differs.is_empty() {
+                    out.push_str(&format!(" (they differ in: {})", c.differs.join("; ")));
+                }
             } else {
                 out.push_str(&format!(
                     "; at +0x{:x} {} vs {}",
@@ -495,6 +498,7 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
             nops: bool,
             count: usize,
             conflict: bool,
+            differs: Vec<String>,
             orc: Option<String>,
         }
         let mut rows: Vec<Row> = Vec::new();
@@ -531,6 +535,7 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
                 nops,
                 count: 1,
                 conflict: o.conflict,
+                differs: o.differs.clone(),
                 orc,
             });
         }
@@ -592,6 +597,9 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
             }
             if r.conflict {
                 line.push_str("  << conflict");
+                if !r.differs.is_empty() {
+                    let _ = write!(line, ": {}", r.differs.join("; "));
+                }
             }
             if let Some(orc) = &r.orc {
                 let _ = write!(line, "  ORC {orc}");

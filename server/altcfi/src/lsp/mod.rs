@@ -955,7 +955,17 @@ impl LanguageServer for Backend {
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri;
-        lock(&self.inner.docs).remove(&uri);
+        {
+            let mut docs = lock(&self.inner.docs);
+            docs.remove(&uri);
+            // The analyses of objects no open document looks at go with the last one that did.
+            let wanted: HashSet<PathBuf> = docs
+                .values()
+                .filter_map(|d| d.view.as_ref())
+                .flat_map(|v| v.seen.iter().map(|(p, _)| p.clone()))
+                .collect();
+            self.inner.cache.retain(|p| wanted.contains(p));
+        }
         self.inner.generations.forget(uri.as_str());
         // After any publication already under way for the document.
         let _publishing = self.inner.publish_lock.lock().await;

@@ -315,6 +315,20 @@ pub struct ObjectCache {
     map: Mutex<HashMap<PathBuf, Arc<Checked>>>,
 }
 
+impl ObjectCache {
+    /// Drops the analyses of every object `keep` does not name (the objects no open document shows any more), so
+    /// that closing files gives their memory back.
+    pub fn retain(&self, keep: impl Fn(&Path) -> bool) {
+        lock(&self.map).retain(|p, _| keep(p));
+    }
+
+    /// Number of objects whose analyses are held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -592,6 +606,26 @@ mod tests {
             .load_with(&path, &settings, Duration::ZERO)
             .expect("load");
         assert_eq!(second.data.as_slice(), b"other version");
+    }
+
+    /// Closing the documents that showed an object gives its analyses back.
+    #[test]
+    fn retain_drops_the_objects_no_document_shows() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let obj = build_object(dir.path());
+        let other = dir.path().join("other.o");
+        std::fs::copy(&obj, &other).expect("copy object");
+        let cache = ObjectCache::default();
+        for p in [&obj, &other] {
+            cache
+                .load_with(p, &settings(false), Duration::ZERO)
+                .expect("load");
+        }
+        assert_eq!(cache.len(), 2);
+        cache.retain(|p| p == obj.as_path());
+        assert_eq!(cache.len(), 1);
+        cache.retain(|_| false);
+        assert_eq!(cache.len(), 0);
     }
 
     /// With `ehFrame`, a wrong `.cfi_*` directive is a finding of the same analysis the diagnostics come from.
