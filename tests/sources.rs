@@ -1039,3 +1039,48 @@ fn line_summaries_show_the_orc_view_of_entry_code() {
         "{copy:#?}"
     );
 }
+
+/// The unwind verdict of alternative conflicts: `breaks` names the variant, the offset and what the unwinder would
+/// read wrongly; `strict-only` when every variant gets, at every one of its instructions, the ORC row its own state
+/// calls for (the frame-pointer function whose variants differ only in stack depth below an rbp-based CFA).
+#[test]
+fn alternative_conflicts_carry_an_unwind_verdict() {
+    use altcfi_analysis::unwind::Verdict;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let verdicts = |name: &str| {
+        let f = fixtures()
+            .into_iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("fixture {name}"));
+        let obj = build_fixture(&f, dir.path());
+        let a = analyse(&std::fs::read(&obj).expect("read object"));
+        a.findings
+            .into_iter()
+            .filter(|f| f.kind == FindingKind::AltStackConflict)
+            .map(|f| f.unwind)
+            .collect::<Vec<_>>()
+    };
+    let demo = verdicts("conflict-design-example-612");
+    let u = demo[0].as_ref().expect("a verdict");
+    assert_eq!(u.verdict, Verdict::Breaks);
+    let m = &u.mismatches[0];
+    assert_eq!((m.replacement, m.offset), (None, 2), "{u:#?}");
+    assert_eq!(
+        m.what,
+        "ORC says the return address is at rsp+16, it is at rsp+0"
+    );
+    let strict = verdicts("rbp-depth-only-612");
+    let u = strict[0].as_ref().expect("a verdict");
+    assert_eq!(u.verdict, Verdict::StrictOnly, "{u:#?}");
+    assert!(u.mismatches.is_empty() && u.checked >= 2);
+    // A short replacement's padding NOP runs too: replacement #1's, at +0x2, under the row #2 filled.
+    let nested = verdicts("alt2-nested-conflict-612");
+    let u = nested[0].as_ref().expect("a verdict");
+    assert_eq!(u.verdict, Verdict::Breaks);
+    assert!(
+        u.mismatches
+            .iter()
+            .any(|m| m.replacement == Some(1) && m.offset == 2),
+        "{u:#?}"
+    );
+}

@@ -543,6 +543,45 @@ fn enrich_conflicts(
                 ));
             }
         }
+        f.unwind =
+            crate::unwind::site_verdict(p, w, slots_id, |g| numbers.get(g).copied().flatten());
+        if let Some(u) = &f.unwind {
+            let line = match u.mismatches.first() {
+                Some(m) => {
+                    let side = match m.replacement {
+                        None => "the original".to_string(),
+                        Some(n) => f
+                            .conflicts
+                            .iter()
+                            .flat_map(|c| [&c.recorded, &c.conflicting])
+                            .find(|v| v.replacement == Some(n))
+                            .map_or_else(|| format!("replacement #{n}"), side_name),
+                    };
+                    let more = u.mismatches.len() - 1;
+                    format!(
+                        "unwind: breaks: {side} at +0x{:x}: {}{}",
+                        m.offset,
+                        m.what,
+                        if more > 0 {
+                            format!(" (and {more} more place{})", if more == 1 { "" } else { "s" })
+                        } else {
+                            String::new()
+                        }
+                    )
+                }
+                None => format!(
+                    "unwind: strict-only: at each of the variants' {} instructions the ORC row in effect is the one \
+                     its own state calls for{}",
+                    u.checked,
+                    f.conflicts
+                        .first()
+                        .filter(|c| !c.differs.is_empty())
+                        .map(|c| format!("; the states differ only in {}", c.differs.join("; ")))
+                        .unwrap_or_default()
+                ),
+            };
+            f.details.push(line);
+        }
         f.related.clear();
         if let Some(c) = f.conflicts.first() {
             for v in [&c.recorded, &c.conflicting] {

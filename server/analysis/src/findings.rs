@@ -204,6 +204,10 @@ pub struct Finding {
     pub related: Vec<(String, Location)>,
     /// Every conflicting offset of the site, for alternative conflicts.
     pub conflicts: Vec<AltConflict>,
+    /// For alternative conflicts: whether unwinding from inside the site's variants is right (`breaks` or
+    /// `strict-only`, [`crate::unwind`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unwind: Option<crate::unwind::UnwindVerdict>,
     /// This finding stopped the analysis of the object (objtool's fatal errors; no ORC is produced).
     pub fatal: bool,
 }
@@ -218,6 +222,7 @@ impl Finding {
             details: Vec::new(),
             related: Vec::new(),
             conflicts: Vec::new(),
+            unwind: None,
             fatal: false,
         }
     }

@@ -30,6 +30,7 @@ pub mod sources;
 pub mod special;
 pub mod symbols;
 pub mod uaccess;
+pub mod unwind;
 pub mod validate;
 
 pub use analysis::{

@@ -122,7 +122,16 @@ pub fn message(f: &Finding) -> String {
             .as_ref()
             .map(|l| format!(" ({})", l.display))
             .unwrap_or_default();
-        out.push_str(&format!("stack layout conflict in alternatives{site}"));
+        let verdict = match f.unwind.as_ref().map(|u| u.verdict) {
+            Some(altcfi_analysis::unwind::Verdict::Breaks) => " — breaks the unwinder",
+            Some(altcfi_analysis::unwind::Verdict::StrictOnly) => {
+                " — strict-only (every ORC row is right)"
+            }
+            None => "",
+        };
+        out.push_str(&format!(
+            "stack layout conflict in alternatives{site}{verdict}"
+        ));
         for (i, c) in f.conflicts.iter().enumerate() {
             let same_cfa = c.recorded.cfa == c.conflicting.cfa;
             // The CFA rule, plus what else differs when the CFA rules agree (objtool compares whole states).
@@ -171,8 +180,14 @@ pub fn message(f: &Finding) -> String {
     out
 }
 
+/// Error for fatal findings and for alternative conflicts that break unwinding (or whose verdict is unknown);
+/// Warning for the rest, strict-only conflicts included (objtool objects, the unwinder does not).
 fn severity(f: &Finding) -> DiagnosticSeverity {
-    if f.kind == FindingKind::AltStackConflict || f.fatal {
+    let strict_only = f
+        .unwind
+        .as_ref()
+        .is_some_and(|u| u.verdict == altcfi_analysis::unwind::Verdict::StrictOnly);
+    if f.fatal || (f.kind == FindingKind::AltStackConflict && !strict_only) {
         DiagnosticSeverity::ERROR
     } else {
         DiagnosticSeverity::WARNING
