@@ -22,6 +22,24 @@ fuzz_target!(|data: &[u8]| {
         all_conflicts: true,
         // Half of the inputs take the two-thread decode and walk (and their merge or fallback).
         parallel_min_code: if data.len() % 2 == 0 { 0 } else { u64::MAX },
+        // A third with kbuild's objtool arguments (prefix CFI, SMAP via the replacement, the UACCESS walk, the
+        // retpoline/rethunk/SLS passes, jump-label NOPs).
+        objtool: if data.len() % 3 == 0 {
+            altcfi_analysis::ObjtoolArgs::parse([
+                "--hacks=jump_label",
+                "--hacks=noinstr",
+                "--orc",
+                "--retpoline",
+                "--rethunk",
+                "--sls",
+                "--uaccess",
+                "--prefix=16",
+                "--ibt",
+            ])
+            .unwrap_or_default()
+        } else {
+            altcfi_analysis::ObjtoolArgs::default()
+        },
     };
     let names = FeatureNames::default();
     let Ok(a) = analyze(data, opts, &names) else {
