@@ -1054,11 +1054,22 @@ fn alternative_conflicts_carry_an_unwind_verdict() {
             .unwrap_or_else(|| panic!("fixture {name}"));
         let obj = build_fixture(&f, dir.path());
         let a = analyse(&std::fs::read(&obj).expect("read object"));
-        a.findings
+        let conflicts: Vec<_> = a
+            .findings
             .into_iter()
             .filter(|f| f.kind == FindingKind::AltStackConflict)
-            .map(|f| f.unwind)
-            .collect::<Vec<_>>()
+            .collect();
+        // Every conflict says why: the instruction on each side that changed the stack before the offset.
+        for f in &conflicts {
+            assert!(
+                f.details
+                    .iter()
+                    .any(|d| d.starts_with("why: ") && d.contains(" at +0x")),
+                "{name}: {:#?}",
+                f.details
+            );
+        }
+        conflicts.into_iter().map(|f| f.unwind).collect::<Vec<_>>()
     };
     let demo = verdicts("conflict-design-example-612");
     let u = demo[0].as_ref().expect("a verdict");

@@ -595,8 +595,63 @@ fn enrich_conflicts(
                     v.location.clone(),
                 ));
             }
+            // Why: on each side, the instruction inside the site that last changed the stack state before the
+            // conflicting offset.
+            let mut why = Vec::new();
+            for v in [&c.recorded, &c.conflicting] {
+                if let Some((text, loc)) = cause(p, w, v) {
+                    why.push(format!("{}: {text}", side_name(v)));
+                    f.related.push((format!("{}: {text}", side_name(v)), loc));
+                }
+            }
+            if !why.is_empty() {
+                f.details.push(format!("why: {}", why.join("; ")));
+            }
         }
     }
+}
+
+/// The instruction of a variant, inside its site and before the offset `v` describes, that last changed the stack
+/// state, and what it did, in words (`push %rcx at +0x1 left the stack 8 bytes deeper`); `None` when the state
+/// there is the one the variant was entered with.
+fn cause(
+    p: &Program,
+    w: &WalkResult,
+    v: &VariantAt,
+) -> Option<(String, crate::findings::Location)> {
+    let node = p.find_insn(v.location.section, v.location.offset)?;
+    let g = p.nodes[node as usize].alt_group.get()?;
+    let group = &p.groups[g];
+    let base = p.nodes[group.first as usize].insn.offset();
+    let state = |id: NodeId| w.cfi[id as usize].map(|c| w.interner.get(c));
+    let mut id = node;
+    while id > group.first {
+        let prev = id - 1;
+        let (before, after) = (state(prev)?, state(id)?);
+        if before != after {
+            let n = &p.nodes[prev as usize];
+            let what = if before.stack_size != after.stack_size {
+                let d = after.stack_size - before.stack_size;
+                format!(
+                    "left the stack {} bytes {}",
+                    d.abs(),
+                    if d > 0 { "deeper" } else { "shallower" }
+                )
+            } else {
+                format!("changed {}", before.differences(after).join("; "))
+            };
+            return Some((
+                format!(
+                    "{} at +0x{:x} {what}",
+                    node_text(p, prev),
+                    n.insn.offset().wrapping_sub(base)
+                ),
+                p.node_location(prev),
+            ));
+        }
+        id = prev;
+    }
+    None
 }
 
 fn side_name(v: &VariantAt) -> String {
