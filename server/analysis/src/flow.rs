@@ -1472,7 +1472,7 @@ impl<'o, 'data> Program<'o, 'data> {
     fn is_rodata(&self, sec: usize) -> bool {
         let name = &self.obj.sections[sec].name;
         (name.starts_with(".rodata") && !name.contains(".str1."))
-            || name == ".data.rel.ro.c_jump_table"
+            || name == self.c_jump_table_section()
     }
 
     fn add_jump_table_alts(&mut self) -> Result<(), Box<Finding>> {
@@ -1606,6 +1606,15 @@ impl<'o, 'data> Program<'o, 'data> {
         None
     }
 
+    /// objtool's `C_JUMP_TABLE_SECTION`, where `__annotate_jump_table` puts C jump tables (the BPF interpreter's):
+    /// `.rodata..c_jump_table` before 6.3, `.data.rel.ro.c_jump_table` since.
+    fn c_jump_table_section(&self) -> &'static str {
+        match self.era {
+            Era::V6_1 => ".rodata..c_jump_table",
+            Era::V6_12 => ".data.rel.ro.c_jump_table",
+        }
+    }
+
     fn arch_find_switch_table(&mut self, id: NodeId) -> Option<(usize, usize)> {
         let r = self.insn_reloc(id)?;
         let sym = &self.obj.symbols[r.symbol];
@@ -1619,7 +1628,7 @@ impl<'o, 'data> Program<'o, 'data> {
         }
         let toff = u64::try_from(toff).ok()?;
         if self.obj.symbol_containing(tsec, toff, false).is_some()
-            && self.obj.sections[tsec].name != ".data.rel.ro.c_jump_table"
+            && self.obj.sections[tsec].name != self.c_jump_table_section()
         {
             return None;
         }
