@@ -437,8 +437,12 @@ fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSou
 
 /// What `check` produced for one file, ready to print in its format.
 enum Outcome {
-    /// Analysed: how many findings, and the report piece.
-    Done { findings: usize, piece: Piece },
+    /// Analysed: how many findings, the report piece, and whether nothing told its generation.
+    Done {
+        findings: usize,
+        piece: Piece,
+        default_rules: bool,
+    },
     /// kbuild never validates the object: not checked, and why.
     NotValidated { why: String },
     /// Could not be analysed: the message (and its JSON entry).
@@ -468,7 +472,7 @@ fn check_one(
     let shown = path.display().to_string();
     match load_for_check(path, opts, names, unwind) {
         Ok((data, mut a)) => {
-            note_default_rules(path, &a);
+            let default_rules = a.era_source == EraSource::Default;
             let extra = unwind_findings(&data, &a, unwind, &shown);
             a.findings.extend(extra);
             let findings = a.findings.len();
@@ -499,7 +503,11 @@ fn check_one(
                     })
                 }
             };
-            Outcome::Done { findings, piece }
+            Outcome::Done {
+                findings,
+                piece,
+                default_rules,
+            }
         }
         Err(e) => {
             let message = format!("{e:#}");
@@ -847,13 +855,21 @@ fn check(
     let mut json_files = Vec::new();
     let mut sarif_files = Vec::new();
     let mut summary = Summary::default();
+    let mut defaulted: Vec<PathBuf> = Vec::new();
     for (path, outcome) in files.iter().zip(outcomes) {
         let outcome = outcome.unwrap_or_else(|| Outcome::Failed {
             message: format!("{}: the analysis thread failed", path.display()),
             json: None,
         });
         match outcome {
-            Outcome::Done { findings, piece } => {
+            Outcome::Done {
+                findings,
+                piece,
+                default_rules,
+            } => {
+                if default_rules {
+                    defaulted.push(path.clone());
+                }
                 any_findings |= findings > 0;
                 summary.checked += 1;
                 summary.findings += findings;
@@ -888,6 +904,22 @@ fn check(
                 json_files.extend(json);
             }
         }
+    }
+    // Once per run, not once per object.
+    match defaulted.as_slice() {
+        [] => {}
+        [one] => eprintln!(
+            "altcfi: note: {}: nothing tells its kernel generation (not in a kernel tree, no generation-specific \
+             section); 6.12 rules used (--kernel 6.1 for 5.13–6.3 objects)",
+            one.display()
+        ),
+        [first, rest @ ..] => eprintln!(
+            "altcfi: note: nothing tells the kernel generation of {} objects ({} and {} more: not in a kernel tree, \
+             no generation-specific section); 6.12 rules used (--kernel 6.1 for 5.13–6.3 objects)",
+            rest.len() + 1,
+            first.display(),
+            rest.len()
+        ),
     }
     if walked || common.verbose {
         eprintln!("altcfi: {}", summary.line(started.elapsed()));
