@@ -548,4 +548,119 @@ mod tests {
         assert_eq!(era_of_version(6, 1), Era::V6_1);
         assert_eq!(era_of_version(5, 15), Era::V6_1);
     }
+
+    /// A miniature `O=` build of a tree: the source tree with its top Makefile and MAINTAINERS, the build directory
+    /// beside it with `auto.conf`, `kernel.release` and a `source` link.
+    fn fake_tree(config: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let src = dir.path().join("linux");
+        let out = dir.path().join("build");
+        std::fs::create_dir_all(src.join("arch/x86/entry/vdso")).expect("mkdir");
+        std::fs::create_dir_all(out.join("include/config")).expect("mkdir");
+        std::fs::create_dir_all(out.join("arch/x86/entry/vdso")).expect("mkdir");
+        std::fs::write(src.join("Makefile"), "VERSION = 6\nPATCHLEVEL = 12\n").expect("write");
+        std::fs::write(src.join("MAINTAINERS"), "").expect("write");
+        std::fs::write(
+            src.join("arch/x86/entry/Makefile"),
+            "OBJECT_FILES_NON_STANDARD_foo.o := y\n",
+        )
+        .expect("write");
+        std::fs::write(
+            src.join("arch/x86/entry/vdso/Makefile"),
+            "OBJECT_FILES_NON_STANDARD := y\nOBJECT_FILES_NON_STANDARD_vma.o := n\n",
+        )
+        .expect("write");
+        std::fs::write(out.join("include/config/auto.conf"), config).expect("write");
+        std::fs::write(out.join("include/config/kernel.release"), "6.12.0\n").expect("write");
+        std::os::unix::fs::symlink(&src, out.join("source")).expect("link");
+        (dir, src, out)
+    }
+
+    /// An object and its `.cmd` (a compile, with or without an objtool step).
+    fn object(out: &Path, rel: &str, objtool: Option<&str>) -> PathBuf {
+        let obj = out.join(rel);
+        std::fs::write(&obj, b"\x7fELF").expect("write object");
+        let step = objtool.map_or(String::new(), |a| {
+            format!("; ./tools/objtool/objtool {a} {rel}")
+        });
+        let name = obj
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
+        std::fs::write(
+            obj.with_file_name(format!(".{name}.cmd")),
+            format!("savedcmd_{rel} := gcc -D__KERNEL__ -c -o {rel} x.c{step}\n"),
+        )
+        .expect("write cmd");
+        obj
+    }
+
+    const IBT: &str = "CONFIG_OBJTOOL=y\nCONFIG_UNWINDER_ORC=y\nCONFIG_X86_KERNEL_IBT=y\nCONFIG_HAVE_UACCESS_VALIDATION=y\n\
+                       CONFIG_PREFIX_SYMBOLS=y\nCONFIG_FUNCTION_PADDING_BYTES=16\nCONFIG_MITIGATION_RETPOLINE=y\n";
+
+    #[test]
+    fn delayed_objtool_arguments_come_from_auto_conf() {
+        let (_dir, src, out) = fake_tree(IBT);
+        let obj = object(&out, "arch/x86/entry/entry_64.o", None);
+        let kb = Kbuild::default();
+        let o = kb.object(&obj);
+        let a = o.objtool_args().expect("validated");
+        assert!(
+            matches!(o.validation, Validation::Delayed(_)),
+            "{:?}",
+            o.validation
+        );
+        assert_eq!(
+            a.to_args().join(" "),
+            "--ibt --orc --retpoline --uaccess --prefix=16 --link"
+        );
+        let tree = o.tree.expect("tree");
+        assert_eq!(tree.source, std::fs::canonicalize(&src).expect("canonical"));
+        assert_eq!(tree.era().map(|(e, _)| e), Some(Era::V6_12));
+        assert_eq!(
+            source_tree_root(&src.join("arch/x86/entry")),
+            Some(src.clone())
+        );
+        assert_eq!(
+            build_dirs_of(&src),
+            vec![std::fs::canonicalize(&out).expect("canonical")]
+        );
+    }
+
+    #[test]
+    fn objects_kbuild_never_validates_are_named_with_the_reason() {
+        let (_dir, _src, out) = fake_tree(IBT);
+        let kb = Kbuild::default();
+        // Per-file and per-directory OBJECT_FILES_NON_STANDARD, and a per-file `n` over a directory `y`.
+        let foo = object(&out, "arch/x86/entry/foo.o", None);
+        assert!(kb
+            .object(&foo)
+            .not_validated()
+            .is_some_and(|w| w.contains("OBJECT_FILES_NON_STANDARD_foo.o")));
+        let vdso = object(&out, "arch/x86/entry/vdso/vgetcpu.o", None);
+        assert!(kb.object(&vdso).not_validated().is_some());
+        let vma = object(&out, "arch/x86/entry/vdso/vma.o", None);
+        assert!(
+            kb.object(&vma).not_validated().is_none(),
+            "{:?}",
+            kb.object(&vma).validation
+        );
+        // A tree that runs objtool per object: an object compiled without the step is not validated; one with it
+        // carries its own arguments.
+        let (_dir, _src, out) = fake_tree("CONFIG_OBJTOOL=y\nCONFIG_UNWINDER_ORC=y\n");
+        let plain = object(&out, "arch/x86/entry/plain.o", None);
+        assert!(kb.object(&plain).not_validated().is_some());
+        let ran = object(&out, "arch/x86/entry/ran.o", Some("--orc --uaccess"));
+        match kb.object(&ran).validation {
+            Validation::Ran(a) => assert!(a.orc && a.uaccess && !a.ibt),
+            v => panic!("{v:?}"),
+        }
+        // objtool without stack validation (vmlinux.o: --noinstr --link) checks nothing altcfi checks.
+        let vmlinux = object(&out, "arch/x86/entry/linked.o", Some("--noinstr --link"));
+        assert!(kb
+            .object(&vmlinux)
+            .not_validated()
+            .is_some_and(|w| w.contains("without stack validation")));
+    }
 }
