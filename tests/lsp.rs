@@ -889,3 +889,33 @@ fn rebuild_without_a_change_publishes_nothing() {
     c.notify("exit", Value::Null);
     assert!(c.wait_exit(Duration::from_secs(5)).success());
 }
+
+/// "Check the whole build" (`workspace/executeCommand` `altcfi.checkBuild`): every object of the tree's build is
+/// checked and the findings land on source files that are not open.
+#[test]
+fn check_the_whole_build_publishes_for_files_not_open() {
+    let (_dir, tree, _out) = kernel_tree(true);
+    let src = tree.join("arch/x86/entry/demo.S");
+    let mut c = Client::start(&tree);
+    let init = c.initialize(&tree, json!({}));
+    assert_eq!(
+        init["capabilities"]["executeCommandProvider"]["commands"][0], "altcfi.checkBuild",
+        "{init}"
+    );
+    let summary = c.request(
+        "workspace/executeCommand",
+        json!({"command": "altcfi.checkBuild", "arguments": []}),
+    );
+    let summary = summary.as_str().unwrap_or("").to_string();
+    assert!(summary.contains("checked 1 objects"), "{summary}");
+    let uri = uri_of(&src);
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    assert_eq!(
+        diags.iter().filter(|d| is_conflict(d)).count(),
+        1,
+        "{diags:#?}"
+    );
+    assert!(c.request("shutdown", Value::Null).is_null());
+    c.notify("exit", Value::Null);
+    assert!(c.wait_exit(Duration::from_secs(5)).success());
+}

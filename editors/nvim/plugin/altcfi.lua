@@ -11,3 +11,7 @@ end, { nargs = '?', desc = 'altcfi: show the CFI table of the function at the cu
 vim.api.nvim_create_user_command('AltcfiRestart', function()
   require('altcfi').restart()
 end, { desc = 'altcfi: restart the language server' })
+
+vim.api.nvim_create_user_command('AltcfiCheckBuild', function()
+  require('altcfi').check_build()
+end, { desc = 'altcfi: check every object of the build; findings show on files that are not open too' })

@@ -530,37 +530,7 @@ fn expand_inputs(inputs: &[PathBuf]) -> (Vec<(PathBuf, Option<String>)>, bool) {
             continue;
         }
         walked = true;
-        let mut found = Vec::new();
-        let mut stack = vec![input.clone()];
-        let mut problem = None;
-        while let Some(dir) = stack.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) => {
-                    problem = Some(format!("{}: cannot list: {e}", dir.display()));
-                    continue;
-                }
-            };
-            for e in entries.flatten() {
-                let Ok(kind) = e.file_type() else { continue };
-                let path = e.path();
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                if kind.is_dir() {
-                    if !name.starts_with('.') {
-                        stack.push(path);
-                    }
-                } else if kind.is_file()
-                    && name.ends_with(".o")
-                    && !name.ends_with(".mod.o")
-                    && !name.starts_with('.')
-                    && name != "vmlinux.o"
-                {
-                    found.push(path);
-                }
-            }
-        }
-        found.sort();
+        let (found, problem) = crate::kbuild::objects_under(input);
         if found.is_empty() {
             let why = problem.unwrap_or_else(|| {
                 format!(

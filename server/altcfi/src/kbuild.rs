@@ -225,6 +225,43 @@ pub fn object_in_build(root: &Path, build: &Path, source: &Path) -> Option<PathB
     obj.is_file().then_some(obj)
 }
 
+/// The objects under `dir` (sorted; symbolic links and hidden directories not followed): every `*.o` but
+/// `*.mod.o` and `vmlinux.o`. The second value names a directory that could not be listed, if any.
+pub fn objects_under(dir: &Path) -> (Vec<PathBuf>, Option<String>) {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut problem = None;
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                problem = Some(format!("{}: cannot list: {e}", d.display()));
+                continue;
+            }
+        };
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            let path = e.path();
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if kind.is_dir() {
+                if !name.starts_with('.') {
+                    stack.push(path);
+                }
+            } else if kind.is_file()
+                && name.ends_with(".o")
+                && !name.ends_with(".mod.o")
+                && !name.starts_with('.')
+                && name != "vmlinux.o"
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    (found, problem)
+}
+
 /// What kbuild does with one object.
 #[derive(Debug, Clone)]
 pub enum Validation {

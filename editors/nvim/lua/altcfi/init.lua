@@ -73,6 +73,25 @@ function M.client(bufnr)
   return get({ bufnr = bufnr, name = 'altcfi' })[1]
 end
 
+--- Checks the whole build (`workspace/executeCommand` `altcfi.checkBuild`): the findings of every object the
+--- server finds in the build are published, files that are not open included; the summary is echoed.
+function M.check_build()
+  local client = M.client(vim.api.nvim_get_current_buf())
+    or (vim.lsp.get_clients or vim.lsp.get_active_clients)({ name = 'altcfi' })[1]
+  if not client then
+    vim.notify('altcfi: no altcfi client is running', vim.log.levels.WARN)
+    return
+  end
+  vim.notify('altcfi: checking the whole build…')
+  client.request('workspace/executeCommand', { command = 'altcfi.checkBuild', arguments = {} }, function(err, result)
+    if err then
+      vim.notify('altcfi: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+    elseif result then
+      vim.notify(result)
+    end
+  end)
+end
+
 --- Whether altcfi serves this buffer: every buffer of its filetypes, except C++ files other than headers.
 ---@param bufnr integer
 ---@return boolean

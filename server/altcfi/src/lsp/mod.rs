@@ -42,6 +42,10 @@ use workspace::{Config, Resolution, Workspace};
 /// Name of the custom request returning a function's per-instruction CFI/ORC table.
 pub const CFI_TABLE_METHOD: &str = "altcfi/cfiTable";
 
+/// The command (`workspace/executeCommand`) that checks every object of the build and publishes the findings for
+/// source files that are not open.
+pub const CHECK_BUILD_COMMAND: &str = "altcfi.checkBuild";
+
 /// Name of the custom request returning what the server knows of a document: its kernel tree, build directories,
 /// objects and the rules they are checked with (for an editor's status item).
 pub const STATUS_METHOD: &str = "altcfi/status";
@@ -182,6 +186,9 @@ struct Inner {
     publish_lock: tokio::sync::Mutex<()>,
     watcher: Mutex<Option<watch::DirWatcher>>,
     progress_tokens: AtomicU64,
+    /// Files (not open) that the last "check the whole build" published diagnostics for: the next run clears the
+    /// ones it no longer has findings for.
+    build_published: Mutex<HashSet<Url>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -218,6 +225,7 @@ impl Backend {
                 publish_lock: tokio::sync::Mutex::new(()),
                 watcher: Mutex::new(None),
                 progress_tokens: AtomicU64::new(0),
+                build_published: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -663,6 +671,55 @@ impl Backend {
         Some(out)
     }
 
+    /// "Check the whole build": every object of the workspace's build (the kernel tree's build directories, else
+    /// the root and `buildDirs`) that kbuild validates is analysed, and the findings are published on the source
+    /// files that are not open (open ones keep their own diagnostics). Returns the summary.
+    async fn check_build(&self) -> String {
+        let root = lock(&self.inner.root).clone();
+        let config = lock(&self.inner.config).clone();
+        let settings = lock(&self.inner.settings).clone();
+        let related = lock(&self.inner.caps).related_information;
+        let open: HashSet<PathBuf> = lock(&self.inner.docs)
+            .values()
+            .map(|d| d.path.clone())
+            .collect();
+        let started = Instant::now();
+        let result = blocking(move || {
+            check_build_blocking(root.as_deref(), &config, &settings, related, &open)
+        })
+        .await;
+        let Ok((per_file, checked, skipped, failed)) = result else {
+            return "altcfi: the build check failed".into();
+        };
+        let mut published = HashSet::new();
+        let mut findings = 0;
+        for (file, diagnostics) in per_file {
+            let Ok(uri) = Url::from_file_path(&file) else {
+                continue;
+            };
+            findings += diagnostics.len();
+            published.insert(uri.clone());
+            self.client
+                .publish_diagnostics(uri, diagnostics, None)
+                .await;
+        }
+        let stale: Vec<Url> = {
+            let mut previous = lock(&self.inner.build_published);
+            let stale = previous.difference(&published).cloned().collect();
+            *previous = published.clone();
+            stale
+        };
+        for uri in stale {
+            self.client.publish_diagnostics(uri, Vec::new(), None).await;
+        }
+        format!(
+            "altcfi: checked {checked} objects of the build in {:.1} s: {findings} diagnostics in {} files that are not \
+             open; {skipped} objects not validated by kbuild, {failed} could not be read",
+            started.elapsed().as_secs_f64(),
+            published.len()
+        )
+    }
+
     /// `altcfi/status`: the kernel tree, build directories, objects and rules of an open document.
     async fn status(&self, params: StatusParams) -> jsonrpc::Result<Option<StatusResult>> {
         let uri = params.text_document.uri;
@@ -774,6 +831,82 @@ impl Backend {
     }
 }
 
+/// The blocking part of [`Backend::check_build`]: (diagnostics per source file, objects checked, not validated,
+/// unreadable).
+fn check_build_blocking(
+    root: Option<&Path>,
+    config: &Config,
+    settings: &Settings,
+    related: bool,
+    open: &HashSet<PathBuf>,
+) -> (
+    std::collections::BTreeMap<PathBuf, Vec<Diagnostic>>,
+    usize,
+    usize,
+    usize,
+) {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(r) = root {
+        if let Some(tree) = crate::kbuild::source_tree_root(r) {
+            dirs.extend(crate::kbuild::build_dirs_of(&tree));
+        }
+        if dirs.is_empty() {
+            dirs.push(r.to_path_buf());
+            dirs.extend(config.build_dirs_under(r));
+        }
+    }
+    let mut per_file: std::collections::BTreeMap<PathBuf, Vec<Diagnostic>> = Default::default();
+    let (mut checked, mut skipped, mut failed) = (0, 0, 0);
+    let mut seen = HashSet::new();
+    for dir in dirs {
+        for obj in crate::kbuild::objects_under(&dir).0 {
+            if !seen.insert(obj.clone()) {
+                continue;
+            }
+            let kb = settings.kbuild.as_ref().map(|k| k.object(&obj));
+            if kb.as_ref().is_some_and(|k| k.not_validated().is_some()) {
+                skipped += 1;
+                continue;
+            }
+            let s = settings.for_object(kb.as_ref());
+            let Ok(data) = std::fs::read(&obj) else {
+                failed += 1;
+                continue;
+            };
+            let Ok(a) = altcfi_analysis::analyze_lean(&data, s.options, &s.features) else {
+                failed += 1;
+                continue;
+            };
+            checked += 1;
+            if a.findings.is_empty() {
+                continue;
+            }
+            let Ok(sources) = altcfi_analysis::sources::Sources::new(&a, &data) else {
+                continue;
+            };
+            let files: std::collections::BTreeSet<PathBuf> = a
+                .findings
+                .iter()
+                .filter_map(|f| sources.for_finding(f).primary.map(|p| p.path))
+                .collect();
+            for file in files {
+                if open.contains(&workspace::canonical(&file)) {
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&file) else {
+                    continue;
+                };
+                let lines = convert::LineTable::new(&text);
+                let main = file.file_stem() == obj.file_stem();
+                if let Ok(d) = convert::diagnostics(&a, &data, &file, &lines, main, related) {
+                    per_file.entry(file).or_default().extend(d);
+                }
+            }
+        }
+    }
+    (per_file, checked, skipped, failed)
+}
+
 fn file_path(uri: &Url) -> Option<PathBuf> {
     if uri.scheme() != "file" {
         return None;
@@ -846,6 +979,10 @@ impl LanguageServer for Backend {
                 inlay_hint_provider: Some(OneOf::Left(true)),
                 code_lens_provider: Some(CodeLensOptions {
                     resolve_provider: Some(false),
+                }),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: vec![CHECK_BUILD_COMMAND.into()],
+                    work_done_progress_options: WorkDoneProgressOptions::default(),
                 }),
                 experimental: Some(serde_json::json!({
                     "cfiTable": CFI_TABLE_METHOD,
@@ -1031,6 +1168,23 @@ impl LanguageServer for Backend {
             .await
             .unwrap_or_default();
         Ok(Some(hints))
+    }
+
+    async fn execute_command(
+        &self,
+        params: ExecuteCommandParams,
+    ) -> jsonrpc::Result<Option<Value>> {
+        if params.command != CHECK_BUILD_COMMAND {
+            return Err(jsonrpc::Error::invalid_params(format!(
+                "unknown command {}",
+                params.command
+            )));
+        }
+        let summary = self.check_build().await;
+        self.client
+            .show_message(MessageType::INFO, summary.clone())
+            .await;
+        Ok(Some(Value::String(summary)))
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> jsonrpc::Result<Option<Vec<CodeLens>>> {
