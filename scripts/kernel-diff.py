@@ -126,6 +126,14 @@ def altcfi_result(altcfi, obj):
     return warnings, orc, notes, rc, err
 
 
+def not_validated_result(altcfi, obj, rel, **extra):
+    """An object kbuild does not have objtool check: altcfi must say so, report nothing and exit 0."""
+    warn, _orc, notes, arc, _err = altcfi_result(altcfi, obj)
+    ok = not warn and arc == 0 and bool(notes)
+    return {"object": rel, "mode": "not-validated", "status": "match" if ok else "differ",
+            "warnings": differ([], warn), "notes": notes, "exit": arc, **extra}
+
+
 def differ(a, b, limit=6):
     """A short description of how lists a and b differ (first differences)."""
     if a == b:
@@ -142,23 +150,16 @@ def check_object(build, rel, objtool, altcfi, conf, logged):
     if line is None:
         return {"object": rel, "status": "no-cmd"}
     m = OBJTOOL_IN_CMD.search(line)
-    standard = processed = False
+    processed = bool(m)
     if m:
-        processed = True
         args = m.group(1).split()
         if not {"--orc", "--stackval", "--uaccess"} & set(args):
-            # objtool does no stack validation here (vmlinux.o: --noinstr --link): altcfi must say so, and check
-            # nothing.
-            warn, orc, notes, arc, aerr = altcfi_result(altcfi, obj)
-            ok = not warn and arc == 0 and bool(notes)
-            return {"object": rel, "mode": "not-validated", "status": "match" if ok else "differ",
-                    "warnings": differ([], warn), "notes": notes, "exit": arc, "args": args}
+            # objtool does no stack validation here (vmlinux.o: --noinstr --link).
+            return not_validated_result(altcfi, obj, rel, args=args)
     else:
-        # Not processed: would kbuild have processed it without delay-objtool? The oracle answers from the
-        # sibling noibt tree when one is given (kernel-diff --standard-from), else treats every kernel object with
-        # a compile command as standard.
+        # Delayed to vmlinux.o (main() decided, from --standard-from or the configuration, that kbuild validates
+        # it): the per-object arguments scripts/Makefile.lib builds.
         args = kbuild_objtool_args(conf)
-        standard = True
     result = {"object": rel, "args": args}
     if processed:
         exp_warn = logged.get(os.path.normpath(rel), [])
@@ -177,11 +178,12 @@ def check_object(build, rel, objtool, altcfi, conf, logged):
     result["warnings"] = differ(exp_warn, warn)
     result["orc"] = differ(exp_orc, orc)
     result["orc_rows"] = len(exp_orc)
-    result["orc_rows_matching"] = len(exp_orc) - len(differ(exp_orc, orc)["expected_only"]) if result["orc"] else len(exp_orc)
+    # Counted over every row (the `differ` lists are cut short for the report).
+    ours = set(orc)
+    result["orc_rows_matching"] = sum(1 for row in exp_orc if row in ours)
     if arc == 2:
         result["altcfi_error"] = aerr.strip()[:500]
     result["status"] = "match" if not result["warnings"] and not result["orc"] and arc != 2 else "differ"
-    del standard
     return result
 
 
@@ -233,10 +235,7 @@ def main():
             results.append(f.result())
     # Objects kbuild never validates: altcfi must note them and report nothing.
     for rel in skipped:
-        warn, orc, notes, arc, aerr = altcfi_result(altcfi, os.path.join(build, rel))
-        ok = not warn and arc == 0 and bool(notes)
-        results.append({"object": rel, "mode": "not-validated", "status": "match" if ok else "differ",
-                        "warnings": differ([], warn), "notes": notes, "exit": arc})
+        results.append(not_validated_result(altcfi, os.path.join(build, rel), rel))
     differing = [r for r in results if r["status"] != "match"]
     for r in differing:
         print(f"DIFFER {r['object']} ({r.get('mode')})")

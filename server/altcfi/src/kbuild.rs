@@ -8,7 +8,7 @@
 //! *Invariant:* every answer says where it came from (the `.cmd` file, `auto.conf`, `kernel.release`, …), so the
 //! user can see why a rule set was chosen; an unreadable or missing file means "not known", never an error.
 
-use altcfi_analysis::{Era, ObjtoolArgs};
+use altcfi_analysis::{Era, ObjtoolArgs, Options};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,13 @@ pub struct Tree {
     config: std::sync::OnceLock<HashMap<String, String>>,
     /// The kernel version and where it was read (`6.12.118` from `include/config/kernel.release`).
     pub version: Option<(u32, u32, String)>,
+    /// The directory Makefiles and thin archives read so far, each with the size and mtime it was read at: every
+    /// object of a directory asks the same ones.
+    files: Mutex<HashMap<PathBuf, CachedFile>>,
 }
+
+/// A file's bytes as read, with the (size, mtime) they belong to.
+type CachedFile = (u64, std::time::SystemTime, Arc<Vec<u8>>);
 
 impl Tree {
     /// Reads the tree whose build directory is `build` (which holds `include/config/auto.conf`).
@@ -48,7 +54,23 @@ impl Tree {
             source,
             config: std::sync::OnceLock::new(),
             version,
+            files: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The bytes of a file of the tree, read once per version of it (`None` if it cannot be read).
+    fn file(&self, path: &Path) -> Option<Arc<Vec<u8>>> {
+        let meta = std::fs::metadata(path).ok()?;
+        let key = (meta.len(), meta.modified().ok()?);
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((len, mtime, bytes)) = files.get(path) {
+            if (*len, *mtime) == key {
+                return Some(bytes.clone());
+            }
+        }
+        let bytes = Arc::new(std::fs::read(path).ok()?);
+        files.insert(path.to_path_buf(), (key.0, key.1, bytes.clone()));
+        Some(bytes)
     }
 
     /// The configuration (`include/config/auto.conf`), read once.
@@ -294,6 +316,19 @@ impl ObjectKbuild {
         }
     }
 
+    /// `base` with the object's objtool arguments (and `--stackval`'s frame-pointer rules) and, unless `base` names
+    /// a generation, the tree's.
+    pub fn options(&self, mut base: Options) -> Options {
+        if let Some(a) = self.objtool_args() {
+            base.objtool = a;
+        }
+        base.frame_pointer |= base.objtool.stackval;
+        if base.era.is_none() {
+            base.era = self.tree.as_ref().and_then(|t| t.era()).map(|(e, _)| e);
+        }
+        base
+    }
+
     /// The reason kbuild never validates the object, if it does not.
     pub fn not_validated(&self) -> Option<&str> {
         match &self.validation {
@@ -367,19 +402,16 @@ impl Kbuild {
             .unwrap_or(Path::new("."));
         let tree = self.tree_of(dir);
         let cmd = read_cmd(obj);
-        let validation = match (&cmd, &tree) {
-            (Some(cmd), _) if objtool_in_cmd(cmd).is_some() => match objtool_in_cmd(cmd) {
-                // objtool validates the stack only with --orc, --stackval or --uaccess; `vmlinux.o` in a tree
-                // without IBT gets `--noinstr --link` alone.
-                Some(Ok(a)) if !(a.orc || a.stackval || a.uaccess) => Validation::Never(format!(
-                    "kbuild runs objtool on it without stack validation ({}), for checks altcfi does not do",
-                    a.to_args().join(" ")
-                )),
-                Some(Ok(a)) => Validation::Ran(a),
-                _ => Validation::Unknown,
-            },
-            (_, None) => Validation::Unknown,
-            (cmd, Some(tree)) => validation_in_tree(tree, obj, cmd.as_deref()),
+        let validation = match (cmd.as_deref().and_then(objtool_in_cmd), &tree) {
+            // objtool validates the stack only with --orc, --stackval or --uaccess; `vmlinux.o` in a tree without
+            // IBT gets `--noinstr --link` alone.
+            (Some(Ok(a)), _) if !(a.orc || a.stackval || a.uaccess) => Validation::Never(format!(
+                "kbuild runs objtool on it without stack validation ({}), for checks altcfi does not do",
+                a.to_args().join(" ")
+            )),
+            (Some(Ok(a)), _) => Validation::Ran(a),
+            (Some(Err(_)), _) | (None, None) => Validation::Unknown,
+            (None, Some(tree)) => validation_in_tree(tree, obj, cmd.as_deref()),
         };
         ObjectKbuild { tree, validation }
     }
@@ -466,9 +498,10 @@ fn non_standard(tree: &Tree, rel: &Path) -> Option<String> {
     while let Some(d) = dir {
         for name in ["Kbuild", "Makefile"] {
             let path = tree.source.join(d).join(name);
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Some(bytes) = tree.file(&path) else {
                 continue;
             };
+            let text = String::from_utf8_lossy(&bytes);
             let stem = rel.strip_prefix(d).ok()?.to_str()?.to_string();
             let per_file = format!("OBJECT_FILES_NON_STANDARD_{stem}");
             let mut file_value = String::new();
@@ -518,7 +551,7 @@ fn kernel_object(tree: &Tree, rel: &Path, cmd: &str) -> Option<KernelObject> {
         let inner = rel.strip_prefix(d).ok()?.to_str()?;
         let needle = format!("{inner}/\n");
         for archive in ["built-in.a", "lib.a"] {
-            if let Ok(bytes) = std::fs::read(tree.build.join(d).join(archive)) {
+            if let Some(bytes) = tree.file(&tree.build.join(d).join(archive)) {
                 any_archive = true;
                 if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
                     return Some(KernelObject::Builtin);

@@ -288,13 +288,8 @@ impl Settings {
     /// generation unless the configuration names one.
     pub fn for_object(&self, kb: Option<&ObjectKbuild>) -> Settings {
         let mut s = self.clone();
-        let Some(kb) = kb else { return s };
-        if let Some(args) = kb.objtool_args() {
-            s.options.objtool = args;
-            s.options.frame_pointer |= args.stackval;
-        }
-        if s.options.era.is_none() {
-            s.options.era = kb.tree.as_ref().and_then(|t| t.era()).map(|(e, _)| e);
+        if let Some(kb) = kb {
+            s.options = kb.options(s.options);
         }
         s
     }
