@@ -14,22 +14,14 @@ mod support;
 
 use altcfi_analysis::features::FeatureNames;
 use altcfi_analysis::object::Object;
-use altcfi_analysis::orc::{self, DumpFormat};
-use altcfi_analysis::{analyze, report, AnalysisError, Era, Options};
+use altcfi_analysis::orc::DumpFormat;
+use altcfi_analysis::{analyze, AnalysisError, Era, Options};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use support::verdict::{self, Verdict};
 use support::{build_fixture, oracle_env, repo_root, Fixture};
 
 /// The annotation section of 6.14+.
 const ANNOTATE_INSN: &str = ".discard.annotate_insn";
-
-/// What one tool said about one object: warning lines (with `objtool` as the tool name, sorted) and ORC dump lines
-/// (none after a fatal finding).
-#[derive(Debug, PartialEq, Eq)]
-struct Verdict {
-    warnings: Vec<String>,
-    orc: Vec<String>,
-}
 
 /// A spelling of an annotation: the value of `SPELL_A`/`SPELL_B` in `tests/fixtures/annotate/annotate.h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,75 +70,27 @@ fn build_spelled(src: &str, a: Spelling, b: Spelling, out: &Path) -> PathBuf {
     build(src, &defines, &tag, out)
 }
 
-/// The analysis of an object, with the era given (6.4+ rules, as objtool 6.12).
-fn analysis(data: &[u8]) -> Result<altcfi_analysis::Analysis, AnalysisError> {
-    let opts = Options {
+/// The options of every analysis here: the era given (6.4+ rules, as objtool 6.12).
+fn options() -> Options {
+    Options {
         era: Some(Era::V6_12),
         ..Options::default()
-    };
-    analyze(data, opts, &FeatureNames::default())
+    }
+}
+
+/// The analysis of an object.
+fn analysis(data: &[u8]) -> Result<altcfi_analysis::Analysis, AnalysisError> {
+    analyze(data, options(), &FeatureNames::default())
 }
 
 /// altcfi's verdict in the differential suite's terms.
 fn altcfi(obj: &Path) -> Verdict {
-    let data = std::fs::read(obj).expect("read object");
-    let name = obj
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
-    let a = analysis(&data).expect("analysis runs");
-    let mut warnings: Vec<String> = report::text(&name, &a.findings, &[])
-        .lines()
-        .filter(|l| l.contains(": warning: altcfi: "))
-        .map(|l| l.replacen(": warning: altcfi: ", ": warning: objtool: ", 1))
-        .collect();
-    warnings.sort();
-    let parsed = Object::parse(&data).expect("parses");
-    let orc = a
-        .orc
-        .unwrap_or_default()
-        .iter()
-        .map(|r| orc::dump_line(&parsed, r, DumpFormat::Modern))
-        .collect();
-    Verdict { warnings, orc }
+    verdict::altcfi(obj, options(), DumpFormat::Modern)
 }
 
 /// objtool 6.12's verdict (`--orc`, then `--dump=orc` on the rewritten copy), as `tests/differential.rs` runs it.
 fn objtool_612(obj: &Path) -> Verdict {
-    let bin = oracle_env().objtool_612;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let name = obj.file_name().expect("object name");
-    std::fs::copy(obj, dir.path().join(name)).expect("copy object");
-    let run = |arg: &str| {
-        let out = Command::new(&bin)
-            .arg(arg)
-            .arg(name)
-            .current_dir(dir.path())
-            .output()
-            .expect("run objtool");
-        assert!(
-            out.status.success(),
-            "objtool {arg} failed on {}: {}",
-            obj.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    };
-    let out = run("--orc");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let mut warnings: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains(": warning: objtool: "))
-        .map(str::to_string)
-        .collect();
-    warnings.sort();
-    let orc = String::from_utf8_lossy(&run("--dump=orc").stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    Verdict { warnings, orc }
+    verdict::objtool(&oracle_env().objtool_612, obj, &[])
 }
 
 /// Names of the object's sections.

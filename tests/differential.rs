@@ -9,23 +9,15 @@
 
 mod support;
 
-use altcfi_analysis::orc::{self, DumpFormat};
-use altcfi_analysis::{
-    analyze, features::FeatureNames, object::Object, report, Era, ObjtoolArgs, Options,
-};
+use altcfi_analysis::orc::DumpFormat;
+use altcfi_analysis::{analyze, features::FeatureNames, Era, ObjtoolArgs, Options};
 use std::path::Path;
 use std::process::Command;
+use support::verdict::{self, altcfi_warnings, Verdict};
 use support::{
     build_fixture, build_fixture_with, build_kmod, fixtures, generated_object, oracle_env,
     repo_root, Fixture,
 };
-
-/// What one tool said about one object.
-#[derive(Debug, PartialEq, Eq)]
-struct Verdict {
-    warnings: Vec<String>,
-    orc: Vec<String>,
-}
 
 /// objtool `--stackval` (frame-pointer kernels: no ORC) warnings; `None` when objtool itself crashed.
 fn objtool_stackval(bin: &Path, obj: &Path, args: &[String]) -> Option<Vec<String>> {
@@ -52,61 +44,11 @@ fn objtool_stackval(bin: &Path, obj: &Path, args: &[String]) -> Option<Vec<Strin
     Some(w)
 }
 
-fn objtool(bin: &Path, obj: &Path, args: &[String]) -> Verdict {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let name = obj.file_name().expect("object name");
-    let copy = dir.path().join(name);
-    std::fs::copy(obj, &copy).expect("copy object");
-    let out = Command::new(bin)
-        .arg("--orc")
-        .args(args)
-        .arg(name)
-        .current_dir(dir.path())
-        .output()
-        .expect("run objtool");
-    assert!(
-        out.status.success(),
-        "objtool --orc failed on {}: {}",
-        obj.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let mut warnings: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains(": warning: objtool: "))
-        .map(str::to_string)
-        .collect();
-    warnings.sort();
-    let dump = Command::new(bin)
-        .arg("--dump=orc")
-        .arg(name)
-        .current_dir(dir.path())
-        .output()
-        .expect("run objtool --dump");
-    assert!(
-        dump.status.success(),
-        "objtool --dump=orc failed on {}",
-        obj.display()
-    );
-    let orc = String::from_utf8_lossy(&dump.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    Verdict { warnings, orc }
-}
-
 fn altcfi(obj: &Path, era: Era, args: &[String]) -> Verdict {
     altcfi_with(obj, era, false, args)
 }
 
 fn altcfi_with(obj: &Path, era: Era, frame_pointer: bool, args: &[String]) -> Verdict {
-    let data = std::fs::read(obj).expect("read object");
-    let name = obj
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
     let opts = Options {
         era: Some(era),
         frame_pointer,
@@ -114,26 +56,11 @@ fn altcfi_with(obj: &Path, era: Era, frame_pointer: bool, args: &[String]) -> Ve
         objtool: ObjtoolArgs::parse(args.iter().map(String::as_str)).expect("known objtool args"),
         ..Options::default()
     };
-    let a = analyze(&data, opts, &FeatureNames::default()).expect("analysis runs");
-    let text = report::text(&name, &a.findings, &[]);
-    let mut warnings: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains(": warning: altcfi: "))
-        .map(|l| l.replacen(": warning: altcfi: ", ": warning: objtool: ", 1))
-        .collect();
-    warnings.sort();
-    let parsed = Object::parse(&data).expect("parses");
     let format = match era {
         Era::V6_12 => DumpFormat::Modern,
         Era::V6_1 => DumpFormat::Legacy,
     };
-    let orc = a
-        .orc
-        .unwrap_or_default()
-        .iter()
-        .map(|r| orc::dump_line(&parsed, r, format))
-        .collect();
-    Verdict { warnings, orc }
+    verdict::altcfi(obj, opts, format)
 }
 
 fn known_divergences() -> Vec<String> {
@@ -181,7 +108,7 @@ fn compare(
     args: &[String],
     known: &[String],
 ) -> Result<bool, String> {
-    let reference = objtool(bin, obj, args);
+    let reference = verdict::objtool(bin, obj, args);
     let ours = altcfi(obj, era, args);
     let key = format!("{label} {}", era.name());
     if reference == ours {
@@ -438,13 +365,7 @@ fn kbuild_processed_module_reanalysis_matches_objtool() {
 
     let data = std::fs::read(&obj).expect("read processed object");
     let a = analyze(&data, Options::default(), &FeatureNames::default()).expect("analysis runs");
-    let text = report::text("altcfi_kmod.o", &a.findings, &[]);
-    let mut ours: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains(": warning: altcfi: "))
-        .map(|l| l.replacen(": warning: altcfi: ", ": warning: objtool: ", 1))
-        .collect();
-    ours.sort();
+    let ours = altcfi_warnings("altcfi_kmod.o", &a.findings);
     assert_eq!(
         reference, ours,
         "stack-validation warnings on the processed object"

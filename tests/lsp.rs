@@ -272,10 +272,7 @@ fn corrupt_object_gives_one_diagnostic_and_the_server_keeps_answering() {
     gcc(&root, "build/demo.o");
     c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
 
-    let r = c.request("shutdown", Value::Null);
-    assert!(r.is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }
 
 #[test]
@@ -534,10 +531,7 @@ fn client_side_file_watching_through_did_change_watched_files() {
         json!({"changes": [{"uri": uri_of(&root.join("build/demo.o")), "type": 2}]}),
     );
     c.wait_diagnostics(&uri, |d| !d.iter().any(is_conflict));
-    let r = c.request("shutdown", Value::Null);
-    assert!(r.is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }
 
 /// The server reads only under the workspace root and the configured paths: a `compile_commands.json` above the
@@ -606,10 +600,7 @@ fn compilation_databases_and_objects_outside_the_root_are_not_read() {
         json!({"settings": {"altcfi": {"buildDirs": ["../outside"]}}}),
     );
     c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
-    let r = c.request("shutdown", Value::Null);
-    assert!(r.is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }
 
 /// Writes `bytes` over `path` in place (truncating it first, as a compiler does), in two pieces with `pause`
@@ -745,9 +736,7 @@ fn save_during_a_rewrite_publishes_the_new_object_and_hover_follows_it() {
         "{hover}"
     );
 
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }
 
 /// A miniature kernel source tree (the top `Makefile` with VERSION/PATCHLEVEL, `MAINTAINERS`, a `Kbuild` in
@@ -775,7 +764,6 @@ fn kernel_tree(build: bool) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let out = ws.join("build");
     if build {
         std::fs::create_dir_all(out.join("include/config")).expect("mkdir");
-        std::fs::create_dir_all(out.join("arch/x86/entry")).expect("mkdir");
         std::fs::write(
             out.join("include/config/auto.conf"),
             "CONFIG_OBJTOOL=y\nCONFIG_UNWINDER_ORC=y\n",
@@ -783,17 +771,10 @@ fn kernel_tree(build: bool) -> (tempfile::TempDir, PathBuf, PathBuf) {
         .expect("write auto.conf");
         std::fs::write(out.join("include/config/kernel.release"), "6.12.0\n").expect("release");
         std::os::unix::fs::symlink(&tree, out.join("source")).expect("source link");
-        let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
-            .args(["-c", "-g"])
-            .arg(entry.join("demo.S"))
-            .arg("-o")
-            .arg(out.join("arch/x86/entry/demo.o"))
-            .output()
-            .expect("run gcc");
-        assert!(
-            o.status.success(),
-            "gcc: {}",
-            String::from_utf8_lossy(&o.stderr)
+        assemble(
+            &ws,
+            &entry.join("demo.S"),
+            &out.join("arch/x86/entry/demo.o"),
         );
     }
     (dir, tree, out)
@@ -833,9 +814,7 @@ fn out_of_tree_kernel_build_is_found_without_settings() {
     ] {
         assert!(details.contains(&needle), "{needle} not in:\n{details}");
     }
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }
 
 /// The same tree never built: the file says so, once, with what to do (not only the server log).
@@ -854,9 +833,7 @@ fn unbuilt_kernel_tree_says_what_to_do_on_the_file() {
         msg.contains("no build directory") && msg.contains("make O="),
         "{msg}"
     );
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }
 
 /// A rebuild that rewrites an open file's object without changing its results (a touched header, a directory
@@ -885,9 +862,7 @@ fn rebuild_without_a_change_publishes_nothing() {
         !next.iter().any(is_conflict),
         "a publication for a rebuild that changed nothing came first: {next:#?}"
     );
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }
 
 /// "Check the whole build" (`workspace/executeCommand` `altcfi.checkBuild`): every object of the tree's build is
@@ -915,7 +890,5 @@ fn check_the_whole_build_publishes_for_files_not_open() {
         1,
         "{diags:#?}"
     );
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }

@@ -39,9 +39,7 @@ fn finish(mut c: Client, limit_kb: u64, started: Instant) {
         started.elapsed().as_millis()
     );
     assert!(rss < limit_kb, "VmRSS {rss} kB");
-    assert!(c.request("shutdown", Value::Null).is_null());
-    c.notify("exit", Value::Null);
-    assert!(c.wait_exit(Duration::from_secs(5)).success());
+    c.shutdown();
 }
 
 fn vm_rss_kb(c: &Client) -> u64 {

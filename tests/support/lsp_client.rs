@@ -230,6 +230,14 @@ impl Client {
         uri
     }
 
+    /// Ends the session as an editor does: `shutdown` (answered with null), `exit`, and the server gone with
+    /// status 0 within 5 s.
+    pub fn shutdown(&mut self) {
+        assert!(self.request("shutdown", Value::Null).is_null());
+        self.notify("exit", Value::Null);
+        assert!(self.wait_exit(Duration::from_secs(5)).success());
+    }
+
     /// Waits for the process to end; its exit status.
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
@@ -272,11 +280,21 @@ pub fn workspace() -> (tempfile::TempDir, PathBuf) {
     (dir, root)
 }
 
+/// Assembles `examples/demo.S` of the workspace `root` into `out` (relative to `root`), as its compilation
+/// database says.
 pub fn gcc(root: &Path, out: &str) {
-    std::fs::create_dir_all(root.join(out).parent().expect("parent")).expect("mkdir");
+    assemble(root, Path::new("examples/demo.S"), Path::new(out));
+}
+
+/// Runs `$CC -c -g src -o obj` in `dir` (relative paths are from there), making `obj`'s directory first.
+pub fn assemble(dir: &Path, src: &Path, obj: &Path) {
+    std::fs::create_dir_all(dir.join(obj).parent().expect("parent")).expect("mkdir");
     let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
-        .args(["-c", "-g", "examples/demo.S", "-o", out])
-        .current_dir(root)
+        .args(["-c", "-g"])
+        .arg(src)
+        .arg("-o")
+        .arg(obj)
+        .current_dir(dir)
         .output()
         .expect("run gcc");
     assert!(

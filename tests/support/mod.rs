@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binutils;
+pub mod verdict;
 
 use altcfi_analysis::Era;
 use std::path::{Path, PathBuf};

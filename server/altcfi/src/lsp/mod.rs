@@ -805,11 +805,7 @@ impl Backend {
             }
         })
         .await
-        .map_err(|e| jsonrpc::Error {
-            code: jsonrpc::ErrorCode::InternalError,
-            message: e.into(),
-            data: None,
-        })?;
+        .map_err(internal_error)?;
         Ok(Some(result))
     }
 
@@ -822,12 +818,17 @@ impl Backend {
         let function = params.function;
         let res = blocking(move || convert::cfi_table(&view, &path, line, function.as_deref()))
             .await
-            .map_err(|e| jsonrpc::Error {
-                code: jsonrpc::ErrorCode::InternalError,
-                message: e.into(),
-                data: None,
-            })?;
+            .map_err(internal_error)?;
         Ok(res.map(|(title, content)| CfiTableResult { title, content }))
+    }
+}
+
+/// A JSON-RPC internal error for a custom request whose background work failed.
+fn internal_error(message: String) -> jsonrpc::Error {
+    jsonrpc::Error {
+        code: jsonrpc::ErrorCode::InternalError,
+        message: message.into(),
+        data: None,
     }
 }
 
