@@ -744,3 +744,108 @@ fn cli_check_eh_frame_and_verify_orc() {
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("ORC verified"));
 }
+
+/// gcc's known gap: in compiled C, stack changes inside inline `asm` and functions written in top-level `asm` are
+/// not described by gcc's tables. They are `asm-cfi-gap` notes, one per function with each place as a related
+/// location, and do not make `check` fail; the same instructions assembled from a hand-written `.S` (no compiler
+/// `.ident`) stay `cfi-directive-mismatch` warnings.
+#[test]
+fn compiler_gaps_in_inline_asm_are_notes_grouped_per_function() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = repo_root().join("tests/fixtures/asm-gap/inline-asm.c");
+    let obj = dir.path().join("inline-asm.o");
+    gcc(
+        &["-c", "-O2", "-g", "-fasynchronous-unwind-tables"],
+        &src,
+        &obj,
+    );
+    let (data, a) = analyze_file(&obj, None);
+    let found = ehframe::check_unwind_tables(&data, &a).expect("tables read");
+    let summary: Vec<(&str, &str, usize)> = found
+        .iter()
+        .map(|f| {
+            let func = f.message.split("()").next().unwrap_or_default();
+            (f.kind.code(), func, f.related.len())
+        })
+        .collect();
+    let gap = |func: &str| summary.iter().find(|(_, f, _)| *f == func).copied();
+    assert!(
+        found
+            .iter()
+            .all(|f| f.kind.code() == "asm-cfi-gap" && f.kind.is_note()),
+        "{summary:?}"
+    );
+    // One note per function: two asm statements in flags_twice() are one finding with several places.
+    assert_eq!(found.len(), 3, "{summary:?}");
+    assert!(
+        gap("flags_twice").is_some_and(|(_, _, places)| places >= 2),
+        "{summary:?}"
+    );
+    assert!(
+        gap("flags_once").is_some_and(|(_, _, places)| places == 1),
+        "{summary:?}"
+    );
+    assert!(gap("asm_tramp").is_some(), "{summary:?}");
+    assert!(gap("plain").is_none(), "{summary:?}");
+    let twice = found
+        .iter()
+        .find(|f| f.message.starts_with("flags_twice()"))
+        .expect("flags_twice note");
+    assert!(
+        twice
+            .message
+            .ends_with("does not describe the stack changes of inline asm (3 places)"),
+        "{}",
+        twice.message
+    );
+    assert!(
+        twice
+            .related
+            .iter()
+            .all(|(w, _)| w.starts_with("inline asm moved the stack (")),
+        "{:?}",
+        twice.related
+    );
+
+    // The CLI: `note:` lines, exit 0, and the summary counts notes apart from findings.
+    let exe = env!("CARGO_BIN_EXE_altcfi");
+    let o = Command::new(exe)
+        .args(["check", "--eh-frame", "--no-source"])
+        .arg(&obj)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.lines().any(|l| l.ends_with(
+            "/inline-asm.o: note: altcfi: flags_once+0x1: flags_once(): the compiler's CFI does not describe the \
+                stack changes of inline asm"
+        )),
+        "{text}"
+    );
+
+    // The same code from a hand-written .S (gcc -S output without its `.ident`): the table is someone's
+    // directives, and a wrong one is a warning.
+    let asm = dir.path().join("inline-asm.s");
+    gcc(&["-S", "-O2", "-fasynchronous-unwind-tables"], &src, &asm);
+    let text = std::fs::read_to_string(&asm).expect("read .s");
+    let stripped: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(".ident"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let hand = dir.path().join("hand.s");
+    std::fs::write(&hand, stripped).expect("write .s");
+    let hand_obj = dir.path().join("hand.o");
+    gcc(&["-c"], &hand, &hand_obj);
+    let (data, a) = analyze_file(&hand_obj, None);
+    let found = ehframe::check_unwind_tables(&data, &a).expect("tables read");
+    assert!(
+        found
+            .iter()
+            .any(|f| f.kind.code() == "cfi-directive-mismatch")
+            && found.iter().all(|f| !f.kind.is_note()),
+        "{:?}",
+        found.iter().map(|f| f.headline()).collect::<Vec<_>>()
+    );
+}

@@ -437,9 +437,10 @@ fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSou
 
 /// What `check` produced for one file, ready to print in its format.
 enum Outcome {
-    /// Analysed: how many findings, the report piece, and whether nothing told its generation.
+    /// Analysed: how many findings and notes, the report piece, and whether nothing told its generation.
     Done {
         findings: usize,
+        notes: usize,
         piece: Piece,
         default_rules: bool,
     },
@@ -475,7 +476,8 @@ fn check_one(
             let default_rules = a.era_source == EraSource::Default;
             let extra = unwind_findings(&data, &a, unwind, &shown);
             a.findings.extend(extra);
-            let findings = a.findings.len();
+            let notes = a.findings.iter().filter(|f| f.kind.is_note()).count();
+            let findings = a.findings.len() - notes;
             let sources = finding_sources(&a, &data, no_source);
             let piece = match format {
                 Format::Text => Piece::Text(report::text(&shown, &a.findings, &sources)),
@@ -489,7 +491,7 @@ fn check_one(
                 // SARIF names the object by URI: absolute (relative to %SRCROOT% when under it); a finding without
                 // a source line is placed on its bytes in the object.
                 Format::Sarif => {
-                    let without_source = (0..findings)
+                    let without_source = (0..a.findings.len())
                         .any(|i| sources.get(i).and_then(|s| s.primary.as_ref()).is_none());
                     Piece::Sarif(report::SarifObject {
                         path: std::path::absolute(path).map_or(shown, |p| p.display().to_string()),
@@ -505,6 +507,7 @@ fn check_one(
             };
             Outcome::Done {
                 findings,
+                notes,
                 piece,
                 default_rules,
             }
@@ -551,6 +554,7 @@ struct Summary {
     checked: usize,
     with_findings: usize,
     findings: usize,
+    notes: usize,
     not_validated: usize,
     failed: usize,
 }
@@ -558,11 +562,15 @@ struct Summary {
 impl Summary {
     fn line(&self, took: std::time::Duration) -> String {
         format!(
-            "{} objects checked, {} with findings ({} findings), {} not validated by kbuild (skipped), {} could not \
-             be analysed; {:.1} s",
+            "{} objects checked, {} with findings ({} findings{}), {} not validated by kbuild (skipped), {} could \
+             not be analysed; {:.1} s",
             self.checked,
             self.with_findings,
             self.findings,
+            match self.notes {
+                0 => String::new(),
+                n => format!(", {n} notes"),
+            },
             self.not_validated,
             self.failed,
             took.as_secs_f64()
@@ -834,9 +842,11 @@ fn check(
         match outcome {
             Outcome::Done {
                 findings,
+                notes,
                 piece,
                 default_rules,
             } => {
+                summary.notes += notes;
                 if default_rules {
                     defaulted.push(path.clone());
                 }

@@ -690,6 +690,9 @@ pub fn compare_counted(obj: &Object<'_>, tables: &UnwindTables, analysis: &Analy
         }
     }
     findings.extend(missing_cfi(obj, tables, analysis, &ignored));
+    if compiler_written(obj) {
+        findings = asm_gaps(obj, findings);
+    }
     findings.sort_by(|a, b| {
         let key = |f: &Finding| f.location.as_ref().map(|l| (l.section, l.offset));
         key(a).cmp(&key(b))
@@ -907,6 +910,93 @@ impl Run {
         }
         f
     }
+}
+
+/// Whether a compiler wrote the object's code, and so its unwind tables: a `.comment` section naming gcc or clang
+/// (their `.ident`), which the assembler alone does not write.
+pub fn compiler_written(obj: &Object<'_>) -> bool {
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    obj.section_by_name(".comment")
+        .is_some_and(|s| has(s.data, b"GCC: (") || has(s.data, b"clang version"))
+}
+
+/// In an object a compiler wrote, the compiler's tables are right for the code it generated (`tests/ehframe.rs`
+/// finds no disagreement in gcc's own code), so what disagrees is assembly it does not look into: stack changes
+/// inside inline `asm` (`pushf; pop`, `push; iretq`), and functions written in top-level `asm` that get no FDE at
+/// all. Those become one [`FindingKind::AsmCfiGap`] note per function, each place a related location; the rest
+/// of `findings` (partly covered functions) stays as it is.
+fn asm_gaps(obj: &Object<'_>, findings: Vec<Finding>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    // Per function (section, start): its name and the disagreeing places in order.
+    let mut groups: std::collections::BTreeMap<(usize, u64), (String, Vec<Finding>)> =
+        Default::default();
+    for f in findings {
+        let whole_function =
+            f.kind == FindingKind::MissingCfi && f.message.ends_with("() has no CFI");
+        let func = f.location.as_ref().and_then(|l| {
+            obj.symbol_containing(l.section, l.offset, true)
+                .filter(|s| s.kind == SymKind::Func)
+        });
+        match func {
+            Some(sym) if f.kind == FindingKind::CfiDirectiveMismatch || whole_function => {
+                let key = (sym.section.unwrap_or(0), sym.value);
+                groups
+                    .entry(key)
+                    .or_insert_with(|| (sym.name.clone(), Vec::new()))
+                    .1
+                    .push(f);
+            }
+            _ => out.push(f),
+        }
+    }
+    for (name, places) in groups.into_values() {
+        let Some(first) = places.first() else {
+            continue;
+        };
+        if places[0].kind == FindingKind::MissingCfi {
+            let mut g = Finding::new(
+                FindingKind::AsmCfiGap,
+                first.location.clone(),
+                format!("{name}() is assembly in a compiled object and has no CFI"),
+            );
+            g.details.push(format!(
+                "{name}() is written in top-level asm (or comes from an asm macro) in an object the compiler wrote: \
+                 the compiler's tables describe only the functions it generated, so no FDE covers it"
+            ));
+            out.push(g);
+            continue;
+        }
+        let mut g = Finding::new(
+            FindingKind::AsmCfiGap,
+            first.location.clone(),
+            match places.len() {
+                1 => format!("{name}(): the compiler's CFI does not describe the stack changes of inline asm"),
+                n => format!(
+                    "{name}(): the compiler's CFI does not describe the stack changes of inline asm ({n} places)"
+                ),
+            },
+        );
+        g.details.push(
+            "the compiler does not look into asm statements: where one moves the stack (pushf/pop, push/iretq, a \
+             call), its table keeps the rule from before the asm until the asm is done"
+                .to_owned(),
+        );
+        for p in &places {
+            let at = p
+                .location
+                .as_ref()
+                .map(|l| l.display.as_str())
+                .unwrap_or("?");
+            let what = p.details.first().map(String::as_str).unwrap_or(&p.message);
+            g.details.push(format!("at {at}: {what}"));
+            for (w, loc) in &p.related {
+                let w = w.replacen("the instruction before it", "inline asm moved the stack", 1);
+                g.related.push((w, loc.clone()));
+            }
+        }
+        out.push(g);
+    }
+    out
 }
 
 fn insn_end(i: &InsnInfo) -> u64 {

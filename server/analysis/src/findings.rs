@@ -79,6 +79,9 @@ pub enum FindingKind {
     Uaccess,
     /// A call or return with the direction flag set, or a redundant CLD/recursive STD.
     DirectionFlag,
+    /// Compiler-written unwind tables that do not describe assembly inside compiled code (gcc's known gap: stack
+    /// changes inside inline `asm`, functions written in top-level `asm`), one per function. A note.
+    AsmCfiGap,
 }
 
 impl FindingKind {
@@ -117,11 +120,18 @@ impl FindingKind {
             FindingKind::MissingInt3 => "missing-int3",
             FindingKind::Uaccess => "uaccess",
             FindingKind::DirectionFlag => "direction-flag",
+            FindingKind::AsmCfiGap => "asm-cfi-gap",
         }
     }
 
+    /// Note-level kinds: worth knowing, nothing to fix in the code checked; they do not make `check` fail and show
+    /// as `note:` / SARIF `note` / LSP Information.
+    pub fn is_note(self) -> bool {
+        matches!(self, FindingKind::AsmCfiGap)
+    }
+
     /// Every kind, for docs and tests.
-    pub const ALL: [FindingKind; 28] = [
+    pub const ALL: [FindingKind; 29] = [
         FindingKind::AltStackConflict,
         FindingKind::StackStateMismatch,
         FindingKind::UndefinedStackState,
@@ -150,6 +160,7 @@ impl FindingKind {
         FindingKind::MissingInt3,
         FindingKind::Uaccess,
         FindingKind::DirectionFlag,
+        FindingKind::AsmCfiGap,
     ];
 }
 

@@ -31,6 +31,18 @@ fn source_json(p: &SourcePos) -> Value {
     json!({"path": p.path, "line": p.line, "column": p.column})
 }
 
+/// The level of a finding (JSON `level`, SARIF `level`): `error` for fatal ones, `note` for note-level kinds, else
+/// `warning`.
+pub fn level(f: &Finding) -> &'static str {
+    if f.fatal {
+        "error"
+    } else if f.kind.is_note() {
+        "note"
+    } else {
+        "warning"
+    }
+}
+
 /// Text report of one file: per finding, `FILE: warning: altcfi: LOC: MESSAGE`, then indented details and related
 /// locations. `sources` (parallel to `findings`, may be empty) adds a gcc-style `path:line:col: ` prefix with the
 /// primary source position, the source line of each related location, and the remaining related source positions
@@ -42,7 +54,8 @@ pub fn text(file: &str, findings: &[Finding], sources: &[FindingSources]) -> Str
         if let Some(p) = src.and_then(|s| s.primary.as_ref()) {
             out.push_str(&format!("{}: ", gcc_pos(p)));
         }
-        out.push_str(&format!("{file}: warning: altcfi: {}\n", f.headline()));
+        let level = if f.kind.is_note() { "note" } else { "warning" };
+        out.push_str(&format!("{file}: {level}: altcfi: {}\n", f.headline()));
         for d in &f.details {
             out.push_str(&format!("    {d}\n"));
         }
@@ -119,6 +132,7 @@ pub fn json_file_with(
                         "related": f.related.iter().map(|(w, l)| json!({"what": w, "location": l})).collect::<Vec<_>>(),
                         "conflicts": f.conflicts,
                         "fatal": f.fatal,
+                        "level": level(f),
                         "docs": docs_url(f.kind, docs_base),
                     })
                 })
@@ -403,7 +417,7 @@ pub fn sarif_with(objects: &[SarifObject], opts: &SarifOptions) -> Value {
             }
             let mut result = json!({
                 "ruleId": f.kind.code(),
-                "level": if f.fatal { "error" } else { "warning" },
+                "level": level(f),
                 "message": {"text": text},
                 "locations": locations,
             });

@@ -181,7 +181,8 @@ pub fn message(f: &Finding) -> String {
 }
 
 /// Error for fatal findings and for alternative conflicts that break unwinding (or whose verdict is unknown);
-/// Warning for the rest, strict-only conflicts included (objtool objects, the unwinder does not).
+/// Information for note-level kinds; Warning for the rest, strict-only conflicts included (objtool objects, the
+/// unwinder does not).
 fn severity(f: &Finding) -> DiagnosticSeverity {
     let strict_only = f
         .unwind
@@ -189,6 +190,8 @@ fn severity(f: &Finding) -> DiagnosticSeverity {
         .is_some_and(|u| u.verdict == altcfi_analysis::unwind::Verdict::StrictOnly);
     if f.fatal || (f.kind == FindingKind::AltStackConflict && !strict_only) {
         DiagnosticSeverity::ERROR
+    } else if f.kind.is_note() {
+        DiagnosticSeverity::INFORMATION
     } else {
         DiagnosticSeverity::WARNING
     }
