@@ -1095,3 +1095,64 @@ fn alternative_conflicts_carry_an_unwind_verdict() {
         "{u:#?}"
     );
 }
+
+/// The kernel's `.macro ALTERNATIVE` leaves some replacement code without a line row of its own: addr2line then
+/// answers with the row of earlier code in `.altinstr_replacement`, another site's statement lines away. Such
+/// code is shown on its own site's line (findings' related places, hover, hints), and the earlier statement's line
+/// lists only its own code.
+#[test]
+fn replacements_without_rows_are_placed_on_their_site_line() {
+    use altcfi_analysis::sources::SourcePos;
+    let env = oracle_env();
+    let out = tempfile::tempdir().expect("temp dir");
+    let objs = build_kmod(&env, out.path());
+    let (mut checked, mut elsewhere) = (0, 0);
+    for obj in &objs {
+        let data = std::fs::read(obj).expect("read object");
+        let a = analyse(&data);
+        let sources = Sources::new(&a, &data).expect("DWARF");
+        for (s, site) in a.sites.iter().enumerate() {
+            let Some(site_pos) = sources.site_frames(s).iter().find_map(SourcePos::of_frame) else {
+                continue;
+            };
+            for r in &site.replacements {
+                let Some((rs, ro)) = r.at else { continue };
+                checked += 1;
+                assert_eq!(
+                    sources.position(rs, ro).map(|p| (p.path, p.line)),
+                    Some((site_pos.path.clone(), site_pos.line)),
+                    "{}: {} replacement #{}",
+                    obj.display(),
+                    site.location,
+                    r.number
+                );
+                let Some(raw) = sources.frames(rs, ro).iter().find_map(SourcePos::of_frame) else {
+                    continue;
+                };
+                if raw.line == site_pos.line {
+                    continue;
+                }
+                elsewhere += 1;
+                let there = sources.explain_line(&raw.path, raw.line);
+                let section = &a.section_names[rs];
+                assert!(
+                    !there
+                        .rows
+                        .iter()
+                        .any(|row| &row.section == section && row.offset == ro),
+                    "{}: {} replacement #{} is listed on line {} (its DWARF row's), not only on its site's {}",
+                    obj.display(),
+                    site.location,
+                    r.number,
+                    raw.line,
+                    site_pos.line
+                );
+            }
+        }
+    }
+    assert!(checked > 20, "replacements checked: {checked}");
+    assert!(
+        elsewhere > 0,
+        "the kernel macros give some replacement code an earlier statement's row ({checked} checked)"
+    );
+}

@@ -355,6 +355,29 @@ impl<'data> LineMap<'data> {
         Ok(frames)
     }
 
+    /// Whether a line-table row starts inside `[start, end)` of section `section`, i.e. the assembler or compiler
+    /// gave code there a line of its own; otherwise a lookup there only finds the row of earlier code in the
+    /// section (gas emits no rows for `.skip` padding or `.byte` data). `false` without DWARF.
+    pub fn has_row_in(&self, section: usize, start: u64, end: u64) -> Result<bool, LinesError> {
+        if !self.has_debug_info || end <= start {
+            return Ok(false);
+        }
+        let low = self.address_of(section, start)?;
+        let high = low.saturating_add(end - start);
+        let loaded = self.loaded()?;
+        let rows =
+            loaded
+                .context
+                .find_location_range(low, high)
+                .map_err(|e| LinesError::Dwarf {
+                    context: format!("line rows of {}+{start:#x}", self.section_name(section)),
+                    source: e,
+                })?;
+        Ok(rows.into_iter().any(|(address, _, loc)| {
+            (low..high).contains(&address) && loc.line.is_some_and(|l| l != 0)
+        }))
+    }
+
     /// Every code range whose instructions came from `file:line`: ranges of line-table rows for that line,
     /// and (with `inlined: true`) the bodies of inlined subroutines called from that line, so that a `.c` line
     /// calling an inlined header helper maps to the helper's instructions. Sorted by section and offset.

@@ -236,6 +236,8 @@ impl<'a> Sources<'a> {
 
     /// Source frames of an instruction, innermost first; replacement code (`.altinstr_replacement`) with no line
     /// rows maps through its `.altinstructions` entry to the site's original line. Empty if DWARF has no line.
+    /// This is what DWARF says (addr2line's answer, `tests/sources.rs`); what a user is shown is
+    /// [`Self::placed_frames`].
     pub fn frames(&self, section: usize, offset: u64) -> Vec<SourceFrame> {
         self.dwarf_used.set(true);
         let own = self.lines.locate(section, offset).unwrap_or_default();
@@ -251,9 +253,25 @@ impl<'a> Sources<'a> {
         own
     }
 
+    /// The source frames an instruction is shown on: [`Self::frames`], except for code of an alternative site
+    /// whose own bytes got no line row (a replacement gas assembled inside a macro, an empty original's
+    /// padding). A lookup there only finds the row of whatever code precedes it in its section, often another
+    /// site's statement lines away, so such code is placed on its site's line ([`Self::site_frames`]).
+    pub fn placed_frames(&self, section: usize, offset: u64) -> Vec<SourceFrame> {
+        if let Some((s, (vs, start, len))) = self.variant_at(section, offset) {
+            if !self.has_row_in(vs, start, len) {
+                let site = self.site_frames(s);
+                if site.iter().any(|f| f.line.is_some()) {
+                    return site;
+                }
+            }
+        }
+        self.frames(section, offset)
+    }
+
     /// The innermost source line of an instruction.
     pub fn position(&self, section: usize, offset: u64) -> Option<SourcePos> {
-        self.frames(section, offset)
+        self.placed_frames(section, offset)
             .iter()
             .find_map(SourcePos::of_frame)
     }
@@ -268,19 +286,11 @@ impl<'a> Sources<'a> {
         let site = (f.kind == FindingKind::AltStackConflict)
             .then(|| self.site_of(loc.section, loc.offset))
             .flatten();
-        // The site's original line; when gas gave the original no rows (an empty original is only `.skip`
-        // padding), the first replacement that has one.
-        let mut candidates = vec![(loc.section, loc.offset)];
-        if let Some(s) = site {
-            let site = &self.analysis.sites[s];
-            candidates.insert(0, site.orig);
-            candidates.splice(1..1, site.replacements.iter().filter_map(|r| r.at));
-        }
-        let frames = candidates
-            .iter()
-            .map(|&(s, o)| self.frames(s, o))
-            .find(|f| f.iter().any(|x| x.line.is_some()))
-            .unwrap_or_default();
+        // The site's line (see `site_frames`), else the finding's own.
+        let frames = site
+            .map(|s| self.site_frames(s))
+            .filter(|f| f.iter().any(|x| x.line.is_some()))
+            .unwrap_or_else(|| self.placed_frames(loc.section, loc.offset));
         let mut lined = frames.iter().enumerate().filter(|(_, f)| f.line.is_some());
         if let Some((first, frame)) = lined.next() {
             out.primary = SourcePos::of_frame(frame);
@@ -343,6 +353,22 @@ impl<'a> Sources<'a> {
                     .map(|&(_, _, i)| i),
             );
         }
+        // Site code with no row of its own is found through the row of earlier code: it belongs to its site's
+        // line, not to this one (unless that is this one).
+        let query = normalize(file);
+        chosen.retain(|&i| {
+            let insn = &self.analysis.insns[i];
+            insn.site.is_none()
+                || self
+                    .placed_frames(insn.section, insn.offset)
+                    .iter()
+                    .any(|f| {
+                        f.line == Some(line)
+                            && f.file
+                                .as_deref()
+                                .is_some_and(|p| path_matches(&query, &normalize(p)))
+                    })
+        });
         // Replacement code has no rows in C inline asm: add every side of the sites the line touches.
         let sites: BTreeSet<usize> = chosen
             .iter()
@@ -463,7 +489,7 @@ impl<'a> Sources<'a> {
                 .map_or((loc.section, loc.offset), |s| a.sites[s].orig);
             let found = match self.insn_at(at.0, at.1) {
                 Some(i) => lines_of(&frames[i]),
-                None => lines_of(&self.frames(at.0, at.1)),
+                None => lines_of(&self.placed_frames(at.0, at.1)),
             };
             for line in found {
                 if let Some(s) = out.get_mut(&line) {
@@ -597,13 +623,68 @@ impl<'a> Sources<'a> {
             self.analysis
                 .insns
                 .iter()
-                .map(|i| self.frames(i.section, i.offset))
+                .map(|i| self.placed_frames(i.section, i.offset))
                 .collect()
         })
     }
 
     /// The site whose original or one of whose replacements contains (section, offset).
+    /// The source frames of alternative site `s`, i.e. the line of its macro or `asm` statement: the
+    /// original's, when the assembler gave the original's bytes a row of their own; else the first replacement's
+    /// that has one (an empty original is only `.skip` padding, with no row); else whatever row covers the original.
+    pub fn site_frames(&self, s: usize) -> Vec<SourceFrame> {
+        self.dwarf_used.set(true);
+        let Some(site) = self.analysis.sites.get(s) else {
+            return Vec::new();
+        };
+        let mut candidates = Vec::new();
+        if self.has_row_in(site.orig.0, site.orig.1, site.len as u64) {
+            candidates.push(site.orig);
+        }
+        for r in &site.replacements {
+            if let Some(at) =
+                r.at.filter(|&(rs, ro)| self.has_row_in(rs, ro, u64::from(r.len)))
+            {
+                candidates.push(at);
+            }
+        }
+        candidates.push(site.orig);
+        candidates
+            .into_iter()
+            .map(|(sec, off)| self.lines.locate(sec, off).unwrap_or_default())
+            .find(|f| f.iter().any(|x| x.line.is_some()))
+            .unwrap_or_default()
+    }
+
+    /// Whether the assembler or compiler gave `[start, start+len)` of `section` a line row of its own.
+    fn has_row_in(&self, section: usize, start: u64, len: u64) -> bool {
+        self.lines
+            .has_row_in(section, start, start.saturating_add(len))
+            .unwrap_or(false)
+    }
+
+    /// The alternative site and variant (section, start, length) that the byte at (`section`, `offset`) belongs
+    /// to: its original or one of its replacements.
+    fn variant_at(&self, section: usize, offset: u64) -> Option<(usize, (usize, u64, u64))> {
+        let s = self.site_of(section, offset)?;
+        let site = &self.analysis.sites[s];
+        let within = |(sec, start): (usize, u64), len: u64| {
+            sec == section && start <= offset && offset < start.saturating_add(len.max(1))
+        };
+        if within(site.orig, site.len as u64) {
+            return Some((s, (site.orig.0, site.orig.1, site.len as u64)));
+        }
+        site.replacements.iter().find_map(|r| {
+            let at = r.at?;
+            within(at, u64::from(r.len)).then_some((s, (at.0, at.1, u64::from(r.len))))
+        })
+    }
+
     fn site_of(&self, section: usize, offset: u64) -> Option<usize> {
+        // An instruction knows its site; only bytes that start no instruction need the search.
+        if let Some(i) = self.insn_at(section, offset) {
+            return self.analysis.insns[i].site.map(|(s, _)| s);
+        }
         let within = |start: (usize, u64), len: u64| {
             start.0 == section && start.1 <= offset && offset < start.1.saturating_add(len.max(1))
         };

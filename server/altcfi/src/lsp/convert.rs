@@ -729,8 +729,8 @@ fn compute_code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) ->
         let Ok(sources) = Sources::new(analysis, &c.data) else {
             continue;
         };
-        for site in &analysis.sites {
-            let frames = sources.frames(site.orig.0, site.orig.1);
+        for (s, site) in analysis.sites.iter().enumerate() {
+            let frames = sources.site_frames(s);
             let Some(line) = frames.iter().find_map(|fr| {
                 let file = fr.file.as_ref()?;
                 let l = fr.line?;
