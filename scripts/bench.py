@@ -198,6 +198,8 @@ def main():
     ap.add_argument('--runs', type=int, default=10)
     ap.add_argument('--sizes', type=int, nargs='+', default=[256, 1024, 4096, 16384])
     ap.add_argument('--kmod', required=True, help='directory with the tests/kmod objects (scripts/build-kmod.sh)')
+    ap.add_argument('--no-lsp-memory', dest='lsp_memory', action='store_false',
+                    help='skip the language server memory measurement in the kernel tree')
     ap.add_argument('--lsp', nargs='*', default=['256:20,50', '256:400,1000', '1024:20,50'],
                     help='LSP latency runs, KIB:A,B (KiB of text, conflict in every A-th/B-th function); none: skip')
     a = ap.parse_args()
@@ -288,6 +290,27 @@ def main():
         lines.append('two versions: a conflict in every ' + 'th / every '.join(every.split(',')) + 'th function')
         lines.extend(out.splitlines())
         lines.append('```')
+    # Resident memory of the language server with ten large C files of a real kernel tree open (target: ≤ 100 MB),
+    # where scripts/kernel-tree.sh has built one.
+    tree = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '.cache', 'kernel', 'src-6.12')
+    large = ['arch/x86/kvm/x86.c', 'arch/x86/kvm/vmx/vmx.c', 'kernel/events/core.c', 'arch/x86/kvm/mmu/mmu.c',
+             'arch/x86/kvm/vmx/nested.c', 'kernel/sched/core.c', 'kernel/printk/printk.c', 'kernel/rcu/tree.c',
+             'kernel/cgroup/cgroup.c', 'mm/memory.c']
+    lines.append('')
+    if all(os.path.exists(os.path.join(tree, f)) for f in large) and a.lsp_memory:
+        log('LSP memory: ten large C files of the 6.12 tree open')
+        memory = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'lsp-memory.py')
+        r = subprocess.run([sys.executable, memory, '--altcfi', a.altcfi, '--root', tree] + large,
+                           capture_output=True, text=True)
+        out = r.stdout.strip() if r.returncode == 0 else f'failed: {r.stderr.strip()[-400:]}'
+        lines.append('LSP memory (`scripts/lsp-memory.py`, the 6.12 tree of scripts/kernel-tree.sh, ten large C files '
+                     'opened, hinted and hovered; target ≤ 100 MB resident):')
+        lines.append('```')
+        lines.extend(out.splitlines()[-2:])
+        lines.append('```')
+    else:
+        lines.append('LSP memory: skipped (no kernel tree from scripts/kernel-tree.sh in .cache/kernel, or '
+                     '--no-lsp-memory).')
     report = '\n'.join(lines) + '\n'
     with open(os.path.join(a.out, 'report.md'), 'w') as f:
         f.write(report)

@@ -31,13 +31,15 @@ import time
 class Server:
     """`altcfi lsp` in `root`, initialised, with its stderr in `log`."""
 
-    def __init__(self, altcfi, root, log):
+    def __init__(self, altcfi, root, log, init_options=None):
         self.p = subprocess.Popen([altcfi, 'lsp'], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=log)
         self.next_id = 1
-        self.request('initialize', {
-            'processId': None, 'rootUri': 'file://' + root,
-            'workspaceFolders': [{'uri': 'file://' + root, 'name': 'ws'}], 'capabilities': {}})
+        params = {'processId': None, 'rootUri': 'file://' + root,
+                  'workspaceFolders': [{'uri': 'file://' + root, 'name': 'ws'}], 'capabilities': {}}
+        if init_options:
+            params['initializationOptions'] = init_options
+        self.request('initialize', params)
         self.send({'jsonrpc': '2.0', 'method': 'initialized', 'params': {}})
 
     def send(self, msg):

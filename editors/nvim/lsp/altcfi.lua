@@ -24,6 +24,7 @@ return {
     inlayHints = true,
     buildDirs = {},
     ehFrame = false,
+    memoryBudgetMiB = 32,
   },
   on_attach = function(client, bufnr)
     require('altcfi').on_attach(client, bufnr)

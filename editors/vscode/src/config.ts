@@ -17,6 +17,7 @@ export interface InitializationOptions {
     inlayHints: boolean | 'changes' | 'all' | 'off';
     buildDirs: string[];
     ehFrame: boolean;
+    memoryBudgetMiB: number;
 }
 
 /** Reads one setting under `altcfi.` (the `get` of a `WorkspaceConfiguration`, or a plain map in tests). */
@@ -33,6 +34,14 @@ function stringArray(v: unknown): string[] {
 
 function optionalString(v: unknown): string | null {
     return typeof v === 'string' && v.trim() !== '' ? v.trim() : null;
+}
+
+/** The server's default `memoryBudgetMiB`. */
+export const MEMORY_BUDGET_MIB = 32;
+
+/** A whole number ≥ 0, else `fallback`. */
+function wholeNumber(v: unknown, fallback: number): number {
+    return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : fallback;
 }
 
 /** `altcfi.inlayHints`: a boolean, or `changes`/`all`/`off`; anything else is the default, `true`. */
@@ -55,6 +64,7 @@ export function initializationOptions(get: SettingsReader, home?: string): Initi
         inlayHints: inlayHints(get('inlayHints')),
         buildDirs: stringArray(get('buildDirs')),
         ehFrame: get('ehFrame') === true,
+        memoryBudgetMiB: wholeNumber(get('memoryBudgetMiB'), MEMORY_BUDGET_MIB),
     };
 }
 

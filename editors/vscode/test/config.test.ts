@@ -28,6 +28,7 @@ describe('initializationOptions', () => {
             inlayHints: true,
             buildDirs: [],
             ehFrame: false,
+            memoryBudgetMiB: 32,
         });
     });
 
@@ -41,6 +42,7 @@ describe('initializationOptions', () => {
                 inlayHints: false,
                 buildDirs: ['out'],
                 ehFrame: true,
+                memoryBudgetMiB: 100,
             }),
         );
         assert.deepEqual(opts, {
@@ -51,6 +53,7 @@ describe('initializationOptions', () => {
             inlayHints: false,
             buildDirs: ['out'],
             ehFrame: true,
+            memoryBudgetMiB: 100,
         });
     });
 
@@ -63,6 +66,7 @@ describe('initializationOptions', () => {
             'framePointer',
             'inlayHints',
             'kernel',
+            'memoryBudgetMiB',
             'objectGlobs',
         ]);
         const json = JSON.parse(JSON.stringify(opts)) as Record<string, unknown>;
@@ -80,6 +84,7 @@ describe('initializationOptions', () => {
                 inlayHints: 'no',
                 buildDirs: [1, 'ok', '  ', null],
                 ehFrame: 'yes',
+                memoryBudgetMiB: -1,
             }),
         );
         assert.deepEqual(opts, {
@@ -90,6 +95,7 @@ describe('initializationOptions', () => {
             inlayHints: true,
             buildDirs: ['ok'],
             ehFrame: false,
+            memoryBudgetMiB: 32,
         });
     });
 

@@ -165,6 +165,34 @@ pub struct LineSummary {
     pub call: bool,
 }
 
+/// The source lines of every instruction ([`Sources::insn_lines`]): instruction `i`'s (file id, line) pairs are
+/// `entries[ends[i-1]..ends[i]]`, file ids index `files`.
+#[derive(Debug, Default)]
+struct InsnLines {
+    files: Vec<PathBuf>,
+    entries: Vec<(u32, u32)>,
+    ends: Vec<usize>,
+}
+
+impl InsnLines {
+    /// The lines of instruction `i` in the files `wanted` marks (by file id).
+    fn lines_in(&self, i: usize, wanted: &[bool]) -> Vec<u32> {
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1).copied().unwrap_or(0)
+        };
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.entries
+            .get(start..end)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|(id, _)| wanted.get(*id as usize).copied().unwrap_or(false))
+            .map(|&(_, line)| line)
+            .collect()
+    }
+}
+
 /// An `.altinstructions` entry's original and replacement positions.
 #[derive(Debug, Clone, Copy)]
 struct AltEntryPos {
@@ -190,7 +218,7 @@ pub struct Sources<'a> {
     alt_entries: OnceCell<Vec<AltEntryPos>>,
     insn_index: OnceCell<InsnIndex>,
     orc_index: OnceCell<HashMap<usize, Vec<(u64, OrcEntry)>>>,
-    insn_frames: OnceCell<Vec<Vec<SourceFrame>>>,
+    insn_lines: OnceCell<InsnLines>,
 }
 
 impl std::fmt::Debug for Sources<'_> {
@@ -214,7 +242,7 @@ impl<'a> Sources<'a> {
             alt_entries: OnceCell::new(),
             insn_index: OnceCell::new(),
             orc_index: OnceCell::new(),
-            insn_frames: OnceCell::new(),
+            insn_lines: OnceCell::new(),
         })
     }
 
@@ -409,9 +437,15 @@ impl<'a> Sources<'a> {
         if query.as_os_str().is_empty() {
             return Vec::new();
         }
-        let frames = self.insn_frames();
+        let index = self.insn_lines();
         let a = self.analysis;
-        let lines_of = |frames: &[SourceFrame]| -> Vec<u32> {
+        let wanted: Vec<bool> = index
+            .files
+            .iter()
+            .map(|p| path_matches(&query, &normalize(p)))
+            .collect();
+        let lines_of = |i: usize| -> Vec<u32> { index.lines_in(i, &wanted) };
+        let lines_of_frames = |frames: &[SourceFrame]| -> Vec<u32> {
             frames
                 .iter()
                 .filter(|f| {
@@ -426,7 +460,7 @@ impl<'a> Sources<'a> {
         let mut first: HashMap<u32, (bool, usize)> = HashMap::new();
         for (i, insn) in a.insns.iter().enumerate() {
             let replacement = matches!(insn.site, Some((_, Some(_))));
-            for line in lines_of(&frames[i]) {
+            for line in lines_of(i) {
                 let summary = out.entry(line).or_insert_with(|| LineSummary {
                     line,
                     cfa: None,
@@ -474,7 +508,7 @@ impl<'a> Sources<'a> {
         }
         for site in &a.sites {
             if let Some(i) = self.insn_at(site.orig.0, site.orig.1) {
-                for line in lines_of(&frames[i]) {
+                for line in lines_of(i) {
                     if let Some(s) = out.get_mut(&line) {
                         s.site = true;
                     }
@@ -488,8 +522,8 @@ impl<'a> Sources<'a> {
                 .flatten()
                 .map_or((loc.section, loc.offset), |s| a.sites[s].orig);
             let found = match self.insn_at(at.0, at.1) {
-                Some(i) => lines_of(&frames[i]),
-                None => lines_of(&self.placed_frames(at.0, at.1)),
+                Some(i) => lines_of(i),
+                None => lines_of_frames(&self.placed_frames(at.0, at.1)),
             };
             for line in found {
                 if let Some(s) = out.get_mut(&line) {
@@ -618,13 +652,28 @@ impl<'a> Sources<'a> {
         (offset < end).then_some(i)
     }
 
-    fn insn_frames(&self) -> &[Vec<SourceFrame>] {
-        self.insn_frames.get_or_init(|| {
-            self.analysis
-                .insns
-                .iter()
-                .map(|i| self.placed_frames(i.section, i.offset))
-                .collect()
+    /// The (file, line) of every placed frame of every instruction, built once: per-line questions about other
+    /// files of the same object (a header and the `.c` including it) reuse it. Kept compact (interned files, one
+    /// flat array): whole `SourceFrame`s per instruction took ~10 MiB for a large kernel object.
+    fn insn_lines(&self) -> &InsnLines {
+        self.insn_lines.get_or_init(|| {
+            let mut index = InsnLines::default();
+            let mut ids: HashMap<PathBuf, u32> = HashMap::new();
+            for insn in &self.analysis.insns {
+                for f in self.placed_frames(insn.section, insn.offset) {
+                    let (Some(file), Some(line)) = (f.file, f.line) else {
+                        continue;
+                    };
+                    let next = u32::try_from(index.files.len()).unwrap_or(u32::MAX);
+                    let id = *ids.entry(file).or_insert_with_key(|file| {
+                        index.files.push(file.clone());
+                        next
+                    });
+                    index.entries.push((id, line));
+                }
+                index.ends.push(index.entries.len());
+            }
+            index
         })
     }
 

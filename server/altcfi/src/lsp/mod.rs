@@ -434,6 +434,7 @@ impl Backend {
             return;
         }
         let inner = self.inner.clone();
+        let budget = lock(&self.inner.config).memory_budget_mib;
         tokio::spawn(blocking(move || {
             for c in &view.objects {
                 if !inner.generations.is_current(&ticket) {
@@ -448,6 +449,24 @@ impl Backend {
                         started.elapsed().as_millis()
                     );
                 }
+            }
+            let bytes = usize::try_from(budget.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+            inner.cache.enforce_budget(bytes);
+        }));
+    }
+
+    /// Keeps the tables and source indexes of the cached objects within the `memoryBudgetMiB` setting (in the
+    /// background, after a request that used them).
+    fn keep_budget(&self) {
+        let budget = lock(&self.inner.config).memory_budget_mib;
+        let inner = self.inner.clone();
+        tokio::spawn(blocking(move || {
+            let bytes = usize::try_from(budget.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+            let shed = inner.cache.enforce_budget(bytes);
+            if shed > 0 {
+                eprintln!(
+                    "altcfi lsp: memory budget {budget} MiB: let the tables of {shed} least recently used objects go"
+                );
             }
         }));
     }
@@ -819,6 +838,7 @@ impl Backend {
         let res = blocking(move || convert::cfi_table(&view, &path, line, function.as_deref()))
             .await
             .map_err(internal_error)?;
+        self.keep_budget();
         Ok(res.map(|(title, content)| CfiTableResult { title, content }))
     }
 }
@@ -1104,6 +1124,7 @@ impl LanguageServer for Backend {
                 .collect();
             self.inner.cache.retain(|p| wanted.contains(p));
         }
+        tokio::spawn(blocking(crate::alloc::trim));
         self.inner.generations.forget(uri.as_str());
         // After any publication already under way for the document.
         let _publishing = self.inner.publish_lock.lock().await;
@@ -1144,6 +1165,7 @@ impl LanguageServer for Backend {
         let text = blocking(move || convert::hover_text(&view, &path, line))
             .await
             .unwrap_or(None);
+        self.keep_budget();
         Ok(text.map(|value| Hover {
             contents: HoverContents::Markup(MarkupContent {
                 kind: MarkupKind::Markdown,
@@ -1168,6 +1190,7 @@ impl LanguageServer for Backend {
         let hints = blocking(move || convert::inlay_hints(&view, &path, &text, range, all))
             .await
             .unwrap_or_default();
+        self.keep_budget();
         Ok(Some(hints))
     }
 

@@ -169,9 +169,13 @@ pub struct Checked {
     pub data: Arc<Vec<u8>>,
     /// When the bytes were read (see [`RACY`]).
     pub read_at: SystemTime,
-    analyses: Arc<Analyses>,
-    /// The thread that keeps this version's [`Sources`] (see [`Checked::with_table_sources`]).
-    sources: OnceLock<mpsc::Sender<SourcesJob>>,
+    /// The analyses; replaced by a lean copy when [`Checked::shed`] lets the table go.
+    analyses: Mutex<Arc<Analyses>>,
+    /// The thread that keeps this version's [`Sources`] (see [`Checked::with_table_sources`]); `None` until the
+    /// first call and after [`Checked::shed`].
+    sources: Mutex<Option<mpsc::Sender<SourcesJob>>>,
+    /// When the table or the source index was last asked for, for [`ObjectCache::enforce_budget`].
+    used: Mutex<std::time::Instant>,
 }
 
 /// A question for the thread that keeps an object version's [`Sources`]: the table analysis, the bytes, and the
@@ -183,14 +187,23 @@ impl Checked {
     /// per-instruction table (`Analysis::insns` may be empty). Computed on the first call; concurrent callers
     /// wait for that one computation. Blocking.
     pub fn analysis(&self) -> Arc<AnalysisResult> {
-        self.analyses.analysis(&self.data)
+        self.analyses().analysis(&self.data)
+    }
+
+    fn analyses(&self) -> Arc<Analyses> {
+        lock(&self.analyses).clone()
+    }
+
+    fn touch(&self) {
+        *lock(&self.used) = std::time::Instant::now();
     }
 
     /// The analysis with the per-instruction table (hover, inlay hints, `altcfi/cfiTable`): the same findings as
     /// [`Checked::analysis`], plus `Analysis::insns`. Built by the analysis [`Checked::analysis`] started (or on
     /// the first call, if none did); concurrent callers wait for that one computation. Blocking.
     pub fn table(&self) -> Arc<AnalysisResult> {
-        self.analyses.table(&self.data)
+        self.touch();
+        self.analyses().table(&self.data)
     }
 
     /// Runs `f` with the table analysis ([`Checked::table`]), the bytes and a [`Sources`] over them that lives as
@@ -203,7 +216,10 @@ impl Checked {
         &self,
         f: impl FnOnce(&Analysis, &[u8], &Sources<'_>) -> R + Send + 'static,
     ) -> Option<R> {
-        let jobs = self.sources.get_or_init(|| self.start_sources());
+        self.touch();
+        let jobs = lock(&self.sources)
+            .get_or_insert_with(|| self.start_sources())
+            .clone();
         let (reply, answer) = mpsc::channel();
         let job: SourcesJob = Box::new(move |analysis, data, sources| {
             let _ = reply.send(f(analysis, data, sources));
@@ -233,7 +249,59 @@ impl Checked {
 
     /// Whether [`Checked::table`] has been built.
     pub fn has_table(&self) -> bool {
-        self.analyses.full.get().is_some()
+        self.analyses().full.get().is_some()
+    }
+
+    /// About how many bytes the table and the source index of this version hold (0 when neither is built): the
+    /// instruction rows with their text, plus twice the object's size for the parsed DWARF and its indexes (the
+    /// ratio measured on the kernel's large C objects; `scripts/lsp-memory.py`).
+    pub fn heavy_bytes(&self) -> usize {
+        let table = match self.analyses().full.get().map(|r| r.as_ref()) {
+            Some(Ok(a)) => a
+                .insns
+                .iter()
+                .map(|i| std::mem::size_of_val(i) + i.text.capacity() + i.location.capacity())
+                .sum(),
+            _ => 0,
+        };
+        let sources = if lock(&self.sources).is_some() {
+            self.data.len() * 2
+        } else {
+            0
+        };
+        table + sources
+    }
+
+    /// Lets the table and the source index go, keeping the findings (a lean copy of the analysis): they are
+    /// built again when a hover or hint asks. Not with the unwind-table cross-checks, whose findings need the
+    /// table. Returns whether anything was let go.
+    pub fn shed(&self) -> bool {
+        let sources_gone = lock(&self.sources).take().is_some();
+        let current = self.analyses();
+        if current.settings.eh_frame {
+            return sources_gone;
+        }
+        let Some(full) = current.full.get() else {
+            return sources_gone;
+        };
+        let lean: AnalysisResult = match full.as_ref() {
+            Ok(a) => Ok(Analysis {
+                era: a.era,
+                era_source: a.era_source,
+                findings: a.findings.clone(),
+                orc: a.orc.clone(),
+                existing_orc: a.existing_orc.clone(),
+                insns: Vec::new(),
+                states: a.states.clone(),
+                sites: a.sites.clone(),
+                section_names: a.section_names.clone(),
+            }),
+            Err(e) => Err(e.clone()),
+        };
+        let fresh = Analyses::new(current.settings.clone());
+        let _ = fresh.lean.set(Mutex::new(Some(Arc::new(lean))));
+        *lock(&self.analyses) = Arc::new(fresh);
+        true
     }
 }
 
@@ -317,6 +385,31 @@ impl ObjectCache {
         lock(&self.map).retain(|p, _| keep(p));
     }
 
+    /// Keeps the tables and source indexes of the cached objects within `budget` bytes: the least recently used
+    /// are shed ([`Checked::shed`]) until the rest fit, the most recently used one always stays. Returns how many
+    /// were shed; the freed memory is handed back to the system.
+    pub fn enforce_budget(&self, budget: usize) -> usize {
+        let mut held: Vec<(std::time::Instant, usize, Arc<Checked>)> = lock(&self.map)
+            .values()
+            .map(|c| (*lock(&c.used), c.heavy_bytes(), c.clone()))
+            .filter(|(_, bytes, _)| *bytes > 0)
+            .collect();
+        held.sort_by_key(|h| std::cmp::Reverse(h.0));
+        let mut total = 0usize;
+        let mut shed = 0;
+        for (k, (_, bytes, c)) in held.iter().enumerate() {
+            if k > 0 && total.saturating_add(*bytes) > budget {
+                shed += usize::from(c.shed());
+            } else {
+                total = total.saturating_add(*bytes);
+            }
+        }
+        if shed > 0 {
+            crate::alloc::trim();
+        }
+        shed
+    }
+
     /// Number of objects whose analyses are held.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -395,7 +488,7 @@ impl ObjectCache {
             return Err(LoadError::Unsettled(EMPTY_RETRY));
         }
         let checked = match self.cached(path) {
-            Some(c) if c.analyses.settings.same(settings) => c,
+            Some(c) if c.analyses().settings.same(settings) => c,
             _ => self.read(path, size, mtime, settings)?,
         };
         let analysis = checked.analysis();
@@ -444,10 +537,10 @@ impl ObjectCache {
             Some(p)
                 if p.key.hash == hash
                     && p.key.size == size
-                    && p.analyses.settings.same(settings)
+                    && p.analyses().settings.same(settings)
                     && *p.data == data =>
             {
-                (p.data.clone(), p.analyses.clone())
+                (p.data.clone(), p.analyses())
             }
             _ => (Arc::new(data), Arc::new(Analyses::new(settings.clone()))),
         };
@@ -456,8 +549,9 @@ impl ObjectCache {
             key,
             data,
             read_at,
-            analyses,
-            sources: OnceLock::new(),
+            analyses: Mutex::new(analyses),
+            sources: Mutex::new(None),
+            used: Mutex::new(std::time::Instant::now()),
         });
         map.insert(path.to_path_buf(), checked.clone());
         Ok(checked)
@@ -671,6 +765,48 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Over the memory budget, the least recently used object lets its table and source index go and keeps its
+    /// findings; a later hover builds them again with the same answers. The most recently used one always stays.
+    #[test]
+    fn the_memory_budget_sheds_the_least_recently_used_tables() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = build_object(dir.path());
+        let second = dir.path().join("second.o");
+        std::fs::copy(&first, &second).expect("copy");
+        let cache = ObjectCache::default();
+        let s = settings(false);
+        let old = cache.load(&first, &s).expect("load");
+        let lines = |c: &Checked| {
+            c.with_table_sources(|a, _, _| (a.insns.len(), a.findings.len()))
+                .expect("sources")
+        };
+        let before = lines(&old);
+        assert!(before.0 > 0);
+        let new = cache.load(&second, &s).expect("load");
+        lines(&new);
+        assert!(old.heavy_bytes() > 0 && new.heavy_bytes() > 0);
+        // A budget both fit in: nothing goes.
+        assert_eq!(cache.enforce_budget(usize::MAX), 0);
+        assert!(old.has_table());
+        // A budget of one byte: only the most recently used keeps its table.
+        assert_eq!(cache.enforce_budget(1), 1);
+        assert!(!old.has_table() && old.heavy_bytes() == 0);
+        assert!(new.has_table());
+        let findings = |c: &Checked| {
+            let a = c.analysis();
+            a.as_ref()
+                .as_ref()
+                .map(|a| a.findings.len())
+                .expect("analysis")
+        };
+        assert_eq!(findings(&old), before.1, "the findings stay");
+        // Asked again, the shed object answers as before (and becomes the most recently used).
+        assert_eq!(lines(&old), before);
+        assert!(old.has_table());
+        assert_eq!(cache.enforce_budget(1), 1);
+        assert!(!new.has_table() && old.has_table());
     }
 
     /// Diagnostics come from the first stage of the analysis (without the per-instruction table, unless the

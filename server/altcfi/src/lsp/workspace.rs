@@ -69,7 +69,13 @@ pub struct Config {
     /// Also compare the object's `.eh_frame`/`.debug_frame` (the `.cfi_*` directives) with the computed CFI, and
     /// its `.orc_unwind` (if objtool already ran) with the computed ORC (`altcfi check --eh-frame --verify-orc`).
     pub eh_frame: bool,
+    /// About how many MiB the per-instruction tables and source indexes of open objects may take together; past it
+    /// the least recently used are dropped (their findings stay) and rebuilt when a hover or hint needs them.
+    pub memory_budget_mib: u64,
 }
+
+/// Default of [`Config::memory_budget_mib`].
+pub const MEMORY_BUDGET_MIB: u64 = 32;
 
 impl Default for Config {
     fn default() -> Self {
@@ -82,6 +88,7 @@ impl Default for Config {
             inlay_hints_all: false,
             build_dirs: Vec::new(),
             eh_frame: false,
+            memory_budget_mib: MEMORY_BUDGET_MIB,
         }
     }
 }
@@ -128,6 +135,10 @@ impl Config {
                     }
                     (_, Some("off")) => (self.inlay_hints, self.inlay_hints_all) = (false, false),
                     _ => bad("true, false, \"changes\", \"all\" or \"off\""),
+                },
+                "memoryBudgetMiB" | "memory_budget_mib" => match value.as_u64() {
+                    Some(n) => self.memory_budget_mib = n,
+                    None => bad("a whole number of MiB"),
                 },
                 "ehFrame" | "eh_frame" => match value.as_bool() {
                     Some(b) => self.eh_frame = b,
