@@ -101,3 +101,135 @@ fn linux_6_12_tree_matches_objtool() {
 fn linux_6_1_tree_matches_objtool() {
     generation("6.1");
 }
+
+/// Neovim's side of a kernel developer opening an assembler source of an `O=` build: the plugin with no setting
+/// but its command. Writes `key=value` lines (newlines as `\n`) to `$ALTCFI_OUT`.
+const NVIM_SCRIPT: &str = r#"
+vim.opt.rtp:prepend(os.getenv('ALTCFI_REPO') .. '/editors/nvim')
+vim.cmd('runtime plugin/altcfi.lua')
+require('altcfi').setup({ cmd = { os.getenv('ALTCFI_BIN'), 'lsp' } })
+local out = {}
+local function put(k, v) table.insert(out, k .. '=' .. (tostring(v):gsub('\n', '\\n'))) end
+vim.cmd('edit ' .. os.getenv('ALTCFI_SRC'))
+local buf = vim.api.nvim_get_current_buf()
+put('filetype', vim.bo[buf].filetype)
+put('attached', vim.wait(30000, function() return require('altcfi').client(buf) ~= nil end, 50))
+local c = require('altcfi').client(buf)
+if c then
+  put('root', c.config.root_dir)
+  local uri = vim.uri_from_bufnr(buf)
+  local st
+  vim.wait(60000, function()
+    st = c.request_sync('altcfi/status', { textDocument = { uri = uri } }, 10000)
+    return st and st.result and st.result.text:match('[1-9]%d* object') ~= nil
+  end, 200)
+  if st and st.result then put('status', st.result.text); put('details', st.result.details) end
+  local line = tonumber(os.getenv('ALTCFI_LINE'))
+  local res = c.request_sync('textDocument/hover',
+    { textDocument = { uri = uri }, position = { line = line - 1, character = 2 } }, 30000)
+  if res and res.result then put('hover', res.result.contents.value) end
+  vim.cmd('edit ' .. os.getenv('ALTCFI_HEADER'))
+  local hbuf = vim.api.nvim_get_current_buf()
+  put('header_filetype', vim.bo[hbuf].filetype)
+  put('header_attached', vim.wait(20000, function() return require('altcfi').client(hbuf) ~= nil end, 50))
+end
+vim.fn.writefile(out, os.getenv('ALTCFI_OUT'))
+vim.cmd('qall!')
+"#;
+
+/// Opens `arch/x86/entry/entry_64.S` of generation `gen`'s source tree in headless Neovim, whose only build is
+/// out of tree (`O=`, found through its `source` link; 6.1's compile_commands.json has no `.S` entries, so there
+/// it is found through the DWARF index), with no setting: the tree root is the root, the object is found, the
+/// hover of the `UNTRAIN_RET` line shows its sites with symbol names, and a header gets the plugin too.
+fn neovim_in_o_build(gen: &str) {
+    let Some(nvim) = std::env::var_os("ALTCFI_NVIM").map(PathBuf::from) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Neovim: scripts/test.sh sets ALTCFI_NVIM (scripts/deps-nvim.sh)"
+        );
+        eprintln!("skipped: set ALTCFI_NVIM to a Neovim 0.11+ (bash scripts/deps-nvim.sh)");
+        return;
+    };
+    let build = tree(gen, "noibt");
+    let src = std::fs::canonicalize(build.join("source")).expect("the build's source link");
+    let asm = src.join("arch/x86/entry/entry_64.S");
+    let text = std::fs::read_to_string(&asm).expect("read entry_64.S");
+    let line = text
+        .lines()
+        .position(|l| l.trim() == "UNTRAIN_RET")
+        .expect("an UNTRAIN_RET line")
+        + 1;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("test.lua");
+    std::fs::write(&script, NVIM_SCRIPT).expect("write script");
+    let out = dir.path().join("out.txt");
+    let run = Command::new(&nvim)
+        .args(["--headless", "--clean", "-c"])
+        .arg(format!("luafile {}", script.display()))
+        .env("ALTCFI_REPO", repo_root())
+        .env("ALTCFI_BIN", env!("CARGO_BIN_EXE_altcfi"))
+        .env("ALTCFI_SRC", &asm)
+        .env("ALTCFI_LINE", line.to_string())
+        .env("ALTCFI_HEADER", src.join("arch/x86/include/asm/paravirt.h"))
+        .env("ALTCFI_OUT", &out)
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run nvim");
+    let result = std::fs::read_to_string(&out).unwrap_or_else(|_| {
+        panic!(
+            "nvim wrote no results: {}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    eprintln!("{gen}: {}", result.chars().take(3000).collect::<String>());
+    let get = |k: &str| -> String {
+        result
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .replace("\\n", "\n")
+    };
+    assert_eq!(get("filetype"), "asm", "{result}");
+    assert_eq!(get("attached"), "true", "{result}");
+    assert_eq!(PathBuf::from(get("root")), src, "the tree's root: {result}");
+    assert!(
+        get("status").starts_with(&format!("altcfi {gen}")),
+        "{result}"
+    );
+    let details = get("details");
+    assert!(
+        details
+            .lines()
+            .any(|l| l.starts_with("object: ") && l.contains("/arch/x86/entry/entry_64.o")),
+        "{details}"
+    );
+    let hover = get("hover");
+    assert!(hover.contains("alternative site"), "{hover}");
+    assert!(
+        hover
+            .lines()
+            .any(|l| l.contains("call ") && !l.contains("call 0x") && !l.contains("call *0x")),
+        "call targets by name: {hover}"
+    );
+    assert!(
+        hover.lines().count() <= 80,
+        "the compact hover: {} lines",
+        hover.lines().count()
+    );
+    assert!(
+        ["c", "cpp"].contains(&get("header_filetype").as_str()),
+        "{result}"
+    );
+    assert_eq!(get("header_attached"), "true", "{result}");
+}
+
+#[test]
+fn neovim_opens_a_6_12_source_of_an_o_build_with_no_settings() {
+    neovim_in_o_build("6.12");
+}
+
+#[test]
+fn neovim_opens_a_6_1_source_of_an_o_build_with_no_settings() {
+    neovim_in_o_build("6.1");
+}
