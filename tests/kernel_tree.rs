@@ -213,6 +213,10 @@ fn neovim_in_o_build(gen: &str) {
         "call targets by name: {hover}"
     );
     assert!(
+        hover.lines().any(|l| l.contains("nop ×")),
+        "runs of padding NOPs under one ORC row are folded: {hover}"
+    );
+    assert!(
         hover.lines().count() <= 80,
         "the compact hover: {} lines",
         hover.lines().count()

@@ -540,7 +540,8 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
                     .iter()
                     .zip(&cells)
                     .all(|(a, b)| b.0.is_empty() || a.1 == b.1);
-                if nops && prev.nops && !o.conflict && !prev.conflict && same_cfi && orc.is_none() {
+                // The same ORC row in effect (entry code shows one at every offset) folds too.
+                if nops && prev.nops && !o.conflict && !prev.conflict && same_cfi && orc == prev.orc {
                     prev.last = o.offset;
                     prev.count += 1;
                     continue;
