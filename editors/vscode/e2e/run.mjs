@@ -8,12 +8,17 @@
 //      with altcfi's message, and the editor draws the error squiggle (screenshot: vscode-conflict.png);
 //   4. the hover on that line shows both sides' CFI (screenshot: vscode-hover.png);
 //   5. "altcfi: Show CFI table" from the command palette opens the read-only table of save_fl_bad;
-//   6. after the source is fixed on disk and the object rebuilt, the problem disappears.
+//   6. after the source is fixed on disk and the object rebuilt, the problem disappears;
+//   7. a kernel developer's first file: the 6.12 source tree of scripts/kernel-tree.sh (its build is out of tree,
+//      `O=`, and there is no setting) opened as the workspace, arch/x86/entry/entry_64.S opened first through the
+//      file dialog: the status item names the rules and the object, the UNTRAIN_RET line has its code lens and its
+//      ORC inlay hint, and its hover shows the sites with call targets by name (screenshot: vscode-kernel.png).
 //
 // Usage: node editors/vscode/e2e/run.mjs   (scripts/editors-test.sh runs it after scripts/vscode-e2e-deps.sh)
-// Environment: ALTCFI_E2E_CACHE (default .cache/vscode-e2e), ALTCFI_BIN (default $CARGO_TARGET_DIR|target
+// Environment: ALTCFI_E2E_KERNEL (the kernel source tree, default .cache/kernel/src-6.12), ALTCFI_E2E_CACHE (default
+// .cache/vscode-e2e), ALTCFI_BIN (default $CARGO_TARGET_DIR|target
 // /debug/altcfi), ALTCFI_VSIX (default editors/vscode/altcfi.vsix), ALTCFI_E2E_OUT (artefacts, default
-// target/vscode-e2e), ALTCFI_E2E_TIMEOUT (seconds for the whole run, default 240), ALTCFI_E2E_KEEP=1 keeps the
+// target/vscode-e2e), ALTCFI_E2E_TIMEOUT (seconds for the whole run, default 360), ALTCFI_E2E_KEEP=1 keeps the
 // temporary directories.
 //
 // Every check is counted, also those not reached after a failure, so the closing "N passed, N failed" line always
@@ -35,7 +40,8 @@ const targetDir = process.env.CARGO_TARGET_DIR || path.join(repo, 'target');
 const altcfi = process.env.ALTCFI_BIN || path.join(targetDir, 'debug/altcfi');
 const vsix = process.env.ALTCFI_VSIX || path.join(ext, 'altcfi.vsix');
 const outDir = process.env.ALTCFI_E2E_OUT || path.join(targetDir, 'vscode-e2e');
-const globalTimeout = Number(process.env.ALTCFI_E2E_TIMEOUT || 240) * 1000;
+const globalTimeout = Number(process.env.ALTCFI_E2E_TIMEOUT || 360) * 1000;
+const kernelTree = process.env.ALTCFI_E2E_KERNEL || path.join(repo, '.cache/kernel/src-6.12');
 const keep = process.env.ALTCFI_E2E_KEEP === '1';
 const chromiumPath = process.env.ALTCFI_CHROMIUM || '/usr/bin/chromium';
 const t0 = Date.now();
@@ -53,6 +59,9 @@ const CHECKS = [
     'hover on line 21 shows the CFI of both sides (rsp+8, rsp+24)',
     'command palette "altcfi: Show CFI table" opens the table of save_fl_bad',
     'source fixed and object rebuilt: the conflict disappears',
+    'kernel tree: entry_64.S of the 6.12 source (O= build, no setting) opened first, in the tree as the workspace',
+    'kernel tree: status item with the 6.12 rules and the object, code lens and ORC hint on the UNTRAIN_RET line',
+    'kernel tree: hover on the UNTRAIN_RET line shows its sites with call targets by name',
 ];
 const results = new Map();
 let next = 0;
@@ -623,6 +632,102 @@ async function main() {
         await page.screenshot({ path: path.join(outDir, 'vscode-fixed.png') });
         return `${((Date.now() - rebuilt) / 1000).toFixed(1)} s after the rebuild; status bar: ${status}`;
     });
+
+    const kernelAsm = path.join(kernelTree, 'arch/x86/entry/entry_64.S');
+    let untrainLine = 0;
+    await check(CHECKS[12], async () => {
+        if (!fs.existsSync(kernelAsm)) {
+            throw new Error(`no kernel tree at ${kernelTree}: bash scripts/kernel-tree.sh 6.12 noibt (scripts/editors-test.sh runs it)`);
+        }
+        untrainLine = fs.readFileSync(kernelAsm, 'utf8').split('\n').findIndex((l) => l.trim() === 'UNTRAIN_RET') + 1;
+        if (untrainLine === 0) {
+            throw new Error(`no UNTRAIN_RET line in ${kernelAsm}`);
+        }
+        await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(kernelTree)}`, { timeout: 30000 });
+        await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
+        await dismissNotifications();
+        // The file dialog, as a user opening a file by path: quick open searches with the tree's .gitignore, which
+        // in a Debian source package ignores everything.
+        await until('the file dialog (Ctrl+O)', async () => {
+            if (!(await page.locator('.quick-input-widget').isVisible())) {
+                await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } }).catch(() => {});
+                await page.keyboard.press('Control+O');
+                await page.waitForTimeout(500);
+            }
+            return page.locator('.quick-input-widget input').isVisible();
+        }, 20000, 500);
+        // The dialog completes the path as it is typed and lists the directory: type it, let the list settle on
+        // the file, then accept (again, should the dialog still be open).
+        const input = page.locator('.quick-input-widget input');
+        await until('the file dialog to accept entry_64.S', async () => {
+            if (!(await input.isVisible().catch(() => false))) {
+                return true;
+            }
+            if ((await input.inputValue()) !== kernelAsm) {
+                await input.fill('');
+                await input.type(kernelAsm, { delay: 5 });
+                await page.waitForTimeout(1000);
+                return false;
+            }
+            await page.keyboard.press('Enter');
+            await page.waitForTimeout(1500);
+            return !(await input.isVisible().catch(() => false));
+        }, 30000, 200);
+        await until('an editor tab for entry_64.S with the text loaded', async () => {
+            const tab = await page.locator('.tabs-container .tab.active').innerText().catch(() => '');
+            const text = await editorText();
+            return tab.includes('entry_64.S') && text.includes('SPDX-License-Identifier');
+        }, 30000);
+        return `${kernelAsm}, UNTRAIN_RET on line ${untrainLine}`;
+    });
+
+    await check(CHECKS[13], async () => {
+        const item = await until('the altcfi status bar item for entry_64.S', async () => {
+            const texts = await page.locator('.statusbar-item').allInnerTexts().catch(() => []);
+            return texts.find((t) => t.includes('altcfi 6.12') && /[1-9]\d* object/.test(t)) ?? false;
+        }, 60000);
+        await gotoLine(untrainLine, 'entry_64.S');
+        const lens = await until('the code lens of the UNTRAIN_RET sites', async () => {
+            const lenses = await page.locator('.editor-group-container.active .monaco-editor .codelens-decoration').allInnerTexts();
+            return lenses.find((l) => l.includes('X86_FEATURE_UNRET'));
+        }, 30000);
+        const hint = await until(`the inlay hint on line ${untrainLine}`, async () => {
+            const top = await lineTopPx(untrainLine);
+            return page.locator('.editor-group-container.active .monaco-editor .view-lines').first().evaluate((el, top) => {
+                const line = [...el.querySelectorAll('.view-line')].find((l) => l.style.top === top);
+                return line?.textContent.replace(/\u00a0/g, ' ').match(/pt_regs[^⚠]*/)?.[0];
+            }, top);
+        }, 30000);
+        await page.screenshot({ path: path.join(outDir, 'vscode-kernel.png') });
+        return `${item.replace(/\s+/g, ' ')}; lens "${lens.trim().slice(0, 80)}"; hint "${hint.trim()}"; screenshot vscode-kernel.png`;
+    });
+
+    await check(CHECKS[14], async () => {
+        await setPanelVisible(false);
+        await gotoLine(untrainLine, 'entry_64.S');
+        const hover = page.locator('.monaco-hover:not(.hidden) .monaco-hover-content');
+        const text = await until('a hover with the UNTRAIN_RET sites', async () => {
+            if (!(await hover.first().isVisible().catch(() => false))) {
+                const box = await tokenBox(untrainLine, 'UNTRAIN_RET');
+                await page.mouse.move(box.x - 40, box.y + box.height / 2 + 200);
+                await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 4 });
+                await page.waitForTimeout(500);
+            }
+            const t = await hover.allInnerTexts().catch(() => []);
+            return t.find((x) => x.includes('alternative site'));
+        }, 40000, 300);
+        for (const needle of ['call entry_untrain_ret', 'X86_FEATURE_UNRET', 'nop ×']) {
+            if (!text.includes(needle)) {
+                throw new Error(`the hover lacks "${needle}":\n${text}`);
+            }
+        }
+        if (/call \*?0x/.test(text)) {
+            throw new Error(`the hover shows a call target as a number:\n${text}`);
+        }
+        await page.screenshot({ path: path.join(outDir, 'vscode-kernel-hover.png') });
+        await page.keyboard.press('Escape');
+        return `${text.split('\n').length} lines; screenshot vscode-kernel-hover.png`;
+    });
 }
 
 // --- workbench helpers
@@ -650,9 +755,9 @@ async function runCommand(title) {
     await until('the command palette to close', async () => !(await page.locator('.quick-input-widget').isVisible()), 5000);
 }
 
-/** Puts the cursor on a line of the demo.S editor (Go to Line) and brings it into view. */
-async function gotoLine(line) {
-    await focusEditor('demo.S');
+/** Puts the cursor on a line of an editor (by its tab name, demo.S by default; Go to Line), brings it into view. */
+async function gotoLine(line, name = 'demo.S') {
+    await focusEditor(name);
     await page.keyboard.press('Control+G');
     await page.locator('.quick-input-widget input').waitFor({ timeout: 5000 });
     await page.keyboard.type(String(line));
