@@ -1,7 +1,9 @@
-//! Subcommands: `lsp`, `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed.
+//! Subcommands: `lsp`, `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed
+//! (altcfi's own notes, `unchecked-alt-unwind`, are printed but do not count as findings).
 
 use crate::kbuild::Kbuild;
 use altcfi_analysis::features::FeatureNames;
+use altcfi_analysis::findings::Severity;
 use altcfi_analysis::orc::{self, DumpFormat};
 use altcfi_analysis::report;
 use altcfi_analysis::sources::{FindingSources, Sources};
@@ -437,7 +439,7 @@ fn finding_sources(a: &Analysis, data: &[u8], no_source: bool) -> Vec<FindingSou
 
 /// What `check` produced for one file, ready to print in its format.
 enum Outcome {
-    /// Analysed: how many findings, the report piece, and whether nothing told its generation.
+    /// Analysed: how many findings (notes not counted), the report piece, and whether nothing told its generation.
     Done {
         findings: usize,
         piece: Piece,
@@ -475,7 +477,11 @@ fn check_one(
             let default_rules = a.era_source == EraSource::Default;
             let extra = unwind_findings(&data, &a, unwind, &shown);
             a.findings.extend(extra);
-            let findings = a.findings.len();
+            let findings = a
+                .findings
+                .iter()
+                .filter(|f| f.kind.severity() == Severity::Warning)
+                .count();
             let sources = finding_sources(&a, &data, no_source);
             let piece = match format {
                 Format::Text => Piece::Text(report::text(&shown, &a.findings, &sources)),

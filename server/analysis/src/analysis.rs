@@ -8,6 +8,7 @@ use crate::object::{Object, ObjectError};
 use crate::options::{Era, Options};
 use crate::orc::{self, OrcRow};
 use crate::special::{self, SpecialKind};
+use crate::unwind::SiteUnwind;
 use crate::validate::{self, WalkResult};
 use serde::Serialize;
 
@@ -75,6 +76,9 @@ pub struct AltSite {
     pub replacements: Vec<Replacement>,
     /// The state recorded in each slot of the shared array (per byte offset).
     pub slots: Vec<Option<CfiId>>,
+    /// Per variant and offset (and the first instruction after the site): is an unwind from there right?
+    /// ([`crate::unwind`]; for a site objtool never checks, from the walk that went there anyway.)
+    pub unwind: SiteUnwind,
 }
 
 /// How an analysis chose its era.
@@ -231,7 +235,7 @@ fn analyze_here(
     };
     let section_names = obj.sections.iter().map(|s| s.name.clone()).collect();
     let existing_orc = orc::read_existing(&obj, era);
-    let p = match Program::build(
+    let mut p = match Program::build(
         &obj,
         era,
         opts.objtool,
@@ -280,12 +284,28 @@ fn analyze_here(
     };
     // The sites serve the findings' related information, the per-line views and code lenses; a check of a clean
     // object has no use for them (and naming every site's location is a large part of a clean check).
-    let sites = if extent != Extent::Findings || !findings.is_empty() {
-        build_sites(&p, &w, features)
+    enrich_conflicts(&p, &w, features, opts.frame_pointer, &mut findings);
+    // Sites objtool never checks: the unwind simulation from a walk that goes there anyway; notes where it breaks.
+    let unchecked = if w.fatal {
+        Vec::new()
+    } else {
+        unchecked_unwind(&mut p, &w, opts)
+    };
+    for u in &unchecked {
+        if let Some(f) = unchecked_note(&p, features, u) {
+            findings.push(f);
+        }
+    }
+    let mut sites = if extent != Extent::Findings || !findings.is_empty() {
+        build_sites(&p, &w, features, opts.frame_pointer)
     } else {
         Vec::new()
     };
-    enrich_conflicts(&p, &w, features, &mut findings);
+    for u in unchecked {
+        if let Some(site) = sites.get_mut(u.site) {
+            site.unwind = u.facts;
+        }
+    }
     let mut a = Analysis {
         era,
         era_source,
@@ -304,6 +324,164 @@ fn analyze_here(
     }
     a.insns = insn_infos(&p, &w);
     Ok(a)
+}
+
+/// Why objtool never checks an alternative site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unchecked {
+    /// `ANNOTATE_IGNORE_ALTERNATIVE` on its first original instruction: the replacements are never walked.
+    IgnoreAlternative,
+    /// It lies in a `STACK_FRAME_NON_STANDARD` function: nothing of it is walked, and its ORC is undefined.
+    NonStandard,
+}
+
+/// The unwind facts of one site objtool never checks.
+struct UncheckedSite {
+    /// Index in [`site_map`]'s sites (and so in [`build_sites`]).
+    site: usize,
+    why: Unchecked,
+    facts: SiteUnwind,
+}
+
+/// Walks what objtool does not (the replacements of `ANNOTATE_IGNORE_ALTERNATIVE` sites, `STACK_FRAME_NON_STANDARD`
+/// functions) in a second walk with those annotations lifted and every conflict followed, and simulates the unwind
+/// of their sites' variants: against the real ORC rows (`w`'s) for an ignored alternative, against the rows objtool
+/// would have made (the second walk's) in a non-standard function, whose real rows are undefined. The annotations
+/// are put back afterwards; `w` and everything objtool reports are untouched. Empty (and no second walk) when no
+/// site is unchecked.
+fn unchecked_unwind(p: &mut Program, w: &WalkResult, opts: Options) -> Vec<UncheckedSite> {
+    if p.annotated_ignore_alts.is_empty() && p.non_standard.is_empty() {
+        return Vec::new();
+    }
+    let map = site_map(p);
+    let mut out: Vec<(usize, Unchecked)> = Vec::new();
+    for (i, (og, _)) in map.sites.iter().enumerate() {
+        let first = p.groups[*og].first;
+        if p.annotated_ignore_alts.contains(&first) {
+            out.push((i, Unchecked::IgnoreAlternative));
+        } else if p.nodes[first as usize].ignore && p.non_standard.contains(&first) {
+            out.push((i, Unchecked::NonStandard));
+        }
+    }
+    if out.is_empty() {
+        return Vec::new();
+    }
+    // Lift the annotations: every flag changed is remembered and restored.
+    let mut ignore: Vec<NodeId> = p.non_standard.clone();
+    let ignore_alts: Vec<NodeId> = p.annotated_ignore_alts.clone();
+    for &(i, _) in &out {
+        for &g in &map.sites[i].1 {
+            let grp = &p.groups[g];
+            ignore.extend(grp.last.map_or(0..0, |l| grp.first..l + 1));
+            ignore.extend(grp.nop);
+        }
+    }
+    ignore.retain(|&n| p.nodes[n as usize].ignore);
+    let ignore_alts: Vec<NodeId> = ignore_alts
+        .into_iter()
+        .filter(|&n| p.nodes[n as usize].ignore_alts)
+        .collect();
+    for &n in &ignore {
+        p.nodes[n as usize].ignore = false;
+    }
+    for &n in &ignore_alts {
+        p.nodes[n as usize].ignore_alts = false;
+    }
+    let w2 = validate::walk(
+        p,
+        Options {
+            all_conflicts: true,
+            ..opts
+        },
+    );
+    for &n in &ignore {
+        p.nodes[n as usize].ignore = true;
+    }
+    for &n in &ignore_alts {
+        p.nodes[n as usize].ignore_alts = true;
+    }
+    out.into_iter()
+        .map(|(i, why)| {
+            let (og, repls) = &map.sites[i];
+            let numbered: Vec<(usize, usize)> =
+                repls.iter().enumerate().map(|(k, &g)| (g, k + 1)).collect();
+            let rows = match why {
+                Unchecked::IgnoreAlternative => w,
+                Unchecked::NonStandard => &w2,
+            };
+            let facts = crate::unwind::site_unwind(
+                p,
+                &w2,
+                rows,
+                crate::unwind::SiteGroups {
+                    original: *og,
+                    replacements: &numbered,
+                },
+                opts.frame_pointer,
+            );
+            UncheckedSite {
+                site: i,
+                why,
+                facts,
+            }
+        })
+        .collect()
+}
+
+/// The `unchecked-alt-unwind` note of an unchecked site whose unwind breaks; `None` when it does not (or cannot be
+/// told).
+fn unchecked_note(p: &Program, features: &FeatureNames, u: &UncheckedSite) -> Option<Finding> {
+    let verdict = u.facts.verdict()?;
+    if verdict.verdict != crate::unwind::Verdict::Breaks {
+        return None;
+    }
+    let map = site_map(p);
+    let (og, repls) = map.sites.get(u.site)?;
+    let side = |r: Option<usize>| -> String {
+        match r {
+            None => "the original".into(),
+            Some(n) => match repls.get(n - 1).and_then(|&g| p.groups[g].entry) {
+                Some(k) => format!("replacement #{n} [{}]", feature_text(p, k, features)),
+                None => format!("replacement #{n}"),
+            },
+        }
+    };
+    let why = match u.why {
+        Unchecked::IgnoreAlternative => "ANNOTATE_IGNORE_ALTERNATIVE",
+        Unchecked::NonStandard => "in a STACK_FRAME_NON_STANDARD function",
+    };
+    let first = p.groups[*og].first;
+    let m = verdict.mismatches.first()?;
+    let mut f = Finding::new(
+        FindingKind::UncheckedAltUnwind,
+        Some(p.node_location(first)),
+        format!(
+            "unwinding breaks in an alternative objtool does not check ({why}): {} at +0x{:x}",
+            side(m.replacement),
+            m.offset
+        ),
+    );
+    for m in &verdict.mismatches {
+        f.details.push(format!(
+            "unwind: breaks: {} at +0x{:x}{}: {}",
+            side(m.replacement),
+            m.offset,
+            if m.offset as usize == p.groups[*og].len {
+                " (the instruction after the site)"
+            } else {
+                ""
+            },
+            m.what
+        ));
+    }
+    if u.why == Unchecked::NonStandard {
+        f.details.push(
+            "the function's ORC is undefined (objtool skips it); this is what its rows would do if it were checked"
+                .into(),
+        );
+    }
+    f.unwind = Some(verdict);
+    Some(f)
 }
 
 /// Whether a finding was already charged to symbol `s` (objtool's `sym->warned`).
@@ -372,7 +550,34 @@ fn site_map(p: &Program) -> SiteMap {
     SiteMap { side, sites }
 }
 
-fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltSite> {
+/// The unwind facts of site `(og, repls)` of a [`SiteMap`], states and rows from one walk.
+fn unwind_of(
+    p: &Program,
+    w: &WalkResult,
+    og: usize,
+    repls: &[usize],
+    stackval: bool,
+) -> SiteUnwind {
+    let numbered: Vec<(usize, usize)> =
+        repls.iter().enumerate().map(|(i, &g)| (g, i + 1)).collect();
+    crate::unwind::site_unwind(
+        p,
+        w,
+        w,
+        crate::unwind::SiteGroups {
+            original: og,
+            replacements: &numbered,
+        },
+        stackval,
+    )
+}
+
+fn build_sites(
+    p: &Program,
+    w: &WalkResult,
+    features: &FeatureNames,
+    stackval: bool,
+) -> Vec<AltSite> {
     let map = site_map(p);
     map.sites
         .iter()
@@ -404,6 +609,7 @@ fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltS
                 location: p.node_location(orig.first).display,
                 replacements,
                 slots: w.slots[slots].to_vec(),
+                unwind: unwind_of(p, w, og, repls, stackval),
             }
         })
         .collect()
@@ -457,17 +663,15 @@ fn enrich_conflicts(
     p: &Program,
     w: &WalkResult,
     features: &FeatureNames,
+    stackval: bool,
     findings: &mut [Finding],
 ) {
     if w.conflicts.is_empty() {
         return;
     }
+    let map = site_map(p);
     // Replacement numbers: a group's number among its site's replacements, as in [`build_sites`].
-    let numbers: Vec<Option<usize>> = site_map(p)
-        .side
-        .into_iter()
-        .map(|s| s.and_then(|(_, n)| n))
-        .collect();
+    let numbers: Vec<Option<usize>> = map.side.iter().map(|s| s.and_then(|(_, n)| n)).collect();
     let describe = |id: NodeId, state: &CfiState| -> VariantAt {
         let n = &p.nodes[id as usize];
         let g = n.alt_group.get();
@@ -543,8 +747,16 @@ fn enrich_conflicts(
                 ));
             }
         }
-        f.unwind =
-            crate::unwind::site_verdict(p, w, slots_id, |g| numbers.get(g).copied().flatten());
+        // The site whose original or one of whose replacements uses that slot array (before 6.3 each entry has
+        // its own).
+        f.unwind = map
+            .sites
+            .iter()
+            .find(|(og, repls)| {
+                p.groups[*og].slots == slots_id
+                    || repls.iter().any(|&g| p.groups[g].slots == slots_id)
+            })
+            .and_then(|(og, repls)| unwind_of(p, w, *og, repls, stackval).verdict());
         if let Some(u) = &f.unwind {
             let line = match u.mismatches.first() {
                 Some(m) => {

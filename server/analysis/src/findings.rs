@@ -79,6 +79,19 @@ pub enum FindingKind {
     Uaccess,
     /// A call or return with the direction flag set, or a redundant CLD/recursive STD.
     DirectionFlag,
+    /// altcfi's own note: an alternative objtool never checks (`ANNOTATE_IGNORE_ALTERNATIVE`, or in a
+    /// `STACK_FRAME_NON_STANDARD` function) where unwinding from inside a variant goes wrong.
+    UncheckedAltUnwind,
+}
+
+/// How a finding is reported: objtool's warnings, or altcfi's own notes (never among objtool's lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// A warning objtool reports too.
+    Warning,
+    /// altcfi's own observation, which objtool does not make.
+    Note,
 }
 
 impl FindingKind {
@@ -117,11 +130,20 @@ impl FindingKind {
             FindingKind::MissingInt3 => "missing-int3",
             FindingKind::Uaccess => "uaccess",
             FindingKind::DirectionFlag => "direction-flag",
+            FindingKind::UncheckedAltUnwind => "unchecked-alt-unwind",
+        }
+    }
+
+    /// Whether objtool reports this kind too ([`Severity::Warning`]) or it is altcfi's own ([`Severity::Note`]).
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::UncheckedAltUnwind => Severity::Note,
+            _ => Severity::Warning,
         }
     }
 
     /// Every kind, for docs and tests.
-    pub const ALL: [FindingKind; 28] = [
+    pub const ALL: [FindingKind; 29] = [
         FindingKind::AltStackConflict,
         FindingKind::StackStateMismatch,
         FindingKind::UndefinedStackState,
@@ -150,6 +172,7 @@ impl FindingKind {
         FindingKind::MissingInt3,
         FindingKind::Uaccess,
         FindingKind::DirectionFlag,
+        FindingKind::UncheckedAltUnwind,
     ];
 }
 

@@ -31,7 +31,7 @@ fn source_json(p: &SourcePos) -> Value {
     json!({"path": p.path, "line": p.line, "column": p.column})
 }
 
-/// Text report of one file: per finding, `FILE: warning: altcfi: LOC: MESSAGE`, then indented details and related
+/// Text report of one file: per finding, `FILE: warning: altcfi: LOC: MESSAGE` (`note:` for altcfi's own notes), then indented details and related
 /// locations. `sources` (parallel to `findings`, may be empty) adds a gcc-style `path:line:col: ` prefix with the
 /// primary source position, the source line of each related location, and the remaining related source positions
 /// (replacement sides, inline call sites).
@@ -42,7 +42,11 @@ pub fn text(file: &str, findings: &[Finding], sources: &[FindingSources]) -> Str
         if let Some(p) = src.and_then(|s| s.primary.as_ref()) {
             out.push_str(&format!("{}: ", gcc_pos(p)));
         }
-        out.push_str(&format!("{file}: warning: altcfi: {}\n", f.headline()));
+        let level = match f.kind.severity() {
+            crate::findings::Severity::Warning => "warning",
+            crate::findings::Severity::Note => "note",
+        };
+        out.push_str(&format!("{file}: {level}: altcfi: {}\n", f.headline()));
         for d in &f.details {
             out.push_str(&format!("    {d}\n"));
         }
@@ -105,6 +109,7 @@ pub fn json_file_with(
                     let src = sources.get(i);
                     json!({
                         "code": f.kind.code(),
+                        "severity": f.kind.severity(),
                         "message": f.message,
                         "headline": f.headline(),
                         "location": f.location,
@@ -118,6 +123,7 @@ pub fn json_file_with(
                         "details": f.details,
                         "related": f.related.iter().map(|(w, l)| json!({"what": w, "location": l})).collect::<Vec<_>>(),
                         "conflicts": f.conflicts,
+                        "unwind": f.unwind,
                         "fatal": f.fatal,
                         "docs": docs_url(f.kind, docs_base),
                     })
@@ -403,7 +409,11 @@ pub fn sarif_with(objects: &[SarifObject], opts: &SarifOptions) -> Value {
             }
             let mut result = json!({
                 "ruleId": f.kind.code(),
-                "level": if f.fatal { "error" } else { "warning" },
+                "level": match (f.fatal, f.kind.severity()) {
+                    (true, _) => "error",
+                    (false, crate::findings::Severity::Note) => "note",
+                    (false, crate::findings::Severity::Warning) => "warning",
+                },
                 "message": {"text": text},
                 "locations": locations,
             });

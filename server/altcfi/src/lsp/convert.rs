@@ -181,8 +181,12 @@ pub fn message(f: &Finding) -> String {
 }
 
 /// Error for fatal findings and for alternative conflicts that break unwinding (or whose verdict is unknown);
-/// Warning for the rest, strict-only conflicts included (objtool objects, the unwinder does not).
+/// Information for altcfi's own notes; Warning for the rest, strict-only conflicts included (objtool objects, the
+/// unwinder does not).
 fn severity(f: &Finding) -> DiagnosticSeverity {
+    if f.kind.severity() == altcfi_analysis::findings::Severity::Note {
+        return DiagnosticSeverity::INFORMATION;
+    }
     let strict_only = f
         .unwind
         .as_ref()
