@@ -807,11 +807,11 @@ fn enrich_conflicts(
                     v.location.clone(),
                 ));
             }
-            // Why: on each side, the instruction inside the site that last changed the stack state before the
-            // conflicting offset.
+            // Why: on each side, the instruction that last changed a field the two states differ in, inside the
+            // site or before it.
             let mut why = Vec::new();
-            for v in [&c.recorded, &c.conflicting] {
-                if let Some((text, loc)) = cause(p, w, v) {
+            for (v, o) in [(&c.recorded, &c.conflicting), (&c.conflicting, &c.recorded)] {
+                if let Some((text, loc)) = cause(p, w, v, o.cfi_state.as_ref()) {
                     why.push(format!("{}: {text}", side_name(v)));
                     f.related.push((format!("{}: {text}", side_name(v)), loc));
                 }
@@ -823,24 +823,79 @@ fn enrich_conflicts(
     }
 }
 
-/// The instruction of a variant, inside its site and before the offset `v` describes, that last changed the stack
-/// state, and what it did, in words (`push %rcx at +0x1 left the stack 8 bytes deeper`); `None` when the state
-/// there is the one the variant was entered with.
+/// The fields in which two states differ, as keys (`cfa`, `stack`, `reg3`, …), to follow one field back.
+fn field_keys(a: &CfiState, b: &CfiState) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.cfa != b.cfa {
+        out.push("cfa".to_owned());
+    }
+    if a.stack_size != b.stack_size {
+        out.push("stack".to_owned());
+    }
+    for (i, (x, y)) in a.regs.iter().zip(&b.regs).enumerate() {
+        if x != y {
+            out.push(format!("reg{i}"));
+        }
+    }
+    for (i, (x, y)) in a.vals.iter().zip(&b.vals).enumerate() {
+        if x != y {
+            out.push(format!("val{i}"));
+        }
+    }
+    if (a.drap, a.drap_reg, a.drap_offset) != (b.drap, b.drap_reg, b.drap_offset) {
+        out.push("drap".to_owned());
+    }
+    if (a.ty, a.signal, a.end, a.bp_scratch, a.force_undefined)
+        != (b.ty, b.signal, b.end, b.bp_scratch, b.force_undefined)
+    {
+        out.push("kind".to_owned());
+    }
+    out
+}
+
+/// The instruction that last changed, on the way to the offset `v` describes, a field in which `v`'s state
+/// differs from `other`'s (the whole state when `other` is `None`), and what it did, in words (`push %rcx at
+/// +0x1 left the stack 8 bytes deeper`). It looks inside the variant first, then before the site (a replacement is
+/// entered from the instruction before the original), following the code's layout back to the function's start;
+/// `None` when nothing there changed it.
 fn cause(
     p: &Program,
     w: &WalkResult,
     v: &VariantAt,
+    other: Option<&CfiState>,
 ) -> Option<(String, crate::findings::Location)> {
     let node = p.find_insn(v.location.section, v.location.offset)?;
     let g = p.nodes[node as usize].alt_group.get()?;
     let group = &p.groups[g];
+    let orig_first = p.groups[group.orig_group.unwrap_or(g)].first;
     let base = p.nodes[group.first as usize].insn.offset();
+    let sym = p.nodes[orig_first as usize].sym;
     let state = |id: NodeId| w.cfi[id as usize].map(|c| w.interner.get(c));
-    let mut id = node;
-    while id > group.first {
-        let prev = id - 1;
-        let (before, after) = (state(prev)?, state(id)?);
-        if before != after {
+    let target = state(node)?;
+    let wanted: Option<Vec<String>> = other.map(|o| field_keys(target, o));
+    let mut cur = node;
+    let mut inside = true;
+    for _ in 0..100_000 {
+        let prev = if cur == group.first {
+            if !inside {
+                return None;
+            }
+            inside = false;
+            p.prev_insn_same_sec(orig_first)?
+        } else if inside {
+            cur - 1
+        } else {
+            p.prev_insn_same_sec(cur)?
+        };
+        if !inside && p.nodes[prev as usize].sym != sym {
+            return None;
+        }
+        let (before, after) = (state(prev)?, state(cur)?);
+        let changed = match &wanted {
+            Some(keys) => field_keys(before, after).iter().any(|k| keys.contains(k)),
+            None => before != after,
+        };
+        if changed {
             let n = &p.nodes[prev as usize];
             let what = if before.stack_size != after.stack_size {
                 let d = after.stack_size - before.stack_size;
@@ -852,16 +907,17 @@ fn cause(
             } else {
                 format!("changed {}", before.differences(after).join("; "))
             };
+            let at = if inside {
+                format!("+0x{:x}", n.insn.offset().wrapping_sub(base))
+            } else {
+                format!("{} (before the site)", p.node_location(prev).display)
+            };
             return Some((
-                format!(
-                    "{} at +0x{:x} {what}",
-                    node_text(p, prev),
-                    n.insn.offset().wrapping_sub(base)
-                ),
+                format!("{} at {at} {what}", node_text(p, prev)),
                 p.node_location(prev),
             ));
         }
-        id = prev;
+        cur = prev;
     }
     None
 }

@@ -234,6 +234,32 @@ impl SiteUnwind {
             .find(|p| p.replacement == replacement && p.offset == offset)
     }
 
+    /// One variant at one offset inside the site, compactly, for tables and hovers: `unwind ✓` or
+    /// `unwind ✗ ra read at rsp+8, is at rsp+24`; `None` when it was not checked.
+    pub fn cell(&self, replacement: Option<usize>, offset: u64) -> Option<String> {
+        self.points
+            .iter()
+            .find(|p| p.replacement == replacement && p.offset == offset && !p.after)
+            .map(point_text)
+    }
+
+    /// [`SiteUnwind::cell`] for the first instruction after the site, entered from that variant.
+    pub fn after_cell(&self, replacement: Option<usize>) -> Option<String> {
+        self.points
+            .iter()
+            .find(|p| p.replacement == replacement && p.after)
+            .map(point_text)
+    }
+
+    /// The site in two words: `unwind breaks` when some point is wrong, `unwind ✓` when every variant instruction
+    /// was checked and is right, `None` when it cannot be told.
+    pub fn summary(&self) -> Option<&'static str> {
+        Some(match self.verdict()?.verdict {
+            Verdict::Breaks => "unwind breaks",
+            Verdict::StrictOnly => "unwind ✓",
+        })
+    }
+
     /// The verdict on the site: `breaks` as soon as one point is wrong; `strict-only` (every row right) only when
     /// every variant instruction inside the site was checked; `None` otherwise (or when nothing was checked).
     pub fn verdict(&self) -> Option<UnwindVerdict> {
@@ -253,6 +279,13 @@ impl SiteUnwind {
             checked,
             mismatches,
         })
+    }
+}
+
+fn point_text(p: &UnwindPoint) -> String {
+    match &p.mismatch {
+        None => "unwind ✓".into(),
+        Some(m) => format!("unwind ✗ {}", m.compact),
     }
 }
 
