@@ -409,7 +409,7 @@ fn unchecked_unwind(p: &mut Program, w: &WalkResult, opts: Options) -> Vec<Unche
                 Unchecked::IgnoreAlternative => w,
                 Unchecked::NonStandard => &w2,
             };
-            let facts = crate::unwind::site_unwind(
+            let mut facts = crate::unwind::site_unwind(
                 p,
                 &w2,
                 rows,
@@ -419,6 +419,7 @@ fn unchecked_unwind(p: &mut Program, w: &WalkResult, opts: Options) -> Vec<Unche
                 },
                 opts.frame_pointer,
             );
+            facts.rows_if_checked = why == Unchecked::NonStandard;
             UncheckedSite {
                 site: i,
                 why,
@@ -476,7 +477,7 @@ fn unchecked_note(p: &Program, features: &FeatureNames, u: &UncheckedSite) -> Op
     }
     if u.why == Unchecked::NonStandard {
         f.details.push(
-            "the function's ORC is undefined (objtool skips it); this is what its rows would do if it were checked"
+            "the function's ORC is undefined (objtool skips it): the rows above are the ones objtool would make if it checked it"
                 .into(),
         );
     }

@@ -132,7 +132,8 @@ pub struct SiteView {
     pub offsets: Vec<SiteOffset>,
     /// The source line of the site.
     pub source: Option<SourcePos>,
-    /// The unwind verdict in two words (`unwind breaks`, `unwind ✓`), `None` when it cannot be told.
+    /// The unwind verdict in two words (`unwind breaks`, `unwind ✓`; with a note when the rows are the ones objtool
+    /// would make in a `STACK_FRAME_NON_STANDARD` function), `None` when it cannot be told.
     pub unwind: Option<String>,
     /// Per column: whether an unwind from the first instruction after the site, entered from that variant, is
     /// right (as [`SiteCell::unwind`]).
@@ -855,7 +856,13 @@ impl<'a> Sources<'a> {
             columns,
             offsets,
             source: self.position(site.orig.0, site.orig.1),
-            unwind: site.unwind.summary().map(str::to_owned),
+            unwind: site.unwind.summary().map(|u| {
+                if site.unwind.rows_if_checked {
+                    format!("{u} (with the rows objtool would make if it checked the function)")
+                } else {
+                    u.to_owned()
+                }
+            }),
             after: (0..width)
                 .map(|col| site.unwind.after_cell((col > 0).then_some(col)))
                 .collect(),
@@ -938,9 +945,9 @@ impl Explanation {
                 let _ = writeln!(
                     out,
                     "  {}",
-                    match (u.as_str(), conflicts) {
-                        ("unwind breaks", _) => "unwind: breaks (an unwind from a ✗ place reads the wrong slot)",
-                        (_, 0) => "unwind: ✓ in every variant",
+                    match (u.starts_with("unwind breaks"), conflicts) {
+                        (true, _) => "unwind: breaks (an unwind from a ✗ place reads the wrong slot)",
+                        (false, 0) => "unwind: ✓ in every variant",
                         _ => "unwind: strict-only (✓ in every variant; only objtool's whole-state comparison objects)",
                     }
                 );

@@ -224,6 +224,9 @@ pub struct SiteUnwind {
     /// Variant instructions inside the site whose state the walk never knew (objtool stops a path at its first
     /// warning).
     pub unknown: usize,
+    /// The rows compared are the ones objtool would make if it checked the site's function
+    /// (`STACK_FRAME_NON_STANDARD`: the real rows there are undefined), not the object's.
+    pub rows_if_checked: bool,
 }
 
 impl SiteUnwind {

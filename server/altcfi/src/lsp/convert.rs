@@ -480,14 +480,18 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
             .filter(|o| o.conflict)
             .map(|o| format!("+0x{:x}", o.offset))
             .collect();
-        let verdict = match (conflicts.is_empty(), site.unwind.as_deref()) {
-            (true, Some("unwind breaks")) => "consistent · unwind breaks".to_owned(),
+        let breaks = site
+            .unwind
+            .as_deref()
+            .is_some_and(|u| u.starts_with("unwind breaks"));
+        let verdict = match (conflicts.is_empty(), &site.unwind) {
+            (true, Some(u)) if breaks => format!("consistent · {u}"),
             (true, _) => "consistent".to_owned(),
             (false, u) => format!(
                 "stack layout conflict at {}{}",
                 conflicts.join(", "),
                 match u {
-                    Some("unwind breaks") => " · breaks: an unwind from a ✗ place is wrong",
+                    Some(_) if breaks => " · breaks: an unwind from a ✗ place is wrong",
                     Some(_) => " · strict-only: unwind ✓ in every variant",
                     None => "",
                 }
