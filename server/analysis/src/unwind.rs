@@ -1,13 +1,15 @@
-//! Unwind verdicts for alternative sites: after the kernel patches a variant in, is the ORC row in effect at each of
-//! its instructions the one that variant's own stack state calls for?
+//! Unwind facts for alternative sites: after the kernel patches a variant in, is the ORC row in effect at each of
+//! its instructions (and at the first instruction after the site) right for that variant's own stack state?
 //!
 //! The kernel keeps ONE ORC table for a site's address range, made from the site's shared per-offset slots (the
 //! state of whichever variant filled each slot first, objtool's `orc_create`); the unwinder reads only that row and
-//! the registers. So an unwind from inside a patched-in variant is right exactly when the row in effect at that
-//! offset equals the row the variant's own state produces: same CFA rule (so the return address is read where it
-//! is), same rule for the caller's `%rbp`, same frame type. A stack layout conflict whose variants all meet that is
-//! *strict-only* (objtool compares whole states: stack size below an rbp-based CFA, a callee-saved register other
-//! than rbp, …); one where some variant does not *breaks* stack traces taken there.
+//! the registers. So an unwind from inside a patched-in variant is right exactly when that row, applied as
+//! `unwind_orc.c` does, finds what the variant's own state says: the CFA (so the return address at CFA-8), the
+//! caller's `%rbp`, the frame type. Rows are compared by what they read, not bit for bit (a row that leaves the
+//! caller's `%rbp` in `%rbp` is right while the variant has not changed `%rbp`). [`site_unwind`] gives the facts
+//! per (variant, offset) of any site; a stack layout conflict whose variants are all right is *strict-only*
+//! (objtool compares whole states: stack size below an rbp-based CFA, a callee-saved register other than rbp, …),
+//! one where some variant is not *breaks* stack traces taken there.
 //!
 //! *Invariant:* a pure stage after [`crate::orc`]: it reads the walk's states and slots and objtool's ORC encoding
 //! ([`crate::orc::entry_for`]); it never re-walks or changes a verdict of objtool's.
@@ -490,5 +492,43 @@ mod tests {
             "ORC says the caller's rbp is still in %rbp, it is at CFA-16"
         );
         assert_eq!(words(&fp), "call CFA=rbp+16 rbp at CFA-16");
+        assert_eq!(
+            compact_what(&call(orc_reg::SP, 8), &call(orc_reg::SP, 24)),
+            "ra read at rsp+0, is at rsp+16"
+        );
+    }
+
+    /// A variant at rsp+16 that saved `%rbp` (a push) but did not change it.
+    fn pushed_rbp() -> CfiState {
+        let mut s = CfiState::func_entry(crate::cfi::HintType::Call);
+        s.cfa.offset = 16;
+        s.stack_size = 16;
+        s.regs[crate::decode::reg::BP as usize] = crate::cfi::CfiReg {
+            base: crate::cfi::CFA,
+            offset: -16,
+        };
+        s
+    }
+
+    #[test]
+    fn a_row_that_leaves_rbp_in_place_is_right_while_rbp_is_unchanged() {
+        let state = pushed_rbp();
+        let mut own = call(orc_reg::SP, 16);
+        own.bp_reg = orc_reg::PREV_SP;
+        own.bp_offset = -16;
+        // The row in effect says "rbp still in %rbp": right, %rbp has only been pushed.
+        let p = point(None, 1, false, &call(orc_reg::SP, 16), &state, &own);
+        assert_eq!(p.mismatch, None);
+        // Once %rbp is the CFA base (mov %rsp, %rbp), it no longer holds the caller's value.
+        let mut framed = state.clone();
+        framed.cfa.base = i32::from(crate::decode::reg::BP);
+        let p = point(None, 1, false, &call(orc_reg::SP, 16), &framed, &own);
+        assert!(p
+            .mismatch
+            .is_some_and(|m| m.compact == "caller's rbp read still in %rbp, is at CFA-16"));
+        // The other way round (the row reads CFA-16 where nothing of rbp was saved) is always wrong.
+        let plain = CfiState::func_entry(crate::cfi::HintType::Call);
+        let p = point(Some(1), 0, false, &own, &plain, &call(orc_reg::SP, 16));
+        assert!(p.mismatch.is_some());
     }
 }
