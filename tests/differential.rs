@@ -383,3 +383,65 @@ fn kbuild_processed_module_reanalysis_matches_objtool() {
         "altcfi's ORC must equal the rows objtool wrote"
     );
 }
+
+/// altcfi's own `unchecked-alt-unwind` notes (sites objtool never checks whose unwind breaks) are never among the
+/// objtool-shaped warning lines the comparisons above use, and name exactly the unchecked sites that break:
+/// `ANNOTATE_IGNORE_ALTERNATIVE` and `STACK_FRAME_NON_STANDARD`, in both layouts. Needs no oracle.
+#[test]
+fn unchecked_alternatives_get_notes_outside_objtools_lines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        (
+            "ignore-alternative-612",
+            Some("ANNOTATE_IGNORE_ALTERNATIVE"),
+        ),
+        ("ignore-alternative-61", Some("ANNOTATE_IGNORE_ALTERNATIVE")),
+        ("ignore-alternative-ok-612", None),
+        ("ignore-alternative-ok-61", None),
+        ("non-standard-alt-612", Some("STACK_FRAME_NON_STANDARD")),
+        ("non-standard-alt-61", Some("STACK_FRAME_NON_STANDARD")),
+    ];
+    for (name, why) in cases {
+        let f = fixtures()
+            .into_iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("fixture {name}"));
+        let obj = build_fixture(&f, dir.path());
+        let data = std::fs::read(&obj).expect("read object");
+        let era = if name.ends_with("-61") {
+            Era::V6_1
+        } else {
+            Era::V6_12
+        };
+        let opts = Options {
+            era: Some(era),
+            all_conflicts: true,
+            ..Options::default()
+        };
+        let a = analyze(&data, opts, &FeatureNames::default()).expect("analysis runs");
+        assert!(
+            altcfi_warnings(name, &a.findings).is_empty(),
+            "{name}: objtool reports nothing here: {:#?}",
+            a.findings
+        );
+        let notes: Vec<_> = a
+            .findings
+            .iter()
+            .filter(|f| f.kind == altcfi_analysis::FindingKind::UncheckedAltUnwind)
+            .collect();
+        match why {
+            Some(why) => {
+                assert_eq!(notes.len(), 1, "{name}: {:#?}", a.findings);
+                assert!(
+                    notes[0].message.contains(why),
+                    "{name}: {}",
+                    notes[0].message
+                );
+                let text = altcfi_analysis::report::text(name, &a.findings, &[]);
+                assert!(text.contains(": note: altcfi: "), "{text}");
+                assert!(!text.contains(": warning: "), "{text}");
+            }
+            None => assert!(notes.is_empty(), "{name}: {notes:#?}"),
+        }
+    }
+}

@@ -80,6 +80,14 @@ fn demo_conflict_hover_table_and_live_rebuild() {
     for needle in ["```", "pushf", "%rcx", "rsp+8", "rsp+24"] {
         assert!(value.contains(needle), "hover lacks {needle}:\n{value}");
     }
+    // Per variant and offset, whether an unwind from there is right; the verdict in the site's header.
+    for needle in [
+        "unwind ✓",
+        "unwind ✗ ra read at rsp+16, is at rsp+0",
+        "breaks: an unwind from a ✗ place is wrong",
+    ] {
+        assert!(value.contains(needle), "hover lacks {needle}:\n{value}");
+    }
     // A line that produced no code has no hover.
     let none = c.request(
         "textDocument/hover",
@@ -115,6 +123,7 @@ fn demo_conflict_hover_table_and_live_rebuild() {
             .to_owned()
     };
     assert!(title_at(bad).contains("conflict at +0x2"), "{lenses:#?}");
+    assert!(title_at(bad).contains("breaks the unwinder"), "{lenses:#?}");
     assert!(title_at(bad).contains("X86_FEATURE_XENPV"), "{lenses:#?}");
     assert!(title_at(ok).contains("consistent"), "{lenses:#?}");
 
@@ -136,6 +145,8 @@ fn demo_conflict_hover_table_and_live_rebuild() {
         "CFA=rsp+8",
         "replacement #1",
         "X86_FEATURE_XENPV",
+        ", unwind breaks:",
+        "unwind ✗ ra read at rsp+16, is at rsp+0",
     ] {
         assert!(content.contains(needle), "table lacks {needle}:\n{content}");
     }
@@ -234,6 +245,64 @@ fn dwarf_index_finds_the_object_without_compile_commands() {
     drop(c.stdin.take());
     let status = c.wait_exit(Duration::from_secs(5));
     assert!(status.code().is_some(), "{status:?}");
+}
+
+/// A frame-pointer function whose replacement pushes and pops `%rax` (`tests/fixtures/alt/rbp-depth-only-612.S`):
+/// the states differ only in stack size below an rbp-based CFA, so every ORC row is right.
+const STRICT_ONLY: &str = r#"#include "../tests/fixtures/alt/alt-macros-612.h"
+	.text
+SYM_FUNC_START(rbp_depth)
+	push %rbp
+	mov %rsp, %rbp
+	ALTERNATIVE "nop; nop", "push %rax; pop %rax", X86_FEATURE_XENPV
+	call ext_fn
+	pop %rbp
+	ret
+SYM_FUNC_END(rbp_depth)
+"#;
+
+#[test]
+fn strict_only_site_is_a_warning_whose_hover_names_the_field_and_the_verdict() {
+    let (_dir, root) = workspace();
+    let src = root.join("examples/strict.S");
+    std::fs::write(&src, STRICT_ONLY).expect("write source");
+    assemble(
+        &root,
+        Path::new("examples/strict.S"),
+        Path::new("out/strict.o"),
+    );
+    let line = alternative_line(STRICT_ONLY, "rbp_depth");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    let d = diags.iter().find(|d| is_conflict(d)).expect("conflict");
+    assert_eq!(d["range"]["start"]["line"], line);
+    assert_eq!(d["severity"], 2, "strict-only is a Warning: {d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("strict-only")),
+        "{d}"
+    );
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": 3}}),
+    );
+    let value = hover["contents"]["value"]
+        .as_str()
+        .expect("hover text")
+        .to_owned();
+    for needle in [
+        "<< conflict: stack size 16 vs 24",
+        "strict-only: unwind ✓ in every variant",
+        "unwind ✓",
+    ] {
+        assert!(value.contains(needle), "hover lacks {needle}:\n{value}");
+    }
+    assert!(!value.contains('✗'), "{value}");
+    c.shutdown();
 }
 
 #[test]

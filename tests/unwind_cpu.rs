@@ -21,12 +21,41 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::{build_fixture, fixtures, repo_root};
 
+/// The fixtures whose every variant must run and agree, in both `.altinstructions` layouts (`-612`: 6.3+,
+/// `-61`: 5.13–6.2): push/pop imbalance, frame-pointer functions (CFA on rbp), stack size only, a saved register
+/// only, different `%rbp` handling, calls in the original and in a replacement (fixed up when patched), shorter
+/// replacements (padding NOPs), `ALTERNATIVE_2`/`_3`, ignored alternatives that would and would not break.
 const FIXTURES: &[&str] = &[
     "conflict-design-example-612",
-    "rbp-depth-only-612",
+    "conflict-design-example-61",
     "conflict-nop-vs-push-612",
-    "alt2-nested-conflict-612",
+    "conflict-nop-vs-push-61",
+    "rbp-depth-only-612",
+    "rbp-depth-only-61",
     "frame-setup-conflict-612",
+    "frame-setup-conflict-61",
+    "saved-reg-only-612",
+    "saved-reg-only-61",
+    "rbp-handling-612",
+    "rbp-handling-61",
+    "rbp-frame-call-612",
+    "rbp-frame-call-61",
+    "clean-call-612",
+    "clean-call-61",
+    "repl-call-mid-612",
+    "conflict-padding-nop-612",
+    "conflict-padding-nop-61",
+    "shorter-clean-612",
+    "shorter-clean-61",
+    "alt2-nested-conflict-612",
+    "alt2-second-conflicts-612",
+    "alt2-second-conflicts-61",
+    "alt3-third-conflicts-612",
+    "alt3-third-conflicts-61",
+    "ignore-alternative-612",
+    "ignore-alternative-61",
+    "ignore-alternative-ok-612",
+    "ignore-alternative-ok-61",
 ];
 
 fn cc() -> String {
@@ -63,8 +92,8 @@ fn section_bytes(obj: &Path, sec: &str, dir: &Path) -> Vec<u8> {
     std::fs::read(&out).unwrap_or_default()
 }
 
-/// Relocations of one section: (offset, type, symbol).
-fn relocs(obj: &Path, sec: &str) -> Vec<(u64, String, String)> {
+/// Relocations of one section: (offset, type, symbol, addend).
+fn relocs(obj: &Path, sec: &str) -> Vec<(u64, String, String, i64)> {
     let text = run(
         Command::new("objdump").args(["-r", "-j", sec]).arg(obj),
         "objdump -r",
@@ -75,8 +104,16 @@ fn relocs(obj: &Path, sec: &str) -> Vec<(u64, String, String)> {
             let off = u64::from_str_radix(w.next()?, 16).ok()?;
             let ty = w.next()?.to_string();
             let val = w.next()?;
-            let sym = val.split(['-', '+']).next().unwrap_or(val).to_string();
-            Some((off, ty, sym))
+            // `sym-0x4`, `.text+0x12`, `sym`: the sign after the name's first character starts the addend.
+            let cut = val[1..].find(['-', '+']).map(|i| i + 1);
+            let (sym, addend) = match cut {
+                Some(i) => {
+                    let n = i64::from_str_radix(val[i + 1..].trim_start_matches("0x"), 16).ok()?;
+                    (&val[..i], if &val[i..=i] == "-" { -n } else { n })
+                }
+                None => (val, 0),
+            };
+            Some((off, ty, sym.to_string(), addend))
         })
         .collect()
 }
@@ -279,12 +316,15 @@ fn row_at(rows: &[OrcRow], sec: usize, off: u64) -> Option<&OrcRow> {
 
 #[derive(Default)]
 struct Tally {
+    /// Fixtures with at least one site, per layout (6.12, 6.1).
+    fixtures: [usize; 2],
     variants: usize,
     skipped: Vec<String>,
     steps: usize,
     agree: usize,
     disagree: Vec<String>,
     listed_checked: usize,
+    after_checked: usize,
     listed_unexecuted: Vec<String>,
     bp_rows: usize,
     bp_rows_right: usize,
@@ -292,68 +332,44 @@ struct Tally {
     faults: Vec<String>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Known {
-    /// altcfi has the variant's state at the offset (its verdict checked it).
-    Yes,
-    /// The instruction is in altcfi's model but its walk never reached it.
-    Unreached,
-    /// Not an instruction boundary in altcfi's (objtool's) model of the variant.
-    NotModelled,
-    /// altcfi checked it, but the row in effect is not a call frame (the harness cannot judge it).
-    NotACallFrame,
+/// The era a fixture's macros are written for: `-61` fixtures use the 5.13–6.2 `.altinstructions` layout.
+fn era_of(name: &str) -> Era {
+    if name.ends_with("-61") {
+        Era::V6_1
+    } else {
+        Era::V6_12
+    }
 }
 
-/// Whether altcfi checked `variant` at site offset `off`: a real instruction there with a state, or the one
-/// padding NOP objtool models right after a short replacement (reached when the replacement's last instruction is).
-fn altcfi_knows(
-    a: &Analysis,
-    site_idx: usize,
-    site: &altcfi_analysis::analysis::AltSite,
-    variant: Option<usize>,
-    off: u64,
-) -> Known {
-    let base = match variant {
-        None => site.orig,
-        Some(n) => match site
-            .replacements
-            .iter()
-            .find(|r| r.number == n)
-            .and_then(|r| r.at)
-        {
-            Some(at) => at,
-            None => {
-                return if off == 0 {
-                    Known::Yes
-                } else {
-                    Known::NotModelled
-                }
-            }
+/// The value a PC-relative relocation (S + A - P) gets at `place` (a `.text` offset), `sym` resolved against the
+/// function symbols of `.text` and the stubs (added for undefined symbols). `repl_shift` maps an
+/// `.altinstr_replacement` offset to where it is patched in.
+fn pc_rel(
+    sym: &str,
+    addend: i64,
+    place: u64,
+    text_syms: &BTreeMap<String, u64>,
+    repl_shift: i64,
+    code: &mut Vec<u8>,
+    stubs: &mut BTreeMap<String, u64>,
+) -> i32 {
+    let s = match sym {
+        ".text" => 0,
+        ".altinstr_replacement" => repl_shift,
+        _ => match text_syms.get(sym) {
+            Some(&a) => a as i64,
+            None => *stubs.entry(sym.to_string()).or_insert_with(|| {
+                code.push(0xc3);
+                code.len() as u64 - 1
+            }) as i64,
         },
     };
-    let mine: Vec<_> = a
-        .insns
-        .iter()
-        .filter(|i| i.site == Some((site_idx, variant)) && i.section == base.0)
-        .collect();
-    if let Some(i) = mine.iter().find(|i| i.offset == base.1 + off) {
-        return if i.cfi.is_some() {
-            Known::Yes
-        } else {
-            Known::Unreached
-        };
-    }
-    if let Some(last) = mine.iter().max_by_key(|i| i.offset) {
-        if variant.is_some() && last.offset + last.len as u64 == base.1 + off {
-            return if last.cfi.is_some() {
-                Known::Yes
-            } else {
-                Known::Unreached
-            };
-        }
-    }
-    Known::NotModelled
+    (s + addend - place as i64) as i32
 }
+
+/// One variant of a site: its number (`None` for the original), its bytes padded to the site's length, and the
+/// `.altinstr_replacement` range they come from.
+type Variant = (Option<usize>, Vec<u8>, Option<(u64, u64)>);
 
 fn check_fixture(
     name: &str,
@@ -369,13 +385,20 @@ fn check_fixture(
         .unwrap_or_else(|| panic!("fixture {name} missing"));
     let obj = build_fixture(&f, dir);
     let data = std::fs::read(&obj).unwrap();
+    let era = era_of(name);
     let opts = Options {
-        era: Some(Era::V6_12),
+        era: Some(era),
         all_conflicts: true,
         ..Options::default()
     };
     let a: Analysis = analyze(&data, opts, &FeatureNames::default()).expect("analysis runs");
-    let rows = a.orc.clone().expect("altcfi writes ORC");
+    let Some(rows) = a.orc.clone() else {
+        assert!(!strict, "{name}: altcfi writes no ORC");
+        tally
+            .skipped
+            .push(format!("{name}: no ORC (a fatal finding)"));
+        return;
+    };
     let text_sec = a
         .section_names
         .iter()
@@ -385,38 +408,38 @@ fn check_fixture(
     let repl = section_bytes(&obj, ".altinstr_replacement", dir);
     let text_relocs = relocs(&obj, ".text");
     let repl_relocs = relocs(&obj, ".altinstr_replacement");
-    // Function symbols in .text, by offset.
+    // Symbols defined in .text, by offset.
     let nm = run(
         Command::new("nm").args(["--defined-only", "-n"]).arg(&obj),
         "nm",
     );
-    let mut funcs: Vec<u64> = nm
-        .lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (w.len() == 3 && (w[1] == "T" || w[1] == "t"))
-                .then(|| u64::from_str_radix(w[0], 16).ok())?
-        })
-        .collect();
+    let mut funcs: Vec<u64> = Vec::new();
+    let mut text_syms: BTreeMap<String, u64> = BTreeMap::new();
+    for l in nm.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.len() == 3 && (w[1] == "T" || w[1] == "t") {
+            if let Ok(a) = u64::from_str_radix(w[0], 16) {
+                funcs.push(a);
+                text_syms.insert(w[2].to_string(), a);
+            }
+        }
+    }
     funcs.sort();
     funcs.dedup();
-    let conflicts: Vec<_> = a
-        .findings
-        .iter()
-        .filter(|x| x.kind == FindingKind::AltStackConflict)
-        .collect();
-    if conflicts.is_empty() {
-        assert!(!strict, "{name}: altcfi reports no alt-stack-conflict");
+    if a.sites.is_empty() {
+        assert!(!strict, "{name}: altcfi sees no alternative site");
         return;
     }
+    tally.fixtures[usize::from(era == Era::V6_1)] += 1;
     writeln!(
         log,
-        "== {name}: {} site(s), {} conflict finding(s)",
+        "== {name} ({}): {} site(s), findings {:?}",
+        era.name(),
         a.sites.len(),
-        conflicts.len()
+        a.findings.iter().map(|f| f.kind.code()).collect::<Vec<_>>()
     )
     .unwrap();
-    for (site_idx, site) in a.sites.iter().enumerate() {
+    for site in &a.sites {
         if site.orig.0 != text_sec {
             assert!(!strict, "{name}: site outside .text");
             tally
@@ -437,109 +460,104 @@ fn check_fixture(
             .copied()
             .find(|&f| f > start)
             .unwrap_or(text.len() as u64);
-        // The finding whose verdict covers this site.
-        let finding = conflicts
-            .iter()
-            .find(|c| {
-                c.location.as_ref().is_some_and(|l| {
-                    (l.section == text_sec && l.offset >= start && l.offset < end)
-                        || site.replacements.iter().any(|r| {
-                            r.at.is_some_and(|(sec, at)| {
-                                l.section == sec && l.offset >= at && l.offset < at + r.len as u64
-                            })
-                        })
-                })
-            })
-            .or(if conflicts.len() == 1 && a.sites.len() == 1 {
-                conflicts.first()
-            } else {
-                None
-            });
-        let Some(finding) = finding else {
-            writeln!(log, "  site {}: no conflict finding", site.location).unwrap();
-            continue;
-        };
-        let Some(verdict) = finding.unwind.as_ref() else {
-            assert!(
-                !strict,
-                "{name}: site {} has no unwind verdict",
+        let claims = &site.unwind;
+        if claims.rows_if_checked {
+            // A STACK_FRAME_NON_STANDARD function: altcfi's facts are about the rows objtool would make if it
+            // checked it, not the undefined ones in the object.
+            writeln!(
+                log,
+                "  site {}: rows if checked, no claim about the object's",
                 site.location
-            );
-            tally.skipped.push(format!(
-                "{name} site {}: altcfi gives no unwind verdict",
-                site.location
-            ));
+            )
+            .unwrap();
             continue;
-        };
+        }
         writeln!(
             log,
-            "  site {} [{start:#x}, {end:#x}): verdict {:?}, checked {}, mismatches {:?}",
+            "  site {} [{start:#x}, {end:#x}): verdict {:?}, {} points ({} unknown), mismatches {:?}",
             site.location,
-            verdict.verdict,
-            verdict.checked,
-            verdict
-                .mismatches
+            claims.verdict().map(|v| v.verdict),
+            claims.points.len(),
+            claims.unknown,
+            claims
+                .points
                 .iter()
-                .map(|m| (m.replacement, m.offset, m.what.clone()))
+                .filter_map(|p| p.mismatch.as_ref())
+                .map(|m| (m.replacement, m.offset, m.compact.clone()))
                 .collect::<Vec<_>>()
         )
         .unwrap();
-        let listed: BTreeSet<(Option<usize>, u64)> = verdict
-            .mismatches
-            .iter()
-            .map(|m| (m.replacement, m.offset))
-            .collect();
-        let mut seen_listed: BTreeSet<(Option<usize>, u64)> = BTreeSet::new();
-        let mut known_executed: BTreeSet<(Option<usize>, u64)> = BTreeSet::new();
+        // Every finding that carries a verdict on this site says what the site's facts say.
+        for finding in a.findings.iter().filter(|x| {
+            x.kind == FindingKind::AltStackConflict
+                && x.location
+                    .as_ref()
+                    .is_some_and(|l| l.section == text_sec && l.offset >= start && l.offset < end)
+        }) {
+            if let Some(v) = &finding.unwind {
+                assert_eq!(
+                    Some(v),
+                    claims.verdict().as_ref(),
+                    "{name}: the finding's verdict is not the site's"
+                );
+            }
+        }
+        let mut executed: BTreeSet<(Option<usize>, u64)> = BTreeSet::new();
         // Variants: the original, then each replacement.
-        let mut variants: Vec<(Option<usize>, Vec<u8>)> =
-            vec![(None, text[start as usize..end as usize].to_vec())];
+        let mut variants: Vec<Variant> =
+            vec![(None, text[start as usize..end as usize].to_vec(), None)];
         for r in &site.replacements {
             let mut b = Vec::new();
+            let mut range = None;
             if let Some((_, at)) = r.at {
-                let rs = at;
                 let re = at + r.len as u64;
-                if let Some(x) = repl_relocs.iter().find(|(o, _, _)| *o >= rs && *o < re) {
-                    tally.skipped.push(format!(
-                        "{name} replacement #{}: relocation {} {}",
-                        r.number, x.1, x.2
-                    ));
-                    continue;
-                }
-                b.extend_from_slice(&repl[rs as usize..re as usize]);
+                b.extend_from_slice(&repl[at as usize..re as usize]);
+                range = Some((at, re));
             }
             assert!(
                 b.len() <= site.len,
                 "{name}: replacement longer than the site"
             );
             b.resize(site.len, 0x90);
-            variants.push((Some(r.number), b));
+            variants.push((Some(r.number), b, range));
         }
-        for (variant, bytes) in variants {
+        'variant: for (variant, bytes, range) in variants {
             tally.variants += 1;
             let vname = match variant {
                 None => "original".to_string(),
                 Some(n) => format!("replacement #{n}"),
             };
-            // The patched function, with external calls pointed at `ret` stubs appended after it.
+            // The patched function, with external calls pointed at `ret` stubs appended after it and the
+            // replacement's relative branches and calls fixed up for where it now runs (apply_alternatives).
             let mut code = text.clone();
             code[start as usize..end as usize].copy_from_slice(&bytes);
             let mut stubs: BTreeMap<String, u64> = BTreeMap::new();
-            for (off, ty, sym) in &text_relocs {
+            for (off, ty, sym, addend) in &text_relocs {
+                if variant.is_some() && *off >= start && *off < end {
+                    continue; // overwritten by the replacement
+                }
                 assert!(
                     ty == "R_X86_64_PLT32" || ty == "R_X86_64_PC32",
                     "{name}: unsupported .text relocation {ty} {sym}"
                 );
-                assert!(
-                    *off < start || *off >= end,
-                    "{name}: relocation inside the site"
-                );
-                let stub = *stubs.entry(sym.clone()).or_insert_with(|| {
-                    code.push(0xc3);
-                    code.len() as u64 - 1
-                });
-                let rel = (stub as i64 - (*off as i64 + 4)) as i32;
-                code[*off as usize..*off as usize + 4].copy_from_slice(&rel.to_le_bytes());
+                let v = pc_rel(sym, *addend, *off, &text_syms, 0, &mut code, &mut stubs);
+                code[*off as usize..*off as usize + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            if let Some((rs, re)) = range {
+                for (off, ty, sym, addend) in repl_relocs.iter().filter(|x| x.0 >= rs && x.0 < re) {
+                    if ty != "R_X86_64_PLT32" && ty != "R_X86_64_PC32" {
+                        tally
+                            .skipped
+                            .push(format!("{name} {vname}: relocation {ty} {sym}"));
+                        continue 'variant;
+                    }
+                    let place = start + (off - rs);
+                    let shift = start as i64 - rs as i64;
+                    let v = pc_rel(
+                        sym, *addend, place, &text_syms, shift, &mut code, &mut stubs,
+                    );
+                    code[place as usize..place as usize + 4].copy_from_slice(&v.to_le_bytes());
+                }
             }
             let tag = format!("{name}-{}", variant.map_or(0, |n| n));
             let t = match run_patched(&code, fn_start, fn_end - fn_start, &tag, dir, stepper) {
@@ -559,11 +577,16 @@ fn check_fixture(
                 tally.faults.push(format!("{name} {vname}: {f}"));
             }
             let mut in_site = 0;
+            let mut was_inside = false;
             for s in &t.steps {
-                if s.off < start || s.off >= end {
+                let inside = s.off >= start && s.off < end;
+                // The first instruction after the site, entered from inside it.
+                let after = !inside && was_inside && s.off == end;
+                was_inside = inside;
+                if !inside && !after {
                     continue;
                 }
-                in_site += 1;
+                in_site += usize::from(inside);
                 let off = s.off - start;
                 let row = row_at(&rows, text_sec, s.off)
                     .unwrap_or_else(|| panic!("{name}: no ORC row at {:#x}", s.off));
@@ -575,61 +598,46 @@ fn check_fixture(
                     }
                 }
                 let right = ra_ok && bp_ok;
-                let is_listed = listed.contains(&(variant, off));
-                let mut known = altcfi_knows(&a, site_idx, site, variant, off);
-                if known == Known::Yes {
-                    known_executed.insert((variant, off));
-                }
-                if known == Known::Yes && row.entry.ty != OrcType::Call {
-                    // A regs/hinted frame: the return address is in pt_regs, which a plain call from the driver
-                    // does not build; the CPU cannot tell whether the row is right.
-                    known = Known::NotACallFrame;
-                }
-                if is_listed {
-                    seen_listed.insert((variant, off));
-                }
-                if known != Known::Yes {
-                    // altcfi makes no claim here: the walk never reached the instruction, or it is not an
-                    // instruction in objtool's model (a one-byte padding NOP after the first).
+                let at = if after { "after the site" } else { "site" };
+                let claim = claims.at(variant, off).filter(|p| p.after == after);
+                let Some(claim) = claim.filter(|_| row.entry.ty == OrcType::Call) else {
+                    // altcfi makes no claim here (the walk never reached the instruction, or it is not an
+                    // instruction in objtool's model: a one-byte padding NOP after the first), or the row is not
+                    // a call frame: the return address is in pt_regs, which a plain call does not build.
                     tally.unclaimed.push(format!(
-                        "{name} {vname} at site +{off:#x} ({}): CPU says ORC is {}",
-                        match (is_listed, &known) {
-                            (true, _) => "listed as a mismatch, but the row is not a call frame",
-                            (_, Known::Unreached) => "altcfi's walk never reached it",
-                            (_, Known::NotACallFrame) => "the row is not a call frame",
-                            _ => "not an instruction in objtool's model of the padding",
+                        "{name} {vname} at {at} +{off:#x} ({}): CPU says ORC is {}",
+                        if claim.is_some() {
+                            "the row is not a call frame"
+                        } else {
+                            "altcfi makes no claim"
                         },
                         if right { "right" } else { "WRONG" }
                     ));
-                    writeln!(
-                        log,
-                        "    {vname} +{off:#x}: {words}; altcfi makes no claim ({known:?})"
-                    )
-                    .unwrap();
+                    writeln!(log, "    {vname} {at} +{off:#x}: {words}; no claim").unwrap();
                     continue;
+                };
+                if !after {
+                    executed.insert((variant, off));
+                } else {
+                    tally.after_checked += 1;
                 }
                 tally.steps += 1;
-                let agrees = if is_listed {
-                    tally.listed_checked += 1;
-                    // The CPU must show what altcfi says goes wrong: the return address, the caller's rbp.
-                    let m = verdict
-                        .mismatches
-                        .iter()
-                        .find(|m| (m.replacement, m.offset) == (variant, off))
-                        .unwrap();
-                    let ra_claim = m.what.contains("return address") || m.what.contains("CFA=");
-                    let bp_claim = m.what.contains("caller's rbp");
-                    !right && (!ra_claim || !ra_ok) && (!bp_claim || !bp_ok)
-                } else {
-                    right
+                let agrees = match &claim.mismatch {
+                    Some(m) => {
+                        tally.listed_checked += 1;
+                        // The CPU must show what altcfi says goes wrong: the return address, the caller's rbp.
+                        let ra_claim = m.what.contains("return address") || m.what.contains("CFA=");
+                        let bp_claim = m.what.contains("caller's rbp");
+                        !right && (!ra_claim || !ra_ok) && (!bp_claim || !bp_ok)
+                    }
+                    None => right,
                 };
                 writeln!(
                     log,
-                    "    {vname} +{off:#x}: {words}; altcfi {}; {}",
-                    if is_listed {
-                        "lists a mismatch"
-                    } else {
-                        "says right"
+                    "    {vname} {at} +{off:#x}: {words}; altcfi {}; {}",
+                    match &claim.mismatch {
+                        Some(m) => format!("says wrong ({})", m.compact),
+                        None => "says right".into(),
                     },
                     if agrees { "agree" } else { "DISAGREE" }
                 )
@@ -638,11 +646,10 @@ fn check_fixture(
                     tally.agree += 1;
                 } else {
                     tally.disagree.push(format!(
-                        "{name} {vname} at site +{off:#x}: {words}; altcfi {}",
-                        if is_listed {
-                            "lists a mismatch"
-                        } else {
-                            "says the row is right"
+                        "{name} {vname} at {at} +{off:#x}: {words}; altcfi {}",
+                        match &claim.mismatch {
+                            Some(m) => format!("says wrong: {}", m.what),
+                            None => "says the row is right".into(),
                         }
                     ));
                 }
@@ -653,21 +660,24 @@ fn check_fixture(
                 ));
             }
         }
-        // Every (variant, offset) altcfi checked ran on the CPU (these fixtures are straight-line code).
-        if known_executed.len() != verdict.checked {
+        // Every (variant, offset) inside the site altcfi makes a claim about ran on the CPU (the strict fixtures
+        // are straight-line code).
+        let claimed: BTreeSet<(Option<usize>, u64)> = claims
+            .points
+            .iter()
+            .filter(|p| !p.after)
+            .map(|p| (p.replacement, p.offset))
+            .collect();
+        for m in claimed.difference(&executed) {
             let msg = format!(
-                "{name} site {}: altcfi checked {} variant instructions, {} of the ones it knows ran on the CPU",
-                site.location,
-                verdict.checked,
-                known_executed.len()
+                "{name} site {}: {:?} +{:#x} never ran",
+                site.location, m.0, m.1
             );
+            if claims.at(m.0, m.1).is_some_and(|p| p.mismatch.is_some()) {
+                tally.listed_unexecuted.push(msg.clone());
+            }
             assert!(!strict, "unwind_cpu: {msg}");
             tally.skipped.push(msg);
-        }
-        for m in listed.difference(&seen_listed) {
-            tally
-                .listed_unexecuted
-                .push(format!("{name} {:?} +{:#x}", m.0, m.1));
         }
     }
 }
@@ -683,11 +693,15 @@ fn run_fixtures(names: &[String], strict: bool) {
     }
     eprintln!("{log}");
     eprintln!(
-        "unwind_cpu: {} variants run; {} in-site steps where altcfi makes a claim: {} agree with the CPU, {} disagree; \
+        "unwind_cpu: {} fixtures with sites in the 6.12 layout, {} in the 6.1 layout; {} variants run; {} steps where \
+         altcfi makes a claim ({} at the first instruction after a site): {} agree with the CPU, {} disagree; \
          {} of them at a listed mismatch (listed but never executed: {:?}); {} steps under a row with the caller's rbp \
          at CFA-16, {} of them right; {:.1?}",
+        tally.fixtures[0],
+        tally.fixtures[1],
         tally.variants,
         tally.steps,
+        tally.after_checked,
         tally.agree,
         tally.disagree.len(),
         tally.listed_checked,
@@ -696,6 +710,13 @@ fn run_fixtures(names: &[String], strict: bool) {
         tally.bp_rows_right,
         started.elapsed()
     );
+    if strict {
+        assert!(
+            tally.fixtures[0] >= 10 && tally.fixtures[1] >= 10,
+            "unwind_cpu: too few fixtures per layout: {:?}",
+            tally.fixtures
+        );
+    }
     eprintln!(
         "unwind_cpu: variants that faulted in user space after the steps shown ({}):\n  {}",
         tally.faults.len(),
@@ -732,14 +753,14 @@ fn unwind_verdicts_match_the_cpu() {
     run_fixtures(&names, true);
 }
 
-/// Every 6.12 `.S` fixture under `tests/fixtures/alt` with a stack layout conflict, tolerating variants that cannot
-/// run in user space (their steps before they fail are kept). About 4 s.
+/// Every `.S` fixture under `tests/fixtures/alt` with an alternative site, in both layouts, tolerating variants
+/// that cannot run in user space (their steps before they fail are kept).
 #[test]
 fn unwind_verdicts_match_the_cpu_all_alt_fixtures() {
     let names: Vec<String> = fixtures()
         .into_iter()
         .filter(|f| {
-            f.name.ends_with("-612")
+            (f.name.ends_with("-612") || f.name.ends_with("-61"))
                 && f.src.extension().is_some_and(|x| x == "S")
                 && f.src.parent().is_some_and(|d| d.ends_with("alt"))
         })

@@ -4,7 +4,7 @@
  * usage: step FUNC_ADDR FUNC_LEN PROGRAM
  * output: "entry RSP RBP" once, then per step "step RIP RSP RBP W0 W1 ..." (words at RSP, RSP+8, ... up to and
  * including the entry RSP), then "done".  All numbers are hex.  Exit status 0 on success; 3, after a line
- * "signal SIG RIP" (RIP of the last completed step), when the child got a signal before the function returned. */
+ * "signal SIG RIP" (RIP of the last completed step), when the child got a signal before the function returned (SIG 0: the stack grew more than 64 KiB, a runaway recursion). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,9 +70,17 @@ int main(int argc, char **argv) {
 		die("PTRACE_PEEKDATA");
 	printf("entry %lx %llx\n", entry_rsp, r.rbp);
 	for (int n = 0;; n++) {
-		if (n > 100000) {
+		if (n > 10000) {
 			fprintf(stderr, "step: the function did not return\n");
 			return 2;
+		}
+		if (r.rsp < entry_rsp && entry_rsp - r.rsp > 65536) {
+			/* Runaway recursion (a variant that calls through a register the driver left pointing at the
+			 * function): report it like a fault, with the steps so far. */
+			printf("signal 0 %llx\n", r.rip);
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return 3;
 		}
 		if (r.rip >= fn && r.rip < fn + len) {
 			printf("step %llx %llx %llx", r.rip, r.rsp, r.rbp);

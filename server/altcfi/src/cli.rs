@@ -1,4 +1,5 @@
-//! Subcommands: `lsp`, `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed.
+//! Subcommands: `lsp`, `check`, `orc`. Exit status of `check`: 0 clean, 1 findings, 2 an input could not be analysed
+//! (altcfi's own notes, `unchecked-alt-unwind`, are printed but do not count as findings).
 
 use crate::kbuild::Kbuild;
 use altcfi_analysis::features::FeatureNames;

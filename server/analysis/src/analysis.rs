@@ -8,6 +8,7 @@ use crate::object::{Object, ObjectError};
 use crate::options::{Era, Options};
 use crate::orc::{self, OrcRow};
 use crate::special::{self, SpecialKind};
+use crate::unwind::SiteUnwind;
 use crate::validate::{self, WalkResult};
 use serde::Serialize;
 
@@ -75,6 +76,9 @@ pub struct AltSite {
     pub replacements: Vec<Replacement>,
     /// The state recorded in each slot of the shared array (per byte offset).
     pub slots: Vec<Option<CfiId>>,
+    /// Per variant and offset (and the first instruction after the site): is an unwind from there right?
+    /// ([`crate::unwind`]; for a site objtool never checks, from the walk that went there anyway.)
+    pub unwind: SiteUnwind,
 }
 
 /// How an analysis chose its era.
@@ -231,7 +235,7 @@ fn analyze_here(
     };
     let section_names = obj.sections.iter().map(|s| s.name.clone()).collect();
     let existing_orc = orc::read_existing(&obj, era);
-    let p = match Program::build(
+    let mut p = match Program::build(
         &obj,
         era,
         opts.objtool,
@@ -280,12 +284,28 @@ fn analyze_here(
     };
     // The sites serve the findings' related information, the per-line views and code lenses; a check of a clean
     // object has no use for them (and naming every site's location is a large part of a clean check).
-    let sites = if extent != Extent::Findings || !findings.is_empty() {
-        build_sites(&p, &w, features)
+    enrich_conflicts(&p, &w, features, opts.frame_pointer, &mut findings);
+    // Sites objtool never checks: the unwind simulation from a walk that goes there anyway; notes where it breaks.
+    let unchecked = if w.fatal {
+        Vec::new()
+    } else {
+        unchecked_unwind(&mut p, &w, opts)
+    };
+    for u in &unchecked {
+        if let Some(f) = unchecked_note(&p, features, u) {
+            findings.push(f);
+        }
+    }
+    let mut sites = if extent != Extent::Findings || !findings.is_empty() {
+        build_sites(&p, &w, features, opts.frame_pointer)
     } else {
         Vec::new()
     };
-    enrich_conflicts(&p, &w, features, &mut findings);
+    for u in unchecked {
+        if let Some(site) = sites.get_mut(u.site) {
+            site.unwind = u.facts;
+        }
+    }
     let mut a = Analysis {
         era,
         era_source,
@@ -304,6 +324,165 @@ fn analyze_here(
     }
     a.insns = insn_infos(&p, &w);
     Ok(a)
+}
+
+/// Why objtool never checks an alternative site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unchecked {
+    /// `ANNOTATE_IGNORE_ALTERNATIVE` on its first original instruction: the replacements are never walked.
+    IgnoreAlternative,
+    /// It lies in a `STACK_FRAME_NON_STANDARD` function: nothing of it is walked, and its ORC is undefined.
+    NonStandard,
+}
+
+/// The unwind facts of one site objtool never checks.
+struct UncheckedSite {
+    /// Index in [`site_map`]'s sites (and so in [`build_sites`]).
+    site: usize,
+    why: Unchecked,
+    facts: SiteUnwind,
+}
+
+/// Walks what objtool does not (the replacements of `ANNOTATE_IGNORE_ALTERNATIVE` sites, `STACK_FRAME_NON_STANDARD`
+/// functions) in a second walk with those annotations lifted and every conflict followed, and simulates the unwind
+/// of their sites' variants: against the real ORC rows (`w`'s) for an ignored alternative, against the rows objtool
+/// would have made (the second walk's) in a non-standard function, whose real rows are undefined. The annotations
+/// are put back afterwards; `w` and everything objtool reports are untouched. Empty (and no second walk) when no
+/// site is unchecked.
+fn unchecked_unwind(p: &mut Program, w: &WalkResult, opts: Options) -> Vec<UncheckedSite> {
+    if p.annotated_ignore_alts.is_empty() && p.non_standard.is_empty() {
+        return Vec::new();
+    }
+    let map = site_map(p);
+    let mut out: Vec<(usize, Unchecked)> = Vec::new();
+    for (i, (og, _)) in map.sites.iter().enumerate() {
+        let first = p.groups[*og].first;
+        if p.annotated_ignore_alts.contains(&first) {
+            out.push((i, Unchecked::IgnoreAlternative));
+        } else if p.nodes[first as usize].ignore && p.non_standard.contains(&first) {
+            out.push((i, Unchecked::NonStandard));
+        }
+    }
+    if out.is_empty() {
+        return Vec::new();
+    }
+    // Lift the annotations: every flag changed is remembered and restored.
+    let mut ignore: Vec<NodeId> = p.non_standard.clone();
+    let ignore_alts: Vec<NodeId> = p.annotated_ignore_alts.clone();
+    for &(i, _) in &out {
+        for &g in &map.sites[i].1 {
+            let grp = &p.groups[g];
+            ignore.extend(grp.last.map_or(0..0, |l| grp.first..l + 1));
+            ignore.extend(grp.nop);
+        }
+    }
+    ignore.retain(|&n| p.nodes[n as usize].ignore);
+    let ignore_alts: Vec<NodeId> = ignore_alts
+        .into_iter()
+        .filter(|&n| p.nodes[n as usize].ignore_alts)
+        .collect();
+    for &n in &ignore {
+        p.nodes[n as usize].ignore = false;
+    }
+    for &n in &ignore_alts {
+        p.nodes[n as usize].ignore_alts = false;
+    }
+    let w2 = validate::walk(
+        p,
+        Options {
+            all_conflicts: true,
+            ..opts
+        },
+    );
+    for &n in &ignore {
+        p.nodes[n as usize].ignore = true;
+    }
+    for &n in &ignore_alts {
+        p.nodes[n as usize].ignore_alts = true;
+    }
+    out.into_iter()
+        .map(|(i, why)| {
+            let (og, repls) = &map.sites[i];
+            let numbered: Vec<(usize, usize)> =
+                repls.iter().enumerate().map(|(k, &g)| (g, k + 1)).collect();
+            let rows = match why {
+                Unchecked::IgnoreAlternative => w,
+                Unchecked::NonStandard => &w2,
+            };
+            let mut facts = crate::unwind::site_unwind(
+                p,
+                &w2,
+                rows,
+                crate::unwind::SiteGroups {
+                    original: *og,
+                    replacements: &numbered,
+                },
+                opts.frame_pointer,
+            );
+            facts.rows_if_checked = why == Unchecked::NonStandard;
+            UncheckedSite {
+                site: i,
+                why,
+                facts,
+            }
+        })
+        .collect()
+}
+
+/// The `unchecked-alt-unwind` note of an unchecked site whose unwind breaks; `None` when it does not (or cannot be
+/// told).
+fn unchecked_note(p: &Program, features: &FeatureNames, u: &UncheckedSite) -> Option<Finding> {
+    let verdict = u.facts.verdict()?;
+    if verdict.verdict != crate::unwind::Verdict::Breaks {
+        return None;
+    }
+    let map = site_map(p);
+    let (og, repls) = map.sites.get(u.site)?;
+    let side = |r: Option<usize>| -> String {
+        match r {
+            None => "the original".into(),
+            Some(n) => match repls.get(n - 1).and_then(|&g| p.groups[g].entry) {
+                Some(k) => format!("replacement #{n} [{}]", feature_text(p, k, features)),
+                None => format!("replacement #{n}"),
+            },
+        }
+    };
+    let why = match u.why {
+        Unchecked::IgnoreAlternative => "ANNOTATE_IGNORE_ALTERNATIVE",
+        Unchecked::NonStandard => "in a STACK_FRAME_NON_STANDARD function",
+    };
+    let first = p.groups[*og].first;
+    let m = verdict.mismatches.first()?;
+    let mut f = Finding::new(
+        FindingKind::UncheckedAltUnwind,
+        Some(p.node_location(first)),
+        format!(
+            "unwinding breaks in an alternative objtool does not check ({why}): {} at +0x{:x}",
+            side(m.replacement),
+            m.offset
+        ),
+    );
+    for m in &verdict.mismatches {
+        f.details.push(format!(
+            "unwind: breaks: {} at +0x{:x}{}: {}",
+            side(m.replacement),
+            m.offset,
+            if m.offset as usize == p.groups[*og].len {
+                " (the instruction after the site)"
+            } else {
+                ""
+            },
+            m.what
+        ));
+    }
+    if u.why == Unchecked::NonStandard {
+        f.details.push(
+            "the function's ORC is undefined (objtool skips it): the rows above are the ones objtool would make if it checked it"
+                .into(),
+        );
+    }
+    f.unwind = Some(verdict);
+    Some(f)
 }
 
 /// Whether a finding was already charged to symbol `s` (objtool's `sym->warned`).
@@ -372,7 +551,34 @@ fn site_map(p: &Program) -> SiteMap {
     SiteMap { side, sites }
 }
 
-fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltSite> {
+/// The unwind facts of site `(og, repls)` of a [`SiteMap`], states and rows from one walk.
+fn unwind_of(
+    p: &Program,
+    w: &WalkResult,
+    og: usize,
+    repls: &[usize],
+    stackval: bool,
+) -> SiteUnwind {
+    let numbered: Vec<(usize, usize)> =
+        repls.iter().enumerate().map(|(i, &g)| (g, i + 1)).collect();
+    crate::unwind::site_unwind(
+        p,
+        w,
+        w,
+        crate::unwind::SiteGroups {
+            original: og,
+            replacements: &numbered,
+        },
+        stackval,
+    )
+}
+
+fn build_sites(
+    p: &Program,
+    w: &WalkResult,
+    features: &FeatureNames,
+    stackval: bool,
+) -> Vec<AltSite> {
     let map = site_map(p);
     map.sites
         .iter()
@@ -404,6 +610,7 @@ fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltS
                 location: p.node_location(orig.first).display,
                 replacements,
                 slots: w.slots[slots].to_vec(),
+                unwind: unwind_of(p, w, og, repls, stackval),
             }
         })
         .collect()
@@ -457,17 +664,15 @@ fn enrich_conflicts(
     p: &Program,
     w: &WalkResult,
     features: &FeatureNames,
+    stackval: bool,
     findings: &mut [Finding],
 ) {
     if w.conflicts.is_empty() {
         return;
     }
+    let map = site_map(p);
     // Replacement numbers: a group's number among its site's replacements, as in [`build_sites`].
-    let numbers: Vec<Option<usize>> = site_map(p)
-        .side
-        .into_iter()
-        .map(|s| s.and_then(|(_, n)| n))
-        .collect();
+    let numbers: Vec<Option<usize>> = map.side.iter().map(|s| s.and_then(|(_, n)| n)).collect();
     let describe = |id: NodeId, state: &CfiState| -> VariantAt {
         let n = &p.nodes[id as usize];
         let g = n.alt_group.get();
@@ -543,8 +748,16 @@ fn enrich_conflicts(
                 ));
             }
         }
-        f.unwind =
-            crate::unwind::site_verdict(p, w, slots_id, |g| numbers.get(g).copied().flatten());
+        // The site whose original or one of whose replacements uses that slot array (before 6.3 each entry has
+        // its own).
+        f.unwind = map
+            .sites
+            .iter()
+            .find(|(og, repls)| {
+                p.groups[*og].slots == slots_id
+                    || repls.iter().any(|&g| p.groups[g].slots == slots_id)
+            })
+            .and_then(|(og, repls)| unwind_of(p, w, *og, repls, stackval).verdict());
         if let Some(u) = &f.unwind {
             let line = match u.mismatches.first() {
                 Some(m) => {
@@ -595,11 +808,11 @@ fn enrich_conflicts(
                     v.location.clone(),
                 ));
             }
-            // Why: on each side, the instruction inside the site that last changed the stack state before the
-            // conflicting offset.
+            // Why: on each side, the instruction that last changed a field the two states differ in, inside the
+            // site or before it.
             let mut why = Vec::new();
-            for v in [&c.recorded, &c.conflicting] {
-                if let Some((text, loc)) = cause(p, w, v) {
+            for (v, o) in [(&c.recorded, &c.conflicting), (&c.conflicting, &c.recorded)] {
+                if let Some((text, loc)) = cause(p, w, v, o.cfi_state.as_ref()) {
                     why.push(format!("{}: {text}", side_name(v)));
                     f.related.push((format!("{}: {text}", side_name(v)), loc));
                 }
@@ -611,24 +824,79 @@ fn enrich_conflicts(
     }
 }
 
-/// The instruction of a variant, inside its site and before the offset `v` describes, that last changed the stack
-/// state, and what it did, in words (`push %rcx at +0x1 left the stack 8 bytes deeper`); `None` when the state
-/// there is the one the variant was entered with.
+/// The fields in which two states differ, as keys (`cfa`, `stack`, `reg3`, …), to follow one field back.
+fn field_keys(a: &CfiState, b: &CfiState) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.cfa != b.cfa {
+        out.push("cfa".to_owned());
+    }
+    if a.stack_size != b.stack_size {
+        out.push("stack".to_owned());
+    }
+    for (i, (x, y)) in a.regs.iter().zip(&b.regs).enumerate() {
+        if x != y {
+            out.push(format!("reg{i}"));
+        }
+    }
+    for (i, (x, y)) in a.vals.iter().zip(&b.vals).enumerate() {
+        if x != y {
+            out.push(format!("val{i}"));
+        }
+    }
+    if (a.drap, a.drap_reg, a.drap_offset) != (b.drap, b.drap_reg, b.drap_offset) {
+        out.push("drap".to_owned());
+    }
+    if (a.ty, a.signal, a.end, a.bp_scratch, a.force_undefined)
+        != (b.ty, b.signal, b.end, b.bp_scratch, b.force_undefined)
+    {
+        out.push("kind".to_owned());
+    }
+    out
+}
+
+/// The instruction that last changed, on the way to the offset `v` describes, a field in which `v`'s state
+/// differs from `other`'s (the whole state when `other` is `None`), and what it did, in words (`push %rcx at
+/// +0x1 left the stack 8 bytes deeper`). It looks inside the variant first, then before the site (a replacement is
+/// entered from the instruction before the original), following the code's layout back to the function's start;
+/// `None` when nothing there changed it.
 fn cause(
     p: &Program,
     w: &WalkResult,
     v: &VariantAt,
+    other: Option<&CfiState>,
 ) -> Option<(String, crate::findings::Location)> {
     let node = p.find_insn(v.location.section, v.location.offset)?;
     let g = p.nodes[node as usize].alt_group.get()?;
     let group = &p.groups[g];
+    let orig_first = p.groups[group.orig_group.unwrap_or(g)].first;
     let base = p.nodes[group.first as usize].insn.offset();
+    let sym = p.nodes[orig_first as usize].sym;
     let state = |id: NodeId| w.cfi[id as usize].map(|c| w.interner.get(c));
-    let mut id = node;
-    while id > group.first {
-        let prev = id - 1;
-        let (before, after) = (state(prev)?, state(id)?);
-        if before != after {
+    let target = state(node)?;
+    let wanted: Option<Vec<String>> = other.map(|o| field_keys(target, o));
+    let mut cur = node;
+    let mut inside = true;
+    for _ in 0..100_000 {
+        let prev = if cur == group.first {
+            if !inside {
+                return None;
+            }
+            inside = false;
+            p.prev_insn_same_sec(orig_first)?
+        } else if inside {
+            cur - 1
+        } else {
+            p.prev_insn_same_sec(cur)?
+        };
+        if !inside && p.nodes[prev as usize].sym != sym {
+            return None;
+        }
+        let (before, after) = (state(prev)?, state(cur)?);
+        let changed = match &wanted {
+            Some(keys) => field_keys(before, after).iter().any(|k| keys.contains(k)),
+            None => before != after,
+        };
+        if changed {
             let n = &p.nodes[prev as usize];
             let what = if before.stack_size != after.stack_size {
                 let d = after.stack_size - before.stack_size;
@@ -640,16 +908,17 @@ fn cause(
             } else {
                 format!("changed {}", before.differences(after).join("; "))
             };
+            let at = if inside {
+                format!("+0x{:x}", n.insn.offset().wrapping_sub(base))
+            } else {
+                format!("{} (before the site)", p.node_location(prev).display)
+            };
             return Some((
-                format!(
-                    "{} at +0x{:x} {what}",
-                    node_text(p, prev),
-                    n.insn.offset().wrapping_sub(base)
-                ),
+                format!("{} at {at} {what}", node_text(p, prev)),
                 p.node_location(prev),
             ));
         }
-        id = prev;
+        cur = prev;
     }
     None
 }

@@ -82,6 +82,19 @@ pub enum FindingKind {
     /// Compiler-written unwind tables that do not describe assembly inside compiled code (gcc's known gap: stack
     /// changes inside inline `asm`, functions written in top-level `asm`), one per function. A note.
     AsmCfiGap,
+    /// altcfi's own note: an alternative objtool never checks (`ANNOTATE_IGNORE_ALTERNATIVE`, or in a
+    /// `STACK_FRAME_NON_STANDARD` function) where unwinding from inside a variant goes wrong.
+    UncheckedAltUnwind,
+}
+
+/// How a finding is reported: objtool's warnings, or altcfi's own notes (never among objtool's lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// A warning objtool reports too.
+    Warning,
+    /// altcfi's own observation, which objtool does not make.
+    Note,
 }
 
 impl FindingKind {
@@ -121,17 +134,26 @@ impl FindingKind {
             FindingKind::Uaccess => "uaccess",
             FindingKind::DirectionFlag => "direction-flag",
             FindingKind::AsmCfiGap => "asm-cfi-gap",
+            FindingKind::UncheckedAltUnwind => "unchecked-alt-unwind",
         }
     }
 
-    /// Note-level kinds: worth knowing, nothing to fix in the code checked; they do not make `check` fail and show
-    /// as `note:` / SARIF `note` / LSP Information.
+    /// Whether objtool reports this kind too ([`Severity::Warning`]) or it is altcfi's own ([`Severity::Note`]).
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::UncheckedAltUnwind | FindingKind::AsmCfiGap => Severity::Note,
+            _ => Severity::Warning,
+        }
+    }
+
+    /// Whether the kind is a [`Severity::Note`]: altcfi's own, never among objtool's lines; notes do not make
+    /// `check` fail and show as `note:` / SARIF `note` / LSP Information.
     pub fn is_note(self) -> bool {
-        matches!(self, FindingKind::AsmCfiGap)
+        self.severity() == Severity::Note
     }
 
     /// Every kind, for docs and tests.
-    pub const ALL: [FindingKind; 29] = [
+    pub const ALL: [FindingKind; 30] = [
         FindingKind::AltStackConflict,
         FindingKind::StackStateMismatch,
         FindingKind::UndefinedStackState,
@@ -161,6 +183,7 @@ impl FindingKind {
         FindingKind::Uaccess,
         FindingKind::DirectionFlag,
         FindingKind::AsmCfiGap,
+        FindingKind::UncheckedAltUnwind,
     ];
 }
 

@@ -226,6 +226,10 @@ pub struct Program<'o, 'data> {
     pub interner: Interner,
     /// objtool's `ignore_unreachables` (set by RIP-relative switch tables).
     pub ignore_unreachables: bool,
+    /// The instructions `ANNOTATE_IGNORE_ALTERNATIVE` marks (objtool explores none of their alternatives).
+    pub annotated_ignore_alts: Vec<NodeId>,
+    /// The instructions of the functions `STACK_FRAME_NON_STANDARD` names (objtool never walks them).
+    pub non_standard: Vec<NodeId>,
     /// Non-fatal warnings raised while building.
     pub warnings: Vec<Finding>,
     /// The extra-successor lists of all nodes (see [`Program::alts`]).
@@ -507,6 +511,8 @@ impl<'o, 'data> Program<'o, 'data> {
             specials: Vec::new(),
             interner: Interner::default(),
             ignore_unreachables: false,
+            annotated_ignore_alts: Vec::new(),
+            non_standard: Vec::new(),
             warnings: Vec::new(),
             alt_links: Vec::new(),
             stack_ops: Vec::new(),
@@ -952,6 +958,7 @@ impl<'o, 'data> Program<'o, 'data> {
                 let mut c = self.func_cursor(func);
                 while let Some(n) = c.next(self) {
                     self.nodes[n as usize].ignore = true;
+                    self.non_standard.push(n);
                 }
             }
         }
@@ -1016,6 +1023,7 @@ impl<'o, 'data> Program<'o, 'data> {
         for (sec, off) in self.annotated_insns(InsnAnnotation::IgnoreAlts)? {
             if let Some(n) = self.find_insn(sec, off) {
                 self.nodes[n as usize].ignore_alts = true;
+                self.annotated_ignore_alts.push(n);
             }
         }
         Ok(())

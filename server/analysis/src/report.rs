@@ -43,7 +43,8 @@ pub fn level(f: &Finding) -> &'static str {
     }
 }
 
-/// Text report of one file: per finding, `FILE: warning: altcfi: LOC: MESSAGE`, then indented details and related
+/// Text report of one file: per finding, `FILE: warning: altcfi: LOC: MESSAGE` (`note:` for altcfi's own notes), then
+/// indented details and related
 /// locations. `sources` (parallel to `findings`, may be empty) adds a gcc-style `path:line:col: ` prefix with the
 /// primary source position, the source line of each related location, and the remaining related source positions
 /// (replacement sides, inline call sites).
@@ -118,6 +119,7 @@ pub fn json_file_with(
                     let src = sources.get(i);
                     json!({
                         "code": f.kind.code(),
+                        "severity": f.kind.severity(),
                         "message": f.message,
                         "headline": f.headline(),
                         "location": f.location,
@@ -131,8 +133,8 @@ pub fn json_file_with(
                         "details": f.details,
                         "related": f.related.iter().map(|(w, l)| json!({"what": w, "location": l})).collect::<Vec<_>>(),
                         "conflicts": f.conflicts,
+                        "unwind": f.unwind,
                         "fatal": f.fatal,
-                        "level": level(f),
                         "docs": docs_url(f.kind, docs_base),
                     })
                 })

@@ -100,6 +100,9 @@ pub struct SiteCell {
     pub instruction: String,
     /// Its CFI on entry in `readelf -wF` notation; `None` if no path reaches it.
     pub cfi: Option<String>,
+    /// Whether an unwind from here, with this variant patched in, is right: `unwind ✓` or
+    /// `unwind ✗ ra read at rsp+8, is at rsp+24` ([`crate::unwind::SiteUnwind::cell`]); `None` when not known.
+    pub unwind: Option<String>,
 }
 
 /// One byte offset of an alternative site where at least one side has an instruction boundary.
@@ -129,6 +132,12 @@ pub struct SiteView {
     pub offsets: Vec<SiteOffset>,
     /// The source line of the site.
     pub source: Option<SourcePos>,
+    /// The unwind verdict in two words (`unwind breaks`, `unwind ✓`; with a note when the rows are the ones objtool
+    /// would make in a `STACK_FRAME_NON_STANDARD` function), `None` when it cannot be told.
+    pub unwind: Option<String>,
+    /// Per column: whether an unwind from the first instruction after the site, entered from that variant, is
+    /// right (as [`SiteCell::unwind`]).
+    pub after: Vec<Option<String>>,
 }
 
 /// What the unwinder sees for one source line or one location: every instruction, and each alternative site
@@ -910,10 +919,12 @@ impl<'a> Sources<'a> {
             let cells = grid
                 .entry(insn.offset - start.1)
                 .or_insert_with(|| vec![None; width]);
+            let variant = (col > 0).then_some(col);
             cells[col] = Some((
                 SiteCell {
                     instruction: insn.text.clone(),
                     cfi: self.cfi_text(insn),
+                    unwind: site.unwind.cell(variant, insn.offset - start.1),
                 },
                 insn.cfi,
             ));
@@ -940,6 +951,7 @@ impl<'a> Sources<'a> {
                         SiteCell {
                             instruction: v.instruction.clone(),
                             cfi: Some(v.state.clone()),
+                            unwind: site.unwind.cell(v.replacement, c.site_offset),
                         },
                         None,
                     ));
@@ -974,6 +986,16 @@ impl<'a> Sources<'a> {
             columns,
             offsets,
             source: self.position(site.orig.0, site.orig.1),
+            unwind: site.unwind.summary().map(|u| {
+                if site.unwind.rows_if_checked {
+                    format!("{u} (with the rows objtool would make if it checked the function)")
+                } else {
+                    u.to_owned()
+                }
+            }),
+            after: (0..width)
+                .map(|col| site.unwind.after_cell((col > 0).then_some(col)))
+                .collect(),
         })
     }
 }
@@ -1049,6 +1071,17 @@ impl Explanation {
                     n => format!("stack layout conflict at {n} offsets"),
                 }
             );
+            if let Some(u) = &site.unwind {
+                let _ = writeln!(
+                    out,
+                    "  {}",
+                    match (u.starts_with("unwind breaks"), conflicts) {
+                        (true, _) => "unwind: breaks (an unwind from a ✗ place reads the wrong slot)",
+                        (false, 0) => "unwind: ✓ in every variant",
+                        _ => "unwind: strict-only (✓ in every variant; only objtool's whole-state comparison objects)",
+                    }
+                );
+            }
             let mut header = vec!["offset".to_owned()];
             for c in &site.columns {
                 header.push(c.clone());
@@ -1064,9 +1097,12 @@ impl Explanation {
                         match c {
                             Some(c) => {
                                 row.push(c.instruction.clone());
-                                row.push(
-                                    c.cfi.clone().unwrap_or_else(|| "(not reached)".to_owned()),
-                                );
+                                let cfi =
+                                    c.cfi.clone().unwrap_or_else(|| "(not reached)".to_owned());
+                                row.push(match &c.unwind {
+                                    Some(u) => format!("{cfi}  {u}"),
+                                    None => cfi,
+                                });
                             }
                             None => row.extend([String::new(), String::new()]),
                         }
@@ -1079,6 +1115,17 @@ impl Explanation {
                     row
                 })
                 .collect();
+            let mut table = table;
+            // The first instruction after the site, when an unwind from there goes wrong for some variant.
+            if site.after.iter().flatten().any(|u| u.contains('✗')) {
+                let mut row = vec![format!("+0x{:x}", site.len)];
+                for u in &site.after {
+                    row.push("(after the site)".to_owned());
+                    row.push(u.clone().unwrap_or_default());
+                }
+                row.push(String::new());
+                table.push(row);
+            }
             render_table(&mut out, &header, &table, "  ");
         }
         out

@@ -181,9 +181,12 @@ pub fn message(f: &Finding) -> String {
 }
 
 /// Error for fatal findings and for alternative conflicts that break unwinding (or whose verdict is unknown);
-/// Information for note-level kinds; Warning for the rest, strict-only conflicts included (objtool objects, the
+/// Information for altcfi's own notes; Warning for the rest, strict-only conflicts included (objtool objects, the
 /// unwinder does not).
 fn severity(f: &Finding) -> DiagnosticSeverity {
+    if f.kind.severity() == altcfi_analysis::findings::Severity::Note {
+        return DiagnosticSeverity::INFORMATION;
+    }
     let strict_only = f
         .unwind
         .as_ref()
@@ -479,10 +482,22 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
             .filter(|o| o.conflict)
             .map(|o| format!("+0x{:x}", o.offset))
             .collect();
-        let verdict = if conflicts.is_empty() {
-            "consistent".to_owned()
-        } else {
-            format!("stack layout conflict at {}", conflicts.join(", "))
+        let breaks = site
+            .unwind
+            .as_deref()
+            .is_some_and(|u| u.starts_with("unwind breaks"));
+        let verdict = match (conflicts.is_empty(), &site.unwind) {
+            (true, Some(u)) if breaks => format!("consistent · {u}"),
+            (true, _) => "consistent".to_owned(),
+            (false, u) => format!(
+                "stack layout conflict at {}{}",
+                conflicts.join(", "),
+                match u {
+                    Some(_) if breaks => " · breaks: an unwind from a ✗ place is wrong",
+                    Some(_) => " · strict-only: unwind ✓ in every variant",
+                    None => "",
+                }
+            ),
         };
         let _ = writeln!(
             out,
@@ -525,10 +540,16 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
                 .cells
                 .iter()
                 .map(|c| match c {
-                    Some(c) => (
-                        c.instruction.clone(),
-                        c.cfi.clone().unwrap_or_else(|| "(not reached)".into()),
-                    ),
+                    Some(c) => {
+                        let cfi = c.cfi.clone().unwrap_or_else(|| "(not reached)".into());
+                        (
+                            c.instruction.clone(),
+                            match &c.unwind {
+                                Some(u) => format!("{cfi}  {u}"),
+                                None => cfi,
+                            },
+                        )
+                    }
                     None => (String::new(), String::new()),
                 })
                 .collect();
@@ -541,7 +562,8 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
                     .zip(&cells)
                     .all(|(a, b)| b.0.is_empty() || a.1 == b.1);
                 // The same ORC row in effect (entry code shows one at every offset) folds too.
-                if nops && prev.nops && !o.conflict && !prev.conflict && same_cfi && orc == prev.orc {
+                if nops && prev.nops && !o.conflict && !prev.conflict && same_cfi && orc == prev.orc
+                {
                     prev.last = o.offset;
                     prev.count += 1;
                     continue;
@@ -556,6 +578,23 @@ fn hover_markdown(e: &Explanation, object: &str) -> String {
                 conflict: o.conflict,
                 differs: o.differs.clone(),
                 orc,
+            });
+        }
+        // The first instruction after the site, when an unwind from there goes wrong for some variant.
+        if site.after.iter().flatten().any(|u| u.contains('✗')) {
+            rows.push(Row {
+                first: site.len as u64,
+                last: site.len as u64,
+                cells: site
+                    .after
+                    .iter()
+                    .map(|u| ("(next)".to_owned(), u.clone().unwrap_or_default()))
+                    .collect(),
+                nops: false,
+                count: 1,
+                conflict: false,
+                differs: Vec::new(),
+                orc: None,
             });
         }
         let label = |r: &Row| {
@@ -767,11 +806,23 @@ fn compute_code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) ->
                 .iter()
                 .map(|r| r.feature.as_str())
                 .collect();
+            let unwind = site.unwind.summary();
             let verdict = if conflicts.is_empty() {
-                "consistent".to_owned()
+                match unwind {
+                    Some("unwind breaks") => "consistent — unwind breaks".to_owned(),
+                    _ => "consistent".to_owned(),
+                }
             } else {
                 let offs: Vec<String> = conflicts.iter().map(|o| format!("+0x{o:x}")).collect();
-                format!("conflict at {}", offs.join(", "))
+                format!(
+                    "conflict at {}{}",
+                    offs.join(", "),
+                    match unwind {
+                        Some("unwind breaks") => " — breaks the unwinder",
+                        Some(_) => " — strict-only, unwind ✓",
+                        None => "",
+                    }
+                )
             };
             let title = format!(
                 "{n} replacement{}: {} — {verdict}",
@@ -938,11 +989,25 @@ fn function_table(analysis: &Analysis, name: &str, object: &str) -> Option<Strin
         };
         let _ = writeln!(
             out,
-            "\nalt site {} at {} ({} bytes):",
+            "\nalt site {} at {} ({} bytes){}:",
             s + 1,
             site.location,
-            site.len
+            site.len,
+            site.unwind
+                .summary()
+                .map_or_else(String::new, |u| format!(", {u}"))
         );
+        let _ = writeln!(out, "  original:");
+        for i in analysis.insns.iter().filter(|i| i.site == Some((s, None))) {
+            let off = i.offset.saturating_sub(site.orig.1);
+            let _ = writeln!(
+                out,
+                "    +0x{off:<3x} {:<width$}  {:<44}  {}",
+                i.text,
+                cfi(i),
+                site.unwind.cell(None, off).unwrap_or_default()
+            );
+        }
         for r in &site.replacements {
             let _ = writeln!(out, "  replacement #{} [{}]:", r.number, r.feature);
             let mut any = false;
@@ -958,7 +1023,7 @@ fn function_table(analysis: &Analysis, name: &str, object: &str) -> Option<Strin
                     "    +0x{off:<3x} {:<width$}  {:<44}  {}",
                     i.text,
                     cfi(i),
-                    orc_text(analysis, i.section, i.offset, format)
+                    site.unwind.cell(Some(r.number), off).unwrap_or_default()
                 );
             }
             if !any {
