@@ -5,6 +5,7 @@
 mod alloc;
 mod cli;
 mod kbuild;
+mod live;
 mod lsp;
 
 #[global_allocator]
