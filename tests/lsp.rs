@@ -28,7 +28,12 @@ fn demo_conflict_hover_table_and_live_rebuild() {
     let ok = alternative_line(&text, "save_fl_ok");
 
     let mut c = Client::start(&root);
-    let init = c.initialize(&root, json!({"inlayHints": true, "kernel": "auto"}));
+    // The file is edited on disk behind the server's back below (no didChange): live mode, which would check the
+    // buffer the server was given, is off; `live_mode_*` covers it.
+    let init = c.initialize(
+        &root,
+        json!({"inlayHints": true, "kernel": "auto", "live": {"enable": false}}),
+    );
     let caps = &init["capabilities"];
     assert_eq!(caps["hoverProvider"], true, "{init}");
     assert!(caps.get("inlayHintProvider").is_some() && caps.get("codeLensProvider").is_some());
@@ -500,7 +505,8 @@ fn client_side_file_watching_through_did_change_watched_files() {
     let src = root.join("examples/demo.S");
 
     let mut c = Client::start(&root);
-    c.initialize_with(&root, json!({}), true);
+    // The source is rewritten on disk without a didChange: live mode (which checks the buffer) is off.
+    c.initialize_with(&root, json!({"live": {"enable": false}}), true);
     let uri = c.open(&src, "asm");
     c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
     // The server asked the client to watch objects and compilation databases.
@@ -891,4 +897,138 @@ fn check_the_whole_build_publishes_for_files_not_open() {
         "{diags:#?}"
     );
     c.shutdown();
+}
+
+/// Sends the whole new text of a document.
+fn change(c: &mut Client, uri: &str, version: i32, text: &str) {
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}),
+    );
+}
+
+fn is_unsaved_conflict(d: &Value) -> bool {
+    is_conflict(d) && d["source"] == "altcfi (unsaved)"
+}
+
+#[test]
+fn live_mode_shows_a_conflict_typed_without_saving_and_clears_it_on_revert() {
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    let src = root.join("examples/demo.S");
+    let conflicting = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&conflicting, "save_fl_bad");
+    // The file on disk and its object are the fixed version.
+    let fixed = conflicting.replace(
+        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
+        "\"call xen_save_fl\"",
+    );
+    std::fs::write(&src, &fixed).expect("write fixed");
+    gcc(&root, "build/demo.o");
+    let obj_before = std::fs::read(root.join("build/demo.o")).expect("object");
+    let listing = |root: &Path| {
+        let mut v: Vec<PathBuf> = walk(root);
+        v.sort();
+        v
+    };
+    let files_before = listing(&root);
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    let first = c.wait_diagnostics(&uri, |_| true);
+    assert!(!first.iter().any(is_conflict), "{first:#?}");
+
+    // Type the conflicting replacement, do not save.
+    let t0 = Instant::now();
+    change(&mut c, &uri, 2, &conflicting);
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_unsaved_conflict));
+    eprintln!(
+        "timing: keystroke → unsaved diagnostics {} ms",
+        t0.elapsed().as_millis()
+    );
+    let d = diags
+        .iter()
+        .find(|d| is_unsaved_conflict(d))
+        .expect("conflict");
+    assert_eq!(d["range"]["start"]["line"], bad, "{d:#}");
+    // Hover comes from the unsaved text's object too.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 3}}),
+    );
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        value.contains("%rcx") && value.contains("rsp+24"),
+        "{hover}"
+    );
+
+    // Two lines inserted above: the squiggle moves with them at once, then the new result keeps it there.
+    let shifted = format!("/* one */\n/* two */\n{conflicting}");
+    c.forget_diagnostics(&uri);
+    change(&mut c, &uri, 3, &shifted);
+    let (moved, _) = c.next_diagnostics(&uri);
+    let lines: Vec<&Value> = moved
+        .iter()
+        .filter(|d| is_conflict(d))
+        .map(|d| &d["range"]["start"]["line"])
+        .collect();
+    assert_eq!(lines, [&json!(bad + 2)], "{moved:#?}");
+    // (The new result equals the moved diagnostics, so nothing more is published for it.)
+
+    // A typo: one error at its line; the conflict stays, marked stale.
+    let broken = shifted.replacen("\tret\n", "\tpusx %rcx\n\tret\n", 1);
+    let typo = broken
+        .lines()
+        .position(|l| l.contains("pusx"))
+        .expect("typo") as u64;
+    change(&mut c, &uri, 4, &broken);
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(|x| x["code"] == "compile-error"));
+    let err = diags
+        .iter()
+        .find(|x| x["code"] == "compile-error")
+        .expect("error");
+    assert_eq!(err["range"]["start"]["line"], typo, "{err:#}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| m.contains("pusx")),
+        "{err:#}"
+    );
+    let stale = diags
+        .iter()
+        .find(|d| is_conflict(d))
+        .expect("stale conflict kept");
+    assert!(
+        stale["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("(stale)")),
+        "{stale:#}"
+    );
+    assert_eq!(stale["tags"], json!([1]), "{stale:#}");
+
+    // Back to the text on disk: the conflict goes.
+    change(&mut c, &uri, 5, &fixed);
+    let diags = c.wait_diagnostics(&uri, |d| {
+        !d.iter().any(is_conflict) && !d.iter().any(|x| x["code"] == "compile-error")
+    });
+    assert!(diags.iter().all(|d| d["severity"] != 1), "{diags:#?}");
+
+    // The build's object and the tree were never touched.
+    assert_eq!(
+        std::fs::read(root.join("build/demo.o")).expect("object"),
+        obj_before
+    );
+    assert_eq!(listing(&root), files_before);
+    c.shutdown();
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
 }

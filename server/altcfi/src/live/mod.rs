@@ -15,7 +15,7 @@
 pub mod command;
 pub mod process;
 
-pub use command::{CompileCommand, Invocation};
+pub use command::CompileCommand;
 pub use process::FirstError;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -150,6 +150,7 @@ pub fn compile(
 
 #[cfg(test)]
 mod tests {
+    use super::command::Invocation;
     use super::*;
     use std::path::Path;
 

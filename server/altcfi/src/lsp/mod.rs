@@ -14,6 +14,7 @@
 
 pub mod check;
 pub mod convert;
+pub mod edits;
 pub mod scheduler;
 pub mod watch;
 pub mod workspace;
@@ -167,6 +168,8 @@ struct Doc {
     /// The document version and diagnostics last published for it: a rebuild that changes nothing of this
     /// document's results publishes nothing (an edit of the document always publishes, for its new version).
     published: Option<(i32, Vec<Diagnostic>)>,
+    /// Whether `view` was made from a live compile of the buffer ([`crate::live`]) rather than the build's object.
+    live: bool,
 }
 
 /// State shared by the handlers and the background tasks.
@@ -193,6 +196,17 @@ struct Inner {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long after the last `didChange` a live compile of the buffer starts.
+const LIVE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether a check went live or falls back to the build's object.
+enum LiveStep {
+    /// The live result (or the compile error) was published, or a newer check took over.
+    Done,
+    /// No live result: check the build's object.
+    UseObject,
 }
 
 /// The server: a client handle and the shared state.
@@ -333,6 +347,18 @@ impl Backend {
             return Ok(());
         }
         let related = lock(&self.inner.caps).related_information;
+        if let Some(command) = self
+            .live_command(uri, &path, &text, resolution.as_ref())
+            .await
+        {
+            match self
+                .check_live(uri, &ticket, &path, &text, resolution.clone(), command)
+                .await
+            {
+                LiveStep::Done => return Ok(()),
+                LiveStep::UseObject => {}
+            }
+        }
         // An object being written gives no result: keep what is shown and look again (a newer check, e.g. from
         // the watcher, supersedes this loop).
         let view = loop {
@@ -373,19 +399,35 @@ impl Backend {
                 return Ok(());
             }
         };
+        self.install_view(uri, &path, resolution.as_ref(), view, false, &ticket)
+            .await;
+        Ok(())
+    }
+
+    /// Makes `view` the document's view and publishes its diagnostics (unless a newer check started, or they are
+    /// the ones already shown); `live`: it was made from the unsaved buffer.
+    async fn install_view(
+        &self,
+        uri: &Url,
+        path: &Path,
+        resolution: Option<&Resolution>,
+        view: DocView,
+        live: bool,
+        ticket: &scheduler::Ticket,
+    ) {
         let publishing = self.inner.publish_lock.lock().await;
         if !self.inner.generations.is_current(&ticket) {
-            return Ok(());
+            return;
         }
         for note in &view.notes {
             self.log(MessageType::INFO, note.clone());
         }
-        self.watch_for(&path, resolution.as_ref());
+        self.watch_for(path, resolution);
         let diagnostics = view.diagnostics.clone();
         let (version, view, same) = {
             let mut docs = lock(&self.inner.docs);
             let Some(doc) = docs.get_mut(uri) else {
-                return Ok(());
+                return;
             };
             let previous = doc.view.as_ref().and_then(|v| v.resolution.clone());
             if view.resolution.is_some() && previous != view.resolution {
@@ -403,9 +445,11 @@ impl Backend {
                     );
                 }
             }
-            let changed = doc.view.as_ref().map(|v| v.fingerprint()) != Some(view.fingerprint());
+            let changed =
+                doc.live || doc.view.as_ref().map(|v| v.fingerprint()) != Some(view.fingerprint());
             let view = Arc::new(view);
             doc.view = Some(view.clone());
+            doc.live = live;
             if changed {
                 self.refresh_views();
             }
@@ -422,8 +466,198 @@ impl Backend {
                 .await;
         }
         drop(publishing);
-        self.build_tables(view, ticket);
-        Ok(())
+        self.build_tables(view, ticket.clone());
+    }
+
+    /// The compile command to run on the buffer, if live mode applies: it is on, the document has a compile
+    /// command, and the buffer differs from the file on disk (or it did, its view is still the live one, and the
+    /// build has not yet rewritten the object since the file was saved).
+    async fn live_command(
+        &self,
+        uri: &Url,
+        path: &Path,
+        text: &Arc<DocText>,
+        resolution: Option<&Resolution>,
+    ) -> Option<Arc<crate::live::CompileCommand>> {
+        if !lock(&self.inner.config).live_enable {
+            return None;
+        }
+        let resolution = resolution?;
+        let command = resolution.command.clone()?;
+        let was_live = lock(&self.inner.docs).get(uri).is_some_and(|d| d.live);
+        let (p, t, objects) = (path.to_path_buf(), text.clone(), resolution.objects.clone());
+        let needed = blocking(move || {
+            let differs = std::fs::read(&p).map_or(true, |disk| disk != t.text().as_bytes());
+            differs
+                || (was_live
+                    && objects.iter().any(|o| {
+                        let (Some((_, obj)), Some((_, src))) =
+                            (workspace::stat(o), workspace::stat(&p))
+                        else {
+                            return true;
+                        };
+                        obj < src
+                    }))
+        })
+        .await
+        .unwrap_or(false);
+        needed.then_some(command)
+    }
+
+    /// Checks the unsaved buffer through a live compile ([`check::check_unsaved`]) and publishes the result, with
+    /// `$/progress` for `.c` files. [`LiveStep::UseObject`] when live mode gave no result (refused, timed out):
+    /// the build's object is checked instead.
+    async fn check_live(
+        &self,
+        uri: &Url,
+        ticket: &scheduler::Ticket,
+        path: &Path,
+        text: &Arc<DocText>,
+        resolution: Option<Resolution>,
+        command: Arc<crate::live::CompileCommand>,
+    ) -> LiveStep {
+        let Some(resolution) = resolution else {
+            return LiveStep::UseObject;
+        };
+        let policy = {
+            let c = lock(&self.inner.config);
+            crate::live::Policy {
+                compilers: c.live_compilers.clone(),
+                root: lock(&self.inner.root).clone(),
+                timeout: std::time::Duration::from_millis(c.live_timeout_ms),
+            }
+        };
+        let related = lock(&self.inner.caps).related_information;
+        let progress = if path.extension().is_some_and(|e| e == "c") {
+            self.begin_progress("altcfi: compiling the unsaved text", path)
+                .await
+        } else {
+            None
+        };
+        let inner = self.inner.clone();
+        let settings = lock(&inner.settings).clone();
+        let (p, t, r, this_check) = (
+            path.to_path_buf(),
+            text.clone(),
+            resolution.clone(),
+            ticket.clone(),
+        );
+        let outcome = blocking(move || {
+            let current = || inner.generations.is_current(&this_check);
+            check::check_unsaved(&settings, &p, &t, r, &command, &policy, related, &current)
+        })
+        .await;
+        if let Some(token) = progress {
+            self.end_progress(token).await;
+        }
+        match outcome {
+            Ok(check::LiveOutcome::Ready(view, elapsed)) => {
+                eprintln!(
+                    "altcfi lsp: compiled the unsaved {} in {} ms",
+                    path.display(),
+                    elapsed.as_millis()
+                );
+                self.install_view(uri, path, Some(&resolution), view, true, ticket)
+                    .await;
+                LiveStep::Done
+            }
+            Ok(check::LiveOutcome::Failed(error)) => {
+                self.publish_compile_error(uri, error, ticket).await;
+                LiveStep::Done
+            }
+            Ok(check::LiveOutcome::Cancelled) => LiveStep::Done,
+            Ok(check::LiveOutcome::Unavailable(why)) => {
+                self.log(
+                    MessageType::WARNING,
+                    format!(
+                        "{}: live mode: {why}; showing the build's object",
+                        path.display()
+                    ),
+                );
+                LiveStep::UseObject
+            }
+            Err(e) => {
+                self.log(MessageType::ERROR, format!("{}: {e}", path.display()));
+                LiveStep::UseObject
+            }
+        }
+    }
+
+    /// Publishes the error of a buffer that does not compile, with the previous findings kept and marked stale.
+    async fn publish_compile_error(
+        &self,
+        uri: &Url,
+        error: Diagnostic,
+        ticket: &scheduler::Ticket,
+    ) {
+        let _publishing = self.inner.publish_lock.lock().await;
+        if !self.inner.generations.is_current(ticket) {
+            return;
+        }
+        let published = {
+            let mut docs = lock(&self.inner.docs);
+            let Some(doc) = docs.get_mut(uri) else {
+                return;
+            };
+            let mut diagnostics = vec![error];
+            if let Some((_, previous)) = &doc.published {
+                let compile_error = NumberOrString::String(check::COMPILE_ERROR_CODE.into());
+                diagnostics.extend(
+                    previous
+                        .iter()
+                        .filter(|d| d.code.as_ref() != Some(&compile_error))
+                        .map(edits::mark_stale),
+                );
+            }
+            doc.published = Some((doc.version, diagnostics.clone()));
+            (doc.version, diagnostics)
+        };
+        self.client
+            .publish_diagnostics(uri.clone(), published.1, Some(published.0))
+            .await;
+    }
+
+    /// Starts a `$/progress` report (clients that advertise `window.workDoneProgress`); `None` otherwise.
+    async fn begin_progress(&self, title: &str, path: &Path) -> Option<NumberOrString> {
+        if !lock(&self.inner.caps).work_done_progress {
+            return None;
+        }
+        let token = NumberOrString::String(format!(
+            "altcfi/live/{}",
+            self.inner.progress_tokens.fetch_add(1, Ordering::Relaxed)
+        ));
+        self.client
+            .send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                token: token.clone(),
+            })
+            .await
+            .ok()?;
+        self.client
+            .send_notification::<Progress>(ProgressParams {
+                token: token.clone(),
+                value: ProgressParamsValue::WorkDone(WorkDoneProgress::Begin(
+                    WorkDoneProgressBegin {
+                        title: title.into(),
+                        cancellable: Some(false),
+                        message: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                        percentage: None,
+                    },
+                )),
+            })
+            .await;
+        Some(token)
+    }
+
+    /// Ends a `$/progress` report.
+    async fn end_progress(&self, token: NumberOrString) {
+        self.client
+            .send_notification::<Progress>(ProgressParams {
+                token,
+                value: ProgressParamsValue::WorkDone(WorkDoneProgress::End(WorkDoneProgressEnd {
+                    message: None,
+                })),
+            })
+            .await;
     }
 
     /// Builds the per-instruction tables of a view's objects in the background, after its diagnostics are out, so
@@ -1072,18 +1306,56 @@ impl LanguageServer for Backend {
                 version: doc.version,
                 view: None,
                 published: None,
+                live: false,
             },
         );
         self.schedule(doc.uri);
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
-        let mut docs = lock(&self.inner.docs);
-        if let Some(doc) = docs.get_mut(&params.text_document.uri) {
-            if let Some(change) = params.content_changes.into_iter().last() {
-                doc.text = Arc::new(DocText::new(change.text));
-            }
+        let uri = params.text_document.uri;
+        let shift = {
+            let mut docs = lock(&self.inner.docs);
+            let Some(doc) = docs.get_mut(&uri) else {
+                return;
+            };
             doc.version = params.text_document.version;
+            let Some(change) = params.content_changes.into_iter().last() else {
+                return;
+            };
+            let old = std::mem::replace(&mut doc.text, Arc::new(DocText::new(change.text)));
+            edits::LineShift::between(old.text(), doc.text.text())
+        };
+        // Supersede any check of the older text, then move what is shown with the edit while the new results are
+        // computed (after any publication already under way, whose diagnostics are for the older text too).
+        let ticket = self.inner.generations.next(uri.as_str());
+        if !shift.is_identity() {
+            let _publishing = self.inner.publish_lock.lock().await;
+            let moved = {
+                let mut docs = lock(&self.inner.docs);
+                docs.get_mut(&uri).and_then(|doc| {
+                    let (v, d) = doc.published.as_mut()?;
+                    *d = d.iter().map(|x| shift.diagnostic(x, &uri)).collect();
+                    *v = doc.version;
+                    Some((doc.version, d.clone()))
+                })
+            };
+            if let Some((version, diagnostics)) = moved {
+                self.client
+                    .publish_diagnostics(uri.clone(), diagnostics, Some(version))
+                    .await;
+            }
+        }
+        if lock(&self.inner.config).live_enable {
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(LIVE_DEBOUNCE).await;
+                if this.inner.generations.is_current(&ticket) {
+                    if let Err(e) = this.check(&uri, ticket).await {
+                        this.log(MessageType::ERROR, format!("{uri}: {e}"));
+                    }
+                }
+            });
         }
     }
 

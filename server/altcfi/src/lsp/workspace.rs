@@ -12,13 +12,14 @@
 //! the analysis beyond asking [`LineMap::source_files`] which sources an object was built from; the adapter runs
 //! these functions off the async threads.
 
+use crate::live::CompileCommand;
 use altcfi_analysis::lines::LineMap;
 use altcfi_analysis::Era;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The kernel generation whose formats and objtool rules apply.
@@ -69,6 +70,12 @@ pub struct Config {
     /// Also compare the object's `.eh_frame`/`.debug_frame` (the `.cfi_*` directives) with the computed CFI, and
     /// its `.orc_unwind` (if objtool already ran) with the computed ORC (`altcfi check --eh-frame --verify-orc`).
     pub eh_frame: bool,
+    /// Live mode: re-check the unsaved buffer by running its compile command on it (`live.enable`).
+    pub live_enable: bool,
+    /// Compilers live mode may run (`live.compilers`).
+    pub live_compilers: Vec<String>,
+    /// Time limit of one live compile in milliseconds (`live.timeoutMs`).
+    pub live_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -82,6 +89,12 @@ impl Default for Config {
             inlay_hints_all: false,
             build_dirs: Vec::new(),
             eh_frame: false,
+            live_enable: true,
+            live_compilers: crate::live::command::DEFAULT_COMPILERS
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            live_timeout_ms: crate::live::DEFAULT_TIMEOUT_MS,
         }
     }
 }
@@ -132,6 +145,27 @@ impl Config {
                 "ehFrame" | "eh_frame" => match value.as_bool() {
                     Some(b) => self.eh_frame = b,
                     None => bad("true or false"),
+                },
+                "live" => match value.as_object() {
+                    Some(m) => {
+                        for (k, v) in m {
+                            let dotted = serde_json::json!({ format!("live.{k}"): v });
+                            warnings.extend(self.apply(&dotted, origin));
+                        }
+                    }
+                    None => bad("an object (enable, compilers, timeoutMs)"),
+                },
+                "live.enable" => match value.as_bool() {
+                    Some(b) => self.live_enable = b,
+                    None => bad("true or false"),
+                },
+                "live.compilers" => match string_list(value) {
+                    Some(l) if !l.is_empty() => self.live_compilers = l,
+                    _ => bad("a non-empty list of compiler names"),
+                },
+                "live.timeoutMs" | "live.timeout_ms" => match value.as_u64() {
+                    Some(ms) if ms > 0 => self.live_timeout_ms = ms,
+                    _ => bad("a positive number of milliseconds"),
                 },
                 "kernel" => {
                     let text = match value {
@@ -261,6 +295,8 @@ pub struct Resolution {
     pub objects: Vec<PathBuf>,
     /// How they were found.
     pub found_by: FoundBy,
+    /// The compile command of the source (from the `compile_commands.json` entry), for live compiles.
+    pub command: Option<Arc<CompileCommand>>,
 }
 
 /// One entry of a compilation database: the source and the object it produces.
@@ -271,6 +307,8 @@ struct CompileEntry {
     /// Whether `file` is canonical (the source existed when the database was read).
     resolved: bool,
     output: Option<PathBuf>,
+    /// The entry's command, for live compiles of the unsaved buffer.
+    command: Option<Arc<CompileCommand>>,
 }
 
 /// A parsed `compile_commands.json`, with the stat it was read at.
@@ -428,6 +466,7 @@ impl Workspace {
             crate::kbuild::object_in_build(&kernel.root, b, source).map(|o| Resolution {
                 objects: vec![o],
                 found_by: FoundBy::KbuildLayout(b.clone()),
+                command: None,
             })
         })
     }
@@ -457,7 +496,11 @@ impl Workspace {
             }
             let Some(parsed) = dbs.get(&db) else { continue };
             let mut objects: Vec<PathBuf> = Vec::new();
+            let mut command = None;
             for e in parsed.entries_for(source, &wanted) {
+                if command.is_none() {
+                    command = e.command.clone();
+                }
                 if let Some(o) = &e.output {
                     let in_kernel = kernel
                         .as_ref()
@@ -482,6 +525,7 @@ impl Workspace {
                 return Some(Resolution {
                     objects,
                     found_by: FoundBy::CompileCommands(db),
+                    command,
                 });
             }
         }
@@ -520,6 +564,7 @@ impl Workspace {
         (!objects.is_empty()).then_some(Resolution {
             objects,
             found_by: FoundBy::DwarfIndex,
+            command: None,
         })
     }
 
@@ -537,6 +582,7 @@ impl Workspace {
         (!objects.is_empty()).then_some(Resolution {
             objects,
             found_by: FoundBy::Config,
+            command: None,
         })
     }
 }
@@ -605,6 +651,7 @@ fn parse_compile_db(bytes: &[u8]) -> Option<Vec<CompileEntry>> {
             file,
             resolved,
             output,
+            command: CompileCommand::from_json(e).map(Arc::new),
         });
     }
     Some(out)
