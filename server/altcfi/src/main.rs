@@ -4,6 +4,7 @@
 
 mod alloc;
 mod cli;
+mod fix;
 mod kbuild;
 mod live;
 mod lsp;

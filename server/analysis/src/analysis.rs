@@ -75,6 +75,9 @@ pub struct AltSite {
     pub replacements: Vec<Replacement>,
     /// The state recorded in each slot of the shared array (per byte offset).
     pub slots: Vec<Option<CfiId>>,
+    /// Whether unwinding from inside each variant is right ([`crate::unwind`]); `None` when it cannot be told
+    /// (some variant instruction was never reached).
+    pub unwind: Option<crate::unwind::UnwindVerdict>,
 }
 
 /// How an analysis chose its era.
@@ -404,6 +407,9 @@ fn build_sites(p: &Program, w: &WalkResult, features: &FeatureNames) -> Vec<AltS
                 location: p.node_location(orig.first).display,
                 replacements,
                 slots: w.slots[slots].to_vec(),
+                unwind: crate::unwind::site_verdict(p, w, slots, |g| {
+                    repls.iter().position(|&r| r == g).map(|i| i + 1)
+                }),
             }
         })
         .collect()

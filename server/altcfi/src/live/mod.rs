@@ -149,13 +149,13 @@ pub fn compile(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::command::Invocation;
     use super::*;
     use std::path::Path;
 
     /// A scratch workspace with `examples/demo.S` and the header it includes, and its compile command.
-    fn demo() -> (tempfile::TempDir, CompileCommand, String) {
+    pub(crate) fn demo() -> (tempfile::TempDir, CompileCommand, String) {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().canonicalize().expect("canonical");
