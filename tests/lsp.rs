@@ -1032,3 +1032,99 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn code_action_offers_a_checked_fix_that_makes_the_site_clean() {
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    gcc(&root, "build/demo.o");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&text, "save_fl_bad");
+
+    let mut c = Client::start(&root);
+    let init = c.initialize(&root, json!({}));
+    assert!(
+        init["capabilities"]["codeActionProvider"].is_object(),
+        "{init}"
+    );
+    let uri = c.open(&src, "asm");
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    let conflict = diags
+        .iter()
+        .find(|d| is_conflict(d))
+        .expect("conflict")
+        .clone();
+
+    let t0 = Instant::now();
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": conflict["range"],
+               "context": {"diagnostics": [conflict]}}),
+    );
+    eprintln!(
+        "timing: code action with every candidate checked {} ms",
+        t0.elapsed().as_millis()
+    );
+    let actions = actions.as_array().cloned().expect("actions");
+    assert!(!actions.is_empty());
+    for a in &actions {
+        let title = a["title"].as_str().expect("title");
+        assert!(
+            title.starts_with("pad ") && title.ends_with(": the site becomes clean"),
+            "{title}"
+        );
+        assert_eq!(a["kind"], "quickfix");
+    }
+    // Apply the first: one edit of the ALTERNATIVE line.
+    let edits = actions[0]["edit"]["changes"][&uri]
+        .as_array()
+        .cloned()
+        .expect("edits");
+    assert_eq!(edits.len(), 1);
+    assert_eq!(edits[0]["range"]["start"]["line"], bad);
+    let new_line = edits[0]["newText"].as_str().expect("newText");
+    let fixed: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i as u32 == bad {
+                format!("{new_line}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    // In the editor first (unsaved): the conflict goes.
+    change(&mut c, &uri, 2, &fixed);
+    c.wait_diagnostics(&uri, |d| !d.iter().any(is_conflict));
+    c.shutdown();
+
+    // Saved and built for real: altcfi check finds the file clean.
+    std::fs::write(&src, &fixed).expect("write");
+    gcc(&root, "build/demo.o");
+    let out = Command::new(env!("CARGO_BIN_EXE_altcfi"))
+        .arg("check")
+        .arg(root.join("build/demo.o"))
+        .output()
+        .expect("altcfi check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A line without a conflict gets no action.
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    c.wait_diagnostics(&uri, |_| true);
+    let none = c.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri},
+               "range": {"start": {"line": bad, "character": 0}, "end": {"line": bad, "character": 0}},
+               "context": {"diagnostics": []}}),
+    );
+    assert!(none.is_null(), "{none}");
+    c.shutdown();
+}

@@ -170,6 +170,8 @@ struct Doc {
     published: Option<(i32, Vec<Diagnostic>)>,
     /// Whether `view` was made from a live compile of the buffer ([`crate::live`]) rather than the build's object.
     live: bool,
+    /// The checked quick fixes computed for (document version, 0-based line).
+    fixes: HashMap<(i32, u32), Vec<CodeAction>>,
 }
 
 /// State shared by the handlers and the background tasks.
@@ -200,6 +202,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// How long after the last `didChange` a live compile of the buffer starts.
 const LIVE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Most quick fixes offered for one conflict.
+const MAX_FIXES: usize = 3;
 
 /// Whether a check went live or falls back to the build's object.
 enum LiveStep {
@@ -615,6 +620,102 @@ impl Backend {
         self.client
             .publish_diagnostics(uri.clone(), published.1, Some(published.0))
             .await;
+    }
+
+    /// The checked quick fixes ([`crate::fix`]) for the conflict `diagnostic` on 0-based `line`, computed once per
+    /// document version and line; `None` without a compile command.
+    async fn fixes_for(
+        &self,
+        uri: &Url,
+        line: u32,
+        diagnostic: Diagnostic,
+    ) -> Option<Vec<CodeAction>> {
+        let (path, text, version, resolution) = {
+            let docs = lock(&self.inner.docs);
+            let doc = docs.get(uri)?;
+            if let Some(found) = doc.fixes.get(&(doc.version, line)) {
+                return Some(found.clone());
+            }
+            let resolution = doc.view.as_ref()?.resolution.clone()?;
+            (doc.path.clone(), doc.text.clone(), doc.version, resolution)
+        };
+        let command = resolution.command.clone()?;
+        let object = resolution.objects.first().cloned()?;
+        let policy = {
+            let c = lock(&self.inner.config);
+            crate::live::Policy {
+                compilers: c.live_compilers.clone(),
+                root: lock(&self.inner.root).clone(),
+                timeout: std::time::Duration::from_millis(c.live_timeout_ms),
+            }
+        };
+        let settings = lock(&self.inner.settings).clone();
+        let inner = self.inner.clone();
+        let (u, t) = (uri.clone(), text.clone());
+        let started = Instant::now();
+        let found = blocking(move || {
+            let kb = settings.kbuild.as_ref().map(|k| k.object(&object));
+            let s = settings.for_object(kb.as_ref());
+            let with = crate::fix::CheckWith {
+                command: &command,
+                policy: &policy,
+                options: s.options,
+                features: &s.features,
+            };
+            let edited = || lock(&inner.docs).get(&u).map(|d| d.version) != Some(version);
+            crate::fix::checked_fixes(t.text(), line, &with, MAX_FIXES, &edited)
+        })
+        .await;
+        let fixes = match found {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                self.log(
+                    MessageType::INFO,
+                    format!("{}:{}: no quick fix: {e}", path.display(), line + 1),
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                self.log(MessageType::ERROR, e);
+                return None;
+            }
+        };
+        eprintln!(
+            "altcfi lsp: {} checked fixes for {}:{} in {} ms",
+            fixes.len(),
+            path.display(),
+            line + 1,
+            started.elapsed().as_millis()
+        );
+        let range = text.lines().range(line);
+        let actions: Vec<CodeAction> = fixes
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| CodeAction {
+                title: f.title,
+                kind: Some(CodeActionKind::QUICKFIX),
+                diagnostics: Some(vec![diagnostic.clone()]),
+                edit: Some(WorkspaceEdit {
+                    changes: Some(HashMap::from([(
+                        uri.clone(),
+                        vec![TextEdit {
+                            range,
+                            new_text: f.candidate.new_line,
+                        }],
+                    )])),
+                    ..Default::default()
+                }),
+                is_preferred: Some(i == 0),
+                ..Default::default()
+            })
+            .collect();
+        let mut docs = lock(&self.inner.docs);
+        let doc = docs.get_mut(uri)?;
+        if doc.version == version {
+            doc.fixes.retain(|(v, _), _| *v == version);
+            doc.fixes.insert((version, line), actions.clone());
+        }
+        Some(actions)
     }
 
     /// Starts a `$/progress` report (clients that advertise `window.workDoneProgress`); `None` otherwise.
@@ -1211,6 +1312,12 @@ impl LanguageServer for Backend {
                     },
                 )),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Options(
+                    CodeActionOptions {
+                        code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
+                        ..Default::default()
+                    },
+                )),
                 inlay_hint_provider: Some(OneOf::Left(true)),
                 code_lens_provider: Some(CodeLensOptions {
                     resolve_provider: Some(false),
@@ -1307,6 +1414,7 @@ impl LanguageServer for Backend {
                 view: None,
                 published: None,
                 live: false,
+                fixes: HashMap::new(),
             },
         );
         self.schedule(doc.uri);
@@ -1458,6 +1566,32 @@ impl LanguageServer for Backend {
             .show_message(MessageType::INFO, summary.clone())
             .await;
         Ok(Some(Value::String(summary)))
+    }
+
+    async fn code_action(
+        &self,
+        params: CodeActionParams,
+    ) -> jsonrpc::Result<Option<CodeActionResponse>> {
+        let uri = params.text_document.uri;
+        let conflict = NumberOrString::String("alt-stack-conflict".into());
+        let mut lines: Vec<(u32, Diagnostic)> = params
+            .context
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.code.as_ref() == Some(&conflict) && !d.message.starts_with(edits::STALE))
+            .map(|d| (d.range.start.line, d))
+            .collect();
+        lines.dedup_by_key(|(l, _)| *l);
+        if lines.is_empty() || !lock(&self.inner.config).live_enable {
+            return Ok(None);
+        }
+        let mut actions = Vec::new();
+        for (line, diagnostic) in lines {
+            if let Some(found) = self.fixes_for(&uri, line, diagnostic).await {
+                actions.extend(found.into_iter().map(CodeActionOrCommand::CodeAction));
+            }
+        }
+        Ok((!actions.is_empty()).then_some(actions))
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> jsonrpc::Result<Option<Vec<CodeLens>>> {
