@@ -24,6 +24,7 @@ return {
     inlayHints = true,
     buildDirs = {},
     ehFrame = false,
+    live = { enable = true, compilers = { 'gcc', 'cc', 'clang', 'as' }, timeoutMs = 10000 },
   },
   on_attach = function(client, bufnr)
     require('altcfi').on_attach(client, bufnr)

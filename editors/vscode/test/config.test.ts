@@ -28,6 +28,7 @@ describe('initializationOptions', () => {
             inlayHints: true,
             buildDirs: [],
             ehFrame: false,
+            live: { enable: true, compilers: ['gcc', 'cc', 'clang', 'as'], timeoutMs: 10000 },
         });
     });
 
@@ -41,6 +42,9 @@ describe('initializationOptions', () => {
                 inlayHints: false,
                 buildDirs: ['out'],
                 ehFrame: true,
+                'live.enable': false,
+                'live.compilers': ['gcc-12'],
+                'live.timeoutMs': 2500,
             }),
         );
         assert.deepEqual(opts, {
@@ -51,6 +55,7 @@ describe('initializationOptions', () => {
             inlayHints: false,
             buildDirs: ['out'],
             ehFrame: true,
+            live: { enable: false, compilers: ['gcc-12'], timeoutMs: 2500 },
         });
     });
 
@@ -63,6 +68,7 @@ describe('initializationOptions', () => {
             'framePointer',
             'inlayHints',
             'kernel',
+            'live',
             'objectGlobs',
         ]);
         const json = JSON.parse(JSON.stringify(opts)) as Record<string, unknown>;
@@ -80,6 +86,9 @@ describe('initializationOptions', () => {
                 inlayHints: 'no',
                 buildDirs: [1, 'ok', '  ', null],
                 ehFrame: 'yes',
+                'live.enable': 'no',
+                'live.compilers': 'gcc',
+                'live.timeoutMs': -1,
             }),
         );
         assert.deepEqual(opts, {
@@ -90,6 +99,7 @@ describe('initializationOptions', () => {
             inlayHints: true,
             buildDirs: ['ok'],
             ehFrame: false,
+            live: { enable: true, compilers: ['gcc', 'cc', 'clang', 'as'], timeoutMs: 10000 },
         });
     });
 

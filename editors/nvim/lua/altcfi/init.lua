@@ -23,9 +23,10 @@ M.defaults = {
   inlayHints = true,
   buildDirs = {},
   ehFrame = false,
+  live = { enable = true, compilers = { 'gcc', 'cc', 'clang', 'as' }, timeoutMs = 10000 },
 }
 
-local OPTION_KEYS = { 'objectGlobs', 'framePointer', 'kernel', 'cpufeatures', 'inlayHints', 'buildDirs', 'ehFrame' }
+local OPTION_KEYS = { 'objectGlobs', 'framePointer', 'kernel', 'cpufeatures', 'inlayHints', 'buildDirs', 'ehFrame', 'live' }
 
 --- The current configuration (defaults merged with the last setup{} call).
 M.config = vim.deepcopy(M.defaults)
@@ -170,7 +171,8 @@ local group = vim.api.nvim_create_augroup('altcfi', { clear = true })
 --- Configures altcfi and starts it for matching buffers (including those already open).
 ---
 --- Keys: cmd, filetypes, root_markers, on_attach, capabilities, and the server options objectGlobs,
---- framePointer, kernel ('auto'|'6.1'|'6.12'), cpufeatures (path), inlayHints, buildDirs, ehFrame.
+--- framePointer, kernel ('auto'|'6.1'|'6.12'), cpufeatures (path), inlayHints, buildDirs, ehFrame,
+--- live ({ enable, compilers, timeoutMs }).
 ---@param opts table|nil
 function M.setup(opts)
   M.config = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts or {})
