@@ -194,6 +194,8 @@ struct Inner {
     /// Files (not open) that the last "check the whole build" published diagnostics for: the next run clears the
     /// ones it no longer has findings for.
     build_published: Mutex<HashSet<Url>>,
+    /// Why live mode gave no result, per file, as already logged (a refused command is said once, not per keystroke).
+    live_warned: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -245,6 +247,7 @@ impl Backend {
                 watcher: Mutex::new(None),
                 progress_tokens: AtomicU64::new(0),
                 build_published: Mutex::new(HashSet::new()),
+                live_warned: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -421,7 +424,7 @@ impl Backend {
         ticket: &scheduler::Ticket,
     ) {
         let publishing = self.inner.publish_lock.lock().await;
-        if !self.inner.generations.is_current(&ticket) {
+        if !self.inner.generations.is_current(ticket) {
             return;
         }
         for note in &view.notes {
@@ -572,13 +575,13 @@ impl Backend {
             }
             Ok(check::LiveOutcome::Cancelled) => LiveStep::Done,
             Ok(check::LiveOutcome::Unavailable(why)) => {
-                self.log(
-                    MessageType::WARNING,
-                    format!(
-                        "{}: live mode: {why}; showing the build's object",
-                        path.display()
-                    ),
+                let msg = format!(
+                    "{}: live mode: {why}; showing the build's object",
+                    path.display()
                 );
+                if lock(&self.inner.live_warned).insert(msg.clone()) {
+                    self.log(MessageType::WARNING, msg);
+                }
                 LiveStep::UseObject
             }
             Err(e) => {
