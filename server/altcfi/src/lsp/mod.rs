@@ -1446,8 +1446,13 @@ impl LanguageServer for Backend {
                 let mut docs = lock(&self.inner.docs);
                 docs.get_mut(&uri).and_then(|doc| {
                     let (v, d) = doc.published.as_mut()?;
-                    *d = d.iter().map(|x| shift.diagnostic(x, &uri)).collect();
+                    let moved: Vec<Diagnostic> =
+                        d.iter().map(|x| shift.diagnostic(x, &uri)).collect();
                     *v = doc.version;
+                    if moved == *d {
+                        return None;
+                    }
+                    *d = moved;
                     Some((doc.version, d.clone()))
                 })
             };
