@@ -1439,7 +1439,9 @@ impl LanguageServer for Backend {
         };
         // Supersede any check of the older text, then move what is shown with the edit while the new results are
         // computed (after any publication already under way, whose diagnostics are for the older text too).
-        let ticket = self.inner.generations.next(uri.as_str());
+        let live = lock(&self.inner.config).live_enable;
+        // (Without live mode nothing is re-checked on a change: a check under way stays current.)
+        let ticket = live.then(|| self.inner.generations.next(uri.as_str()));
         if !shift.is_identity() {
             let _publishing = self.inner.publish_lock.lock().await;
             let moved = {
@@ -1462,7 +1464,7 @@ impl LanguageServer for Backend {
                     .await;
             }
         }
-        if lock(&self.inner.config).live_enable {
+        if let Some(ticket) = ticket {
             let this = self.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(LIVE_DEBOUNCE).await;

@@ -864,6 +864,32 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn live_settings_as_an_object_dotted_keys_or_toml() {
+        let mut c = Config::default();
+        assert!(c.live_enable && c.live_compilers.len() == 4);
+        let w = c.apply(
+            &json!({"live": {"enable": false, "compilers": ["gcc-12"], "timeoutMs": 2500}}),
+            "test",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert!(!c.live_enable);
+        assert_eq!(c.live_compilers, vec!["gcc-12".to_string()]);
+        assert_eq!(c.live_timeout_ms, 2500);
+        let w = c.apply(
+            &json!({"live.enable": true, "live.timeoutMs": -1, "live.compilers": []}),
+            "test",
+        );
+        assert!(c.live_enable);
+        assert_eq!(w.len(), 2, "{w:?}");
+        let toml =
+            Config::toml_to_json("[live]\nenable = false\ntimeout_ms = 900\n").expect("toml");
+        let mut t = Config::default();
+        assert!(t.apply(&toml, "altcfi.toml").is_empty());
+        assert!(!t.live_enable);
+        assert_eq!(t.live_timeout_ms, 900);
+    }
+
+    #[test]
     fn config_accepts_both_spellings_and_reports_bad_keys() {
         let mut c = Config::default();
         let w = c.apply(
