@@ -97,6 +97,7 @@ pub fn compile(
     let argv = cmd.argv()?;
     let dir = tempfile::Builder::new()
         .prefix("altcfi-live-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|e| LiveError::Io(format!("cannot make a temporary directory: {e}")))?;
     // Canonical, so that the prefix map matches the names the compiler writes.
