@@ -1128,3 +1128,117 @@ fn code_action_offers_a_checked_fix_that_makes_the_site_clean() {
     assert!(none.is_null(), "{none}");
     c.shutdown();
 }
+
+#[test]
+fn live_mode_refuses_an_unsafe_command_by_name_and_keeps_the_build_object() {
+    let (_dir, root) = workspace();
+    gcc(&root, "build/demo.o");
+    let db = json!([{
+        "directory": root,
+        "file": "examples/demo.S",
+        "arguments": ["gcc", "-fplugin=./evil.so", "-c", "-g", "examples/demo.S", "-o", "build/demo.o"],
+    }]);
+    std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    change(&mut c, &uri, 2, &format!("{text}/* edited */\n"));
+    let log = c.wait_log(|m| m.contains("live mode"));
+    assert!(
+        log.contains("refusing `-fplugin=./evil.so`") && log.contains("plugin"),
+        "{log}"
+    );
+    // Still the build's object's findings (the same as before, so nothing new is published), never the unsaved
+    // text's: a hover still answers from the object.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": alternative_line(&text, "save_fl_bad"), "character": 2}}),
+    );
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .is_some_and(|v| v.contains("rsp+24")),
+        "{hover}"
+    );
+    assert!(
+        !c.pending
+            .iter()
+            .any(|m| m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["diagnostics"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(is_unsaved_conflict))),
+        "{:#?}",
+        c.pending
+    );
+    c.shutdown();
+}
+
+#[test]
+fn live_mode_on_a_c_file_reports_progress_while_compiling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical tempdir");
+    let alt = root.join("alt");
+    std::fs::create_dir_all(&alt).expect("mkdir");
+    let fixtures = repo_root().join("tests/fixtures/alt");
+    for f in [
+        "c-conflict-612.c",
+        "alt-macros-612.h",
+        "fixture-common.h",
+        "paravirt-inline.h",
+    ] {
+        std::fs::copy(fixtures.join(f), alt.join(f)).expect("copy fixture");
+    }
+    let args = [
+        "gcc",
+        "-c",
+        "-O2",
+        "-fno-asynchronous-unwind-tables",
+        "-fno-pic",
+        "-mno-red-zone",
+        "-fno-stack-protector",
+        "-g",
+        "-fno-omit-frame-pointer",
+        "alt/c-conflict-612.c",
+        "-o",
+        "alt/c-conflict-612.o",
+    ];
+    let db = json!([{"directory": root, "file": "alt/c-conflict-612.c", "arguments": args}]);
+    std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .current_dir(&root)
+        .output()
+        .expect("gcc");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c_file = alt.join("c-conflict-612.c");
+    let text = std::fs::read_to_string(&c_file).expect("read");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&c_file, "c");
+    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    change(&mut c, &uri, 2, &format!("{text}/* edited */\n"));
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_unsaved_conflict));
+    assert!(diags.iter().any(is_unsaved_conflict));
+    let kinds: Vec<String> = c
+        .pending
+        .iter()
+        .filter(|m| {
+            m["method"] == "$/progress"
+                && m["params"]["token"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("altcfi/live/"))
+        })
+        .map(|m| {
+            m["params"]["value"]["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["begin", "end"], "{:#?}", c.pending);
+    c.shutdown();
+}
