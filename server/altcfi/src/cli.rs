@@ -420,13 +420,13 @@ fn fix_cmd(file: &Path, db: &Path, apply: bool, common: &Common) -> anyhow::Resu
     let bytes = std::fs::read(db).with_context(|| format!("reading {}", db.display()))?;
     let entries: serde_json::Value = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not a compilation database", db.display()))?;
-    let wanted = crate::lsp::workspace::canonical(file);
+    let wanted = crate::paths::canonical(file);
     let command = entries
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(CompileCommand::from_json)
-        .find(|c| crate::lsp::workspace::same_file(&c.file, &wanted))
+        .find(|c| crate::paths::same_file(&c.file, &wanted))
         .with_context(|| format!("{} has no entry for {}", db.display(), file.display()))?;
     let argv = command.argv()?;
     let object = argv
@@ -442,7 +442,7 @@ fn fix_cmd(file: &Path, db: &Path, apply: bool, common: &Common) -> anyhow::Resu
     };
     let opts = common.rules(&object, base, &Kbuild::default())?.opts;
     let policy = Policy {
-        root: db.parent().map(crate::lsp::workspace::canonical),
+        root: db.parent().map(crate::paths::canonical),
         ..Policy::default()
     };
     let text =
@@ -455,7 +455,7 @@ fn fix_cmd(file: &Path, db: &Path, apply: bool, common: &Common) -> anyhow::Resu
         .iter()
         .filter(|f| f.kind == altcfi_analysis::findings::FindingKind::AltStackConflict)
         .filter_map(|f| sources.for_finding(f).primary)
-        .filter(|p| crate::lsp::workspace::same_file(&p.path, &wanted) && p.line > 0)
+        .filter(|p| crate::paths::same_file(&p.path, &wanted) && p.line > 0)
         .map(|p| p.line - 1)
         .collect();
     lines.sort_unstable();

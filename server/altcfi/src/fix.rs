@@ -215,7 +215,7 @@ struct Verdicts {
 
 fn verdicts(a: &Analysis, data: &[u8], file: &Path, line1: u32) -> Result<Verdicts, FixError> {
     let sources = Sources::new(a, data).map_err(|e| FixError::Analysis(e.to_string()))?;
-    let same = |p: &Path| crate::lsp::workspace::same_file(p, file);
+    let same = |p: &Path| crate::paths::same_file(p, file);
     let mut elsewhere = Vec::new();
     let mut site_clean = true;
     let mut conflict_on_line = false;

@@ -8,6 +8,7 @@ mod fix;
 mod kbuild;
 mod live;
 mod lsp;
+mod paths;
 
 #[global_allocator]
 static ALLOCATOR: alloc::HugeForLarge = alloc::HugeForLarge;

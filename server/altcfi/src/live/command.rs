@@ -288,8 +288,8 @@ fn expand_response_files(
             out.push(a.clone());
             continue;
         };
-        let path = crate::lsp::workspace::canonical(&cwd.join(name));
-        let inside = root.is_some_and(|r| path.starts_with(crate::lsp::workspace::canonical(r)));
+        let path = crate::paths::canonical(&cwd.join(name));
+        let inside = root.is_some_and(|r| path.starts_with(crate::paths::canonical(r)));
         if !inside || depth > 4 {
             return Err(LiveError::Refused(format!(
                 "refusing `{a}`: response files are only read from inside the workspace root"
@@ -335,8 +335,8 @@ pub fn rewrite(
     let program = resolve_on_path(name, opts.path_var)
         .ok_or_else(|| LiveError::Refused(format!("`{name}` is not on PATH")))?;
     if compiler.contains('/') {
-        let given = crate::lsp::workspace::canonical(&cmd.directory.join(compiler));
-        if given != crate::lsp::workspace::canonical(&program) {
+        let given = crate::paths::canonical(&cmd.directory.join(compiler));
+        if given != crate::paths::canonical(&program) {
             return Err(LiveError::Refused(format!(
                 "refusing to run `{compiler}`: live mode runs only the `{name}` found on PATH ({})",
                 program.display()
@@ -345,7 +345,7 @@ pub fn rewrite(
     }
     let kind = kind_of(name);
     let rest = expand_response_files(rest, &cmd.directory, opts.root, 0)?;
-    let original = crate::lsp::workspace::canonical(&cmd.file);
+    let original = crate::paths::canonical(&cmd.file);
     let mut args = Vec::new();
     let mut source_seen = false;
     let mut has_c = kind == Kind::Assembler;
@@ -424,7 +424,7 @@ pub fn rewrite(
         }
         if !a.starts_with('-') && !source_seen {
             let p = cmd.directory.join(a);
-            if p == cmd.file || crate::lsp::workspace::same_file(&p, &original) {
+            if p == cmd.file || crate::paths::same_file(&p, &original) {
                 source_seen = true;
                 args.push(opts.temp_source.display().to_string());
                 continue;

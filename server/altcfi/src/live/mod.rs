@@ -133,7 +133,7 @@ pub fn compile(
     shown.extend(safe.args.iter().cloned());
     if !ok {
         let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
-        let original_dir = crate::lsp::workspace::canonical(&cmd.file)
+        let original_dir = crate::paths::canonical(&cmd.file)
             .parent()
             .map(PathBuf::from)
             .unwrap_or_default();

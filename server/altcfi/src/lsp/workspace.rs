@@ -246,17 +246,7 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-pub use altcfi_analysis::lines::normalize;
-
-/// The canonical form of a path if it exists, else its lexical normal form.
-pub fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| normalize(path))
-}
-
-/// Whether two paths name the same file (lexically, or after resolving symbolic links).
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    normalize(a) == normalize(b) || canonical(a) == canonical(b)
-}
+pub use crate::paths::{canonical, normalize, same_file};
 
 /// A file's modification time and size, the cheap part of a cache key.
 pub fn stat(path: &Path) -> Option<(u64, SystemTime)> {
