@@ -454,9 +454,9 @@ impl Workspace {
         let kernel = self.kernel_of(source)?;
         kernel.builds.iter().find_map(|b| {
             crate::kbuild::object_in_build(&kernel.root, b, source).map(|o| Resolution {
+                command: crate::kbuild::compile_command_of(b, &o, &canonical(source)).map(Arc::new),
                 objects: vec![o],
                 found_by: FoundBy::KbuildLayout(b.clone()),
-                command: None,
             })
         })
     }
