@@ -122,6 +122,29 @@ fn quoted(line: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether an item of a variant switches sections or sets the location (a NOP beside it could go into another
+/// section, e.g. an exception table, or shift code whose place is fixed).
+fn moves_code(item: &str) -> bool {
+    const DIRECTIVES: [&str; 14] = [
+        ".pushsection",
+        ".popsection",
+        ".section",
+        ".previous",
+        ".subsection",
+        ".text",
+        ".data",
+        ".bss",
+        ".org",
+        ".skip",
+        ".space",
+        ".fill",
+        ".rept",
+        ".align",
+    ];
+    let word = item.split_whitespace().next().unwrap_or_default();
+    DIRECTIVES.contains(&word) || word.starts_with(".p2align") || word.starts_with(".balign")
+}
+
 /// Candidate edits for the alternative site on 0-based `line` of `text`: for the original (the first quoted string
 /// of the line) and each replacement (the other quoted strings), each NOP of [`PADS`] at the front, after each
 /// instruction but the last, and at the end. Cheapest first. None if the line quotes no variant.
@@ -146,6 +169,11 @@ pub fn candidates(text: &str, line: u32) -> Vec<Candidate> {
                 .map(str::trim)
                 .filter(|i| !i.is_empty())
                 .collect();
+            if insns.iter().any(|i| moves_code(i)) {
+                // A NOP next to a section switch or a location directive could land in another section or move
+                // code: no candidate for this variant.
+                continue;
+            }
             for at in 0..=insns.len() {
                 let mut new: Vec<&str> = insns.clone();
                 new.insert(at, pad.text);
@@ -389,6 +417,14 @@ mod tests {
             .iter()
             .any(|c| c.what == "pad replacement #1 with a 4-byte NOP after `push %rcx`"));
         assert!(candidates("nop\n", 0).is_empty());
+        // A variant that switches sections gets no candidate (a NOP could land in the other section).
+        let sect = "\tALTERNATIVE \"1: mov (%rdi), %rax; .pushsection __ex_table, \\\"a\\\"; .long 1b; .popsection\", \"push %rcx; pop %rcx\", X86_FEATURE_XENPV\n";
+        let c = candidates(sect, 0);
+        assert!(!c.is_empty());
+        assert!(
+            c.iter().all(|c| c.what.contains("replacement #1")),
+            "{c:#?}"
+        );
     }
 
     #[test]
