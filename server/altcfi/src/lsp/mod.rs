@@ -2,8 +2,9 @@
 //!
 //! This module is the adapter: the only place that imports `tower_lsp`. It keeps the per-document state, turns
 //! protocol messages into calls on [`workspace`] (which objects), [`scheduler`] (analysis off the async threads,
-//! newest request wins), [`check`] and [`convert`] (analysis → protocol data), and [`watch`] (objects rewritten by
-//! builds), and it works around tower-lsp's traps (`shared/reference/lsp-notes.md` §3):
+//! newest request wins), [`check`] and [`convert`] (analysis → protocol data), [`watch`] (objects rewritten by
+//! builds), [`edits`] (diagnostics moved with a document's edits), [`crate::live`] (the unsaved buffer compiled on
+//! `didChange`) and [`crate::fix`] (checked quick fixes for code actions), and it works around tower-lsp's traps (`shared/reference/lsp-notes.md` §3):
 //! - the process exits on `exit` and when stdin closes ([`ExitOnExit`], [`run`]);
 //! - document state is changed before any `.await` in a handler;
 //! - a notification handler never awaits a request to the client (those run in spawned tasks);
