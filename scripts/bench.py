@@ -311,6 +311,17 @@ def main():
     else:
         lines.append('LSP memory: skipped (no kernel tree from scripts/kernel-tree.sh in .cache/kernel, or '
                      '--no-lsp-memory).')
+    lines.append('')
+    lines.append('Live mode (`scripts/live-latency.py`: examples/demo.S changed with didChange, never saved; the 100 ms '
+                 'debounce included; a code action on its conflict with every candidate checked):')
+    lines.append('')
+    live = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'live-latency.py')
+    log('LSP live mode: examples/demo.S')
+    r = subprocess.run([sys.executable, live, '--altcfi', a.altcfi, '--runs', str(max(10, a.runs))],
+                       capture_output=True, text=True)
+    lines.append('```')
+    lines.extend((r.stdout.strip() if r.returncode == 0 else f'failed: {r.stderr.strip()[-400:]}').splitlines())
+    lines.append('```')
     report = '\n'.join(lines) + '\n'
     with open(os.path.join(a.out, 'report.md'), 'w') as f:
         f.write(report)

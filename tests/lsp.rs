@@ -28,7 +28,12 @@ fn demo_conflict_hover_table_and_live_rebuild() {
     let ok = alternative_line(&text, "save_fl_ok");
 
     let mut c = Client::start(&root);
-    let init = c.initialize(&root, json!({"inlayHints": true, "kernel": "auto"}));
+    // The file is edited on disk behind the server's back below (no didChange): live mode, which would check the
+    // buffer the server was given, is off; `live_mode_*` covers it.
+    let init = c.initialize(
+        &root,
+        json!({"inlayHints": true, "kernel": "auto", "live": {"enable": false}}),
+    );
     let caps = &init["capabilities"];
     assert_eq!(caps["hoverProvider"], true, "{init}");
     assert!(caps.get("inlayHintProvider").is_some() && caps.get("codeLensProvider").is_some());
@@ -447,7 +452,9 @@ local function put(k, v) table.insert(results, k .. ' ' .. tostring(v)) end
 local ok_all, err = pcall(function()
   vim.cmd('edit ' .. ws .. '/examples/demo.S')
   local buf = vim.api.nvim_get_current_buf()
-  local id = vim.lsp.start({ name = 'altcfi', cmd = { bin, 'lsp' }, root_dir = ws })
+  -- The source is rewritten on disk behind the buffer below: live mode (which checks the buffer) is off.
+  local id = vim.lsp.start({ name = 'altcfi', cmd = { bin, 'lsp' }, root_dir = ws,
+    init_options = { live = { enable = false } } })
   put('client', id ~= nil)
   local function conflict()
     for _, d in ipairs(vim.diagnostic.get(buf)) do
@@ -569,7 +576,8 @@ fn client_side_file_watching_through_did_change_watched_files() {
     let src = root.join("examples/demo.S");
 
     let mut c = Client::start(&root);
-    c.initialize_with(&root, json!({}), true);
+    // The source is rewritten on disk without a didChange: live mode (which checks the buffer) is off.
+    c.initialize_with(&root, json!({"live": {"enable": false}}), true);
     let uri = c.open(&src, "asm");
     c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
     // The server asked the client to watch objects and compilation databases.
@@ -959,5 +967,349 @@ fn check_the_whole_build_publishes_for_files_not_open() {
         1,
         "{diags:#?}"
     );
+    c.shutdown();
+}
+
+/// Sends the whole new text of a document.
+fn change(c: &mut Client, uri: &str, version: i32, text: &str) {
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}),
+    );
+}
+
+fn is_unsaved_conflict(d: &Value) -> bool {
+    is_conflict(d) && d["source"] == "altcfi (unsaved)"
+}
+
+#[test]
+fn live_mode_shows_a_conflict_typed_without_saving_and_clears_it_on_revert() {
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    let src = root.join("examples/demo.S");
+    let conflicting = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&conflicting, "save_fl_bad");
+    // The file on disk and its object are the fixed version.
+    let fixed = conflicting.replace(
+        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
+        "\"call xen_save_fl\"",
+    );
+    std::fs::write(&src, &fixed).expect("write fixed");
+    gcc(&root, "build/demo.o");
+    let obj_before = std::fs::read(root.join("build/demo.o")).expect("object");
+    let listing = |root: &Path| {
+        let mut v: Vec<PathBuf> = walk(root);
+        v.sort();
+        v
+    };
+    let files_before = listing(&root);
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    let first = c.wait_diagnostics(&uri, |_| true);
+    assert!(!first.iter().any(is_conflict), "{first:#?}");
+
+    // Type the conflicting replacement, do not save.
+    let t0 = Instant::now();
+    change(&mut c, &uri, 2, &conflicting);
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_unsaved_conflict));
+    eprintln!(
+        "timing: keystroke → unsaved diagnostics {} ms",
+        t0.elapsed().as_millis()
+    );
+    let d = diags
+        .iter()
+        .find(|d| is_unsaved_conflict(d))
+        .expect("conflict");
+    assert_eq!(d["range"]["start"]["line"], bad, "{d:#}");
+    // Hover comes from the unsaved text's object too.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 3}}),
+    );
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        value.contains("%rcx") && value.contains("rsp+24"),
+        "{hover}"
+    );
+
+    // Two lines inserted above: the squiggle moves with them at once, then the new result keeps it there.
+    let shifted = format!("/* one */\n/* two */\n{conflicting}");
+    c.forget_diagnostics(&uri);
+    change(&mut c, &uri, 3, &shifted);
+    let (moved, _) = c.next_diagnostics(&uri);
+    let lines: Vec<&Value> = moved
+        .iter()
+        .filter(|d| is_conflict(d))
+        .map(|d| &d["range"]["start"]["line"])
+        .collect();
+    assert_eq!(lines, [&json!(bad + 2)], "{moved:#?}");
+    // (The new result equals the moved diagnostics, so nothing more is published for it.)
+
+    // A typo: one error at its line; the conflict stays, marked stale.
+    let broken = shifted.replacen("\tret\n", "\tpusx %rcx\n\tret\n", 1);
+    let typo = broken
+        .lines()
+        .position(|l| l.contains("pusx"))
+        .expect("typo") as u64;
+    change(&mut c, &uri, 4, &broken);
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(|x| x["code"] == "compile-error"));
+    let err = diags
+        .iter()
+        .find(|x| x["code"] == "compile-error")
+        .expect("error");
+    assert_eq!(err["range"]["start"]["line"], typo, "{err:#}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| m.contains("pusx")),
+        "{err:#}"
+    );
+    let stale = diags
+        .iter()
+        .find(|d| is_conflict(d))
+        .expect("stale conflict kept");
+    assert!(
+        stale["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("(stale)")),
+        "{stale:#}"
+    );
+    assert_eq!(stale["tags"], json!([1]), "{stale:#}");
+
+    // Back to the text on disk: the conflict goes.
+    change(&mut c, &uri, 5, &fixed);
+    let diags = c.wait_diagnostics(&uri, |d| {
+        !d.iter().any(is_conflict) && !d.iter().any(|x| x["code"] == "compile-error")
+    });
+    assert!(diags.iter().all(|d| d["severity"] != 1), "{diags:#?}");
+
+    // The build's object and the tree were never touched.
+    assert_eq!(
+        std::fs::read(root.join("build/demo.o")).expect("object"),
+        obj_before
+    );
+    assert_eq!(listing(&root), files_before);
+    c.shutdown();
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn code_action_offers_a_checked_fix_that_makes_the_site_clean() {
+    let (_dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    gcc(&root, "build/demo.o");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&text, "save_fl_bad");
+
+    let mut c = Client::start(&root);
+    let init = c.initialize(&root, json!({}));
+    assert!(
+        init["capabilities"]["codeActionProvider"].is_object(),
+        "{init}"
+    );
+    let uri = c.open(&src, "asm");
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    let conflict = diags
+        .iter()
+        .find(|d| is_conflict(d))
+        .expect("conflict")
+        .clone();
+
+    let t0 = Instant::now();
+    let actions = c.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri}, "range": conflict["range"],
+               "context": {"diagnostics": [conflict]}}),
+    );
+    eprintln!(
+        "timing: code action with every candidate checked {} ms",
+        t0.elapsed().as_millis()
+    );
+    let actions = actions.as_array().cloned().expect("actions");
+    assert!(!actions.is_empty());
+    for a in &actions {
+        let title = a["title"].as_str().expect("title");
+        assert!(
+            title.starts_with("pad ") && title.ends_with(": the site becomes clean"),
+            "{title}"
+        );
+        assert_eq!(a["kind"], "quickfix");
+    }
+    // Apply the first: one edit of the ALTERNATIVE line.
+    let edits = actions[0]["edit"]["changes"][&uri]
+        .as_array()
+        .cloned()
+        .expect("edits");
+    assert_eq!(edits.len(), 1);
+    assert_eq!(edits[0]["range"]["start"]["line"], bad);
+    let new_line = edits[0]["newText"].as_str().expect("newText");
+    let fixed: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i as u32 == bad {
+                format!("{new_line}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    // In the editor first (unsaved): the conflict goes.
+    change(&mut c, &uri, 2, &fixed);
+    c.wait_diagnostics(&uri, |d| !d.iter().any(is_conflict));
+    c.shutdown();
+
+    // Saved and built for real: altcfi check finds the file clean.
+    std::fs::write(&src, &fixed).expect("write");
+    gcc(&root, "build/demo.o");
+    let out = Command::new(env!("CARGO_BIN_EXE_altcfi"))
+        .arg("check")
+        .arg(root.join("build/demo.o"))
+        .output()
+        .expect("altcfi check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A line without a conflict gets no action.
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    c.wait_diagnostics(&uri, |_| true);
+    let none = c.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri},
+               "range": {"start": {"line": bad, "character": 0}, "end": {"line": bad, "character": 0}},
+               "context": {"diagnostics": []}}),
+    );
+    assert!(none.is_null(), "{none}");
+    c.shutdown();
+}
+
+#[test]
+fn live_mode_refuses_an_unsafe_command_by_name_and_keeps_the_build_object() {
+    let (_dir, root) = workspace();
+    gcc(&root, "build/demo.o");
+    let db = json!([{
+        "directory": root,
+        "file": "examples/demo.S",
+        "arguments": ["gcc", "-fplugin=./evil.so", "-c", "-g", "examples/demo.S", "-o", "build/demo.o"],
+    }]);
+    std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    change(&mut c, &uri, 2, &format!("{text}/* edited */\n"));
+    let log = c.wait_log(|m| m.contains("live mode"));
+    assert!(
+        log.contains("refusing `-fplugin=./evil.so`") && log.contains("plugin"),
+        "{log}"
+    );
+    // Still the build's object's findings (the same as before, so nothing new is published), never the unsaved
+    // text's: a hover still answers from the object.
+    let hover = c.request(
+        "textDocument/hover",
+        json!({"textDocument": {"uri": uri}, "position": {"line": alternative_line(&text, "save_fl_bad"), "character": 2}}),
+    );
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .is_some_and(|v| v.contains("rsp+24")),
+        "{hover}"
+    );
+    assert!(
+        !c.pending
+            .iter()
+            .any(|m| m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["diagnostics"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(is_unsaved_conflict))),
+        "{:#?}",
+        c.pending
+    );
+    c.shutdown();
+}
+
+#[test]
+fn live_mode_on_a_c_file_reports_progress_while_compiling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical tempdir");
+    let alt = root.join("alt");
+    std::fs::create_dir_all(&alt).expect("mkdir");
+    let fixtures = repo_root().join("tests/fixtures/alt");
+    for f in [
+        "c-conflict-612.c",
+        "alt-macros-612.h",
+        "fixture-common.h",
+        "paravirt-inline.h",
+    ] {
+        std::fs::copy(fixtures.join(f), alt.join(f)).expect("copy fixture");
+    }
+    let args = [
+        "gcc",
+        "-c",
+        "-O2",
+        "-fno-asynchronous-unwind-tables",
+        "-fno-pic",
+        "-mno-red-zone",
+        "-fno-stack-protector",
+        "-g",
+        "-fno-omit-frame-pointer",
+        "alt/c-conflict-612.c",
+        "-o",
+        "alt/c-conflict-612.o",
+    ];
+    let db = json!([{"directory": root, "file": "alt/c-conflict-612.c", "arguments": args}]);
+    std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .current_dir(&root)
+        .output()
+        .expect("gcc");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c_file = alt.join("c-conflict-612.c");
+    let text = std::fs::read_to_string(&c_file).expect("read");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&c_file, "c");
+    c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
+    change(&mut c, &uri, 2, &format!("{text}/* edited */\n"));
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_unsaved_conflict));
+    assert!(diags.iter().any(is_unsaved_conflict));
+    let kinds: Vec<String> = c
+        .pending
+        .iter()
+        .filter(|m| {
+            m["method"] == "$/progress"
+                && m["params"]["token"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("altcfi/live/"))
+        })
+        .map(|m| {
+            m["params"]["value"]["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["begin", "end"], "{:#?}", c.pending);
     c.shutdown();
 }

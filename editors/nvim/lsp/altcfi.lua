@@ -25,6 +25,7 @@ return {
     buildDirs = {},
     ehFrame = false,
     memoryBudgetMiB = 32,
+    live = { enable = true, compilers = { 'gcc', 'cc', 'clang', 'as' }, timeoutMs = 10000 },
   },
   on_attach = function(client, bufnr)
     require('altcfi').on_attach(client, bufnr)

@@ -209,6 +209,55 @@ local function body()
       check('code lens table is save_fl_bad', t:find('save_fl_bad', 1, true) ~= nil, t)
     end
   end
+
+  -- Live mode: edit the buffer without saving; the unsaved text is checked.
+  vim.cmd('only')
+  vim.api.nvim_set_current_buf(buf)
+  local function conflicts()
+    return vim.tbl_filter(function(d)
+      return d.code == 'alt-stack-conflict' and d.severity ~= vim.diagnostic.severity.HINT
+    end, vim.diagnostic.get(buf))
+  end
+  local original = vim.api.nvim_buf_get_lines(buf, bad_line, bad_line + 1, false)[1]
+  local clean = original:gsub('"push %%rcx; push %%rcx; pop %%rax; pop %%rcx"', '"call xen_save_fl"')
+  vim.api.nvim_buf_set_lines(buf, bad_line, bad_line + 1, false, { clean })
+  check('typing a clean replacement (unsaved) clears the conflict',
+    vim.wait(timeout, function() return #conflicts() == 0 end, 20), vim.inspect(vim.diagnostic.get(buf)))
+  vim.cmd('silent undo')
+  -- The text equals the file again: the build's object (with the conflict) is what counts.
+  local back = vim.wait(timeout, function()
+    local c = conflicts()
+    return #c == 1 and c[1].lnum == bad_line
+  end, 20)
+  check('undo brings the conflict back on its line', back, vim.inspect(vim.diagnostic.get(buf)))
+
+  -- The checked quick fix: apply it and the conflict goes.
+  local diag = conflicts()[1]
+  if check('a conflict diagnostic to fix', diag ~= nil) then
+    local lsp_diag = diag.user_data and diag.user_data.lsp or {
+      range = { start = { line = diag.lnum, character = diag.col }, ['end'] = { line = diag.end_lnum, character = diag.end_col } },
+      code = diag.code, message = diag.message, source = diag.source,
+    }
+    local actions = vim.lsp.buf_request_sync(buf, 'textDocument/codeAction', {
+      textDocument = vim.lsp.util.make_text_document_params(buf),
+      range = lsp_diag.range,
+      context = { diagnostics = { lsp_diag } },
+    }, timeout) or {}
+    local action
+    for _, r in pairs(actions) do
+      for _, a in ipairs(r.result or {}) do
+        action = action or a
+      end
+    end
+    if check('a quick fix is offered', action ~= nil, vim.inspect(actions)) then
+      note('quick fix: ' .. action.title)
+      check('its title says the site becomes clean', action.title:find('the site becomes clean', 1, true) ~= nil,
+        action.title)
+      vim.lsp.util.apply_workspace_edit(action.edit, 'utf-16')
+      check('after the quick fix the conflict is gone',
+        vim.wait(timeout, function() return #conflicts() == 0 end, 20), vim.inspect(vim.diagnostic.get(buf)))
+    end
+  end
 end
 
 -- After startup (filetype detection and plugin/ scripts are on by then), like a user opening a file.

@@ -18,6 +18,28 @@ export interface InitializationOptions {
     buildDirs: string[];
     ehFrame: boolean;
     memoryBudgetMiB: number;
+    live: LiveOptions;
+}
+
+/** Live mode: the unsaved buffer compiled with its compile command (docs/lsp.md, "Live mode and its safety"). */
+export interface LiveOptions {
+    enable: boolean;
+    compilers: string[];
+    timeoutMs: number;
+}
+
+/** The compilers live mode may run by default. */
+export const DEFAULT_LIVE_COMPILERS: readonly string[] = ['gcc', 'cc', 'clang', 'as'];
+
+/** `altcfi.live.*`; anything missing or of the wrong type gets the default. */
+function liveOptions(get: SettingsReader): LiveOptions {
+    const compilers = stringArray(get('live.compilers'));
+    const timeout = get('live.timeoutMs');
+    return {
+        enable: get('live.enable') !== false,
+        compilers: compilers.length > 0 ? compilers : [...DEFAULT_LIVE_COMPILERS],
+        timeoutMs: typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? Math.round(timeout) : 10000,
+    };
 }
 
 /** Reads one setting under `altcfi.` (the `get` of a `WorkspaceConfiguration`, or a plain map in tests). */
@@ -65,6 +87,7 @@ export function initializationOptions(get: SettingsReader, home?: string): Initi
         buildDirs: stringArray(get('buildDirs')),
         ehFrame: get('ehFrame') === true,
         memoryBudgetMiB: wholeNumber(get('memoryBudgetMiB'), MEMORY_BUDGET_MIB),
+        live: liveOptions(get),
     };
 }
 

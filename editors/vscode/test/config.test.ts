@@ -29,6 +29,7 @@ describe('initializationOptions', () => {
             buildDirs: [],
             ehFrame: false,
             memoryBudgetMiB: 32,
+            live: { enable: true, compilers: ['gcc', 'cc', 'clang', 'as'], timeoutMs: 10000 },
         });
     });
 
@@ -43,6 +44,9 @@ describe('initializationOptions', () => {
                 buildDirs: ['out'],
                 ehFrame: true,
                 memoryBudgetMiB: 100,
+                'live.enable': false,
+                'live.compilers': ['gcc-12'],
+                'live.timeoutMs': 2500,
             }),
         );
         assert.deepEqual(opts, {
@@ -54,6 +58,7 @@ describe('initializationOptions', () => {
             buildDirs: ['out'],
             ehFrame: true,
             memoryBudgetMiB: 100,
+            live: { enable: false, compilers: ['gcc-12'], timeoutMs: 2500 },
         });
     });
 
@@ -66,6 +71,7 @@ describe('initializationOptions', () => {
             'framePointer',
             'inlayHints',
             'kernel',
+            'live',
             'memoryBudgetMiB',
             'objectGlobs',
         ]);
@@ -85,6 +91,9 @@ describe('initializationOptions', () => {
                 buildDirs: [1, 'ok', '  ', null],
                 ehFrame: 'yes',
                 memoryBudgetMiB: -1,
+                'live.enable': 'no',
+                'live.compilers': 'gcc',
+                'live.timeoutMs': -1,
             }),
         );
         assert.deepEqual(opts, {
@@ -96,6 +105,7 @@ describe('initializationOptions', () => {
             buildDirs: ['ok'],
             ehFrame: false,
             memoryBudgetMiB: 32,
+            live: { enable: true, compilers: ['gcc', 'cc', 'clang', 'as'], timeoutMs: 10000 },
         });
     });
 

@@ -329,6 +329,21 @@ enum Command {
         /// `path/to/file.S:LINE`, `func+0xOFF` or `.section+0xOFF`.
         what: String,
     },
+    /// Find checked fixes for the stack layout conflicts in alternatives of a source file: NOP paddings that
+    /// change no variant's behaviour, each compiled with the file's compile command and analysed; printed as unified
+    /// diffs only if the site becomes clean, every variant unwinds right and nothing else changes.
+    Fix {
+        /// The compilation database with the file's compile command.
+        #[arg(long, value_name = "PATH")]
+        compile_commands: PathBuf,
+        /// Write the first checked fix of each site into the file.
+        #[arg(long)]
+        apply: bool,
+        #[command(flatten)]
+        common: Common,
+        /// The source file (`.S` or `.c`).
+        file: PathBuf,
+    },
     /// Print the ORC table altcfi computes, in objtool's --dump=orc format.
     Orc {
         /// Line format.
@@ -382,6 +397,12 @@ pub fn run() -> i32 {
             common,
             file,
         } => orc_cmd(&file, dump_format, verify, &common),
+        Command::Fix {
+            compile_commands,
+            apply,
+            common,
+            file,
+        } => fix_cmd(&file, &compile_commands, apply, &common),
     };
     match result {
         Ok(code) => code,
@@ -390,6 +411,92 @@ pub fn run() -> i32 {
             2
         }
     }
+}
+
+/// `altcfi fix`: exit status 0 when every conflicting site has a checked fix (or there is none), 1 when some has
+/// none.
+fn fix_cmd(file: &Path, db: &Path, apply: bool, common: &Common) -> anyhow::Result<i32> {
+    use crate::live::{CompileCommand, Policy};
+    let names = features(common)?;
+    let bytes = std::fs::read(db).with_context(|| format!("reading {}", db.display()))?;
+    let entries: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a compilation database", db.display()))?;
+    let wanted = crate::paths::canonical(file);
+    let command = entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(CompileCommand::from_json)
+        .find(|c| crate::paths::same_file(&c.file, &wanted))
+        .with_context(|| format!("{} has no entry for {}", db.display(), file.display()))?;
+    let argv = command.argv()?;
+    let object = argv
+        .iter()
+        .position(|a| a == "-o")
+        .and_then(|i| argv.get(i + 1))
+        .map(|o| command.directory.join(o))
+        .unwrap_or_else(|| wanted.with_extension("o"));
+    let base = Options {
+        era: common.kernel.era(),
+        all_conflicts: true,
+        ..Options::default()
+    };
+    let opts = common.rules(&object, base, &Kbuild::default())?.opts;
+    let policy = Policy {
+        root: db.parent().map(crate::paths::canonical),
+        ..Policy::default()
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let compiled = crate::live::compile(&command, &text, &policy, &|| false)?;
+    let a = analyze(&compiled.object, opts, &names).context("analysing the compiled file")?;
+    let sources = Sources::new(&a, &compiled.object).context("reading its DWARF")?;
+    let mut lines: Vec<u32> = a
+        .findings
+        .iter()
+        .filter(|f| f.kind == altcfi_analysis::findings::FindingKind::AltStackConflict)
+        .filter_map(|f| sources.for_finding(f).primary)
+        .filter(|p| crate::paths::same_file(&p.path, &wanted) && p.line > 0)
+        .map(|p| p.line - 1)
+        .collect();
+    lines.sort_unstable();
+    lines.dedup();
+    let with = crate::fix::CheckWith {
+        command: &command,
+        policy: &policy,
+        options: opts,
+        features: &names,
+    };
+    let shown = file.display().to_string();
+    let mut applied = text.clone();
+    let mut unfixed = 0;
+    for &line in &lines {
+        let fixes = crate::fix::checked_fixes(&text, line, &with, 3, &|| false)?;
+        if fixes.is_empty() {
+            unfixed += 1;
+            println!(
+                "{shown}:{}: no checked fix for this stack layout conflict",
+                line + 1
+            );
+            continue;
+        }
+        for f in &fixes {
+            println!("# {shown}:{}: {}", line + 1, f.title);
+            print!(
+                "{}",
+                crate::fix::unified_diff(&shown, &text, line, &f.candidate.new_line)
+            );
+        }
+        applied = crate::fix::replace_line(&applied, line, &fixes[0].candidate.new_line);
+    }
+    if lines.is_empty() {
+        println!("{shown}: no stack layout conflict in alternatives");
+    }
+    if apply && applied != text {
+        std::fs::write(file, &applied).with_context(|| format!("writing {}", file.display()))?;
+        println!("applied to {shown}");
+    }
+    Ok(i32::from(unfixed > 0))
 }
 
 fn features(common: &Common) -> anyhow::Result<FeatureNames> {

@@ -417,6 +417,25 @@ impl Kbuild {
     }
 }
 
+/// The compile step of the command kbuild built `obj` with (its `.NAME.o.cmd`, run in the build directory `build`):
+/// the text before the first `;` (the objtool step and anything else kbuild chains after it are never run), for
+/// live compiles of `source` ([`crate::live`] checks and rewrites it like a `compile_commands.json` entry). `None`
+/// without a `.cmd` file.
+pub fn compile_command_of(
+    build: &Path,
+    obj: &Path,
+    source: &Path,
+) -> Option<crate::live::CompileCommand> {
+    let cmd = read_cmd(obj)?;
+    let (_, command) = cmd.split_once(" := ")?;
+    let first = command.split(';').next()?.trim();
+    (!first.is_empty()).then(|| crate::live::CompileCommand {
+        directory: build.to_path_buf(),
+        file: source.to_path_buf(),
+        invocation: crate::live::command::Invocation::Command(first.to_string()),
+    })
+}
+
 /// The first line of the object's `.NAME.o.cmd` (the command that built it).
 fn read_cmd(obj: &Path) -> Option<String> {
     let name = obj.file_name()?.to_str()?;
@@ -586,6 +605,34 @@ fn kernel_object(tree: &Tree, rel: &Path, cmd: &str) -> Option<KernelObject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compile_step_of_a_cmd_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let obj = dir.path().join("entry_64.o");
+        std::fs::write(
+            dir.path().join(".entry_64.o.cmd"),
+            "savedcmd_arch/x86/entry/entry_64.o := gcc -Wp,-MMD,x.d -c -o arch/x86/entry/entry_64.o /s/entry_64.S ; ./tools/objtool/objtool --orc arch/x86/entry/entry_64.o\nsource_x := y\n",
+        )
+        .expect("write");
+        let c = compile_command_of(dir.path(), &obj, Path::new("/s/entry_64.S")).expect("command");
+        assert_eq!(c.directory, dir.path());
+        assert_eq!(
+            c.argv().expect("argv"),
+            [
+                "gcc",
+                "-Wp,-MMD,x.d",
+                "-c",
+                "-o",
+                "arch/x86/entry/entry_64.o",
+                "/s/entry_64.S"
+            ]
+        );
+        assert!(
+            compile_command_of(dir.path(), &dir.path().join("none.o"), Path::new("/s/x.S"))
+                .is_none()
+        );
+    }
 
     #[test]
     fn objtool_step_of_a_cmd_line() {

@@ -4,8 +4,11 @@
 
 mod alloc;
 mod cli;
+mod fix;
 mod kbuild;
+mod live;
 mod lsp;
+mod paths;
 
 #[global_allocator]
 static ALLOCATOR: alloc::HugeForLarge = alloc::HugeForLarge;

@@ -24,10 +24,12 @@ M.defaults = {
   buildDirs = {},
   ehFrame = false,
   memoryBudgetMiB = 32,
+  live = { enable = true, compilers = { 'gcc', 'cc', 'clang', 'as' }, timeoutMs = 10000 },
 }
 
-local OPTION_KEYS =
-  { 'objectGlobs', 'framePointer', 'kernel', 'cpufeatures', 'inlayHints', 'buildDirs', 'ehFrame', 'memoryBudgetMiB' }
+local OPTION_KEYS = {
+  'objectGlobs', 'framePointer', 'kernel', 'cpufeatures', 'inlayHints', 'buildDirs', 'ehFrame', 'memoryBudgetMiB', 'live',
+}
 
 --- The current configuration (defaults merged with the last setup{} call).
 M.config = vim.deepcopy(M.defaults)
@@ -172,7 +174,8 @@ local group = vim.api.nvim_create_augroup('altcfi', { clear = true })
 --- Configures altcfi and starts it for matching buffers (including those already open).
 ---
 --- Keys: cmd, filetypes, root_markers, on_attach, capabilities, and the server options objectGlobs,
---- framePointer, kernel ('auto'|'6.1'|'6.12'), cpufeatures (path), inlayHints, buildDirs, ehFrame, memoryBudgetMiB.
+--- framePointer, kernel ('auto'|'6.1'|'6.12'), cpufeatures (path), inlayHints, buildDirs, ehFrame, memoryBudgetMiB,
+--- live ({ enable, compilers, timeoutMs }).
 ---@param opts table|nil
 function M.setup(opts)
   M.config = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), opts or {})

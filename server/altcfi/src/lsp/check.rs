@@ -214,3 +214,132 @@ pub fn check_document(
     }
     Outcome::Ready(view)
 }
+
+/// The diagnostic source of results computed from the unsaved buffer.
+pub const UNSAVED_SOURCE: &str = "altcfi (unsaved)";
+
+/// The code of the diagnostic that says the unsaved buffer does not compile.
+pub const COMPILE_ERROR_CODE: &str = "compile-error";
+
+/// What a live check of the unsaved buffer came to.
+#[derive(Debug)]
+pub enum LiveOutcome {
+    /// The buffer compiled: the view of its object (diagnostics marked [`UNSAVED_SOURCE`]) and the compile's time.
+    Ready(DocView, Duration),
+    /// The buffer does not compile: one diagnostic at the first error.
+    Failed(Diagnostic),
+    /// No live result: the compile was refused, timed out or could not run (the message says which); the build's
+    /// object is used.
+    Unavailable(String),
+    /// A newer check took over; the compile was killed.
+    Cancelled,
+}
+
+/// Compiles the unsaved `text` of `source` with its compile command ([`crate::live::compile`]) and checks the
+/// object as [`check_document`] checks the build's. Blocking.
+#[allow(clippy::too_many_arguments)]
+pub fn check_unsaved(
+    settings: &Settings,
+    source: &Path,
+    text: &convert::DocText,
+    resolution: Resolution,
+    command: &crate::live::CompileCommand,
+    policy: &crate::live::Policy,
+    related_information: bool,
+    current: &dyn Fn() -> bool,
+) -> LiveOutcome {
+    use crate::live::LiveError;
+    let cancelled = || !current();
+    let compiled = match crate::live::compile(command, text.text(), policy, &cancelled) {
+        Ok(c) => c,
+        Err(LiveError::Cancelled) => return LiveOutcome::Cancelled,
+        Err(LiveError::Failed(first, stderr)) => {
+            let (line, message) = match &first {
+                Some(e) if super::workspace::same_file(&e.file, source) => (
+                    e.line.saturating_sub(1),
+                    format!("does not compile: {}", e.message),
+                ),
+                Some(e) => (
+                    0,
+                    format!(
+                        "does not compile: {}:{}: {}",
+                        e.file.display(),
+                        e.line,
+                        e.message
+                    ),
+                ),
+                None => (
+                    0,
+                    format!(
+                        "does not compile: {}",
+                        stderr.lines().last().unwrap_or("the compiler failed")
+                    ),
+                ),
+            };
+            return LiveOutcome::Failed(Diagnostic {
+                range: text.lines().range(line),
+                severity: Some(DiagnosticSeverity::ERROR),
+                code: Some(NumberOrString::String(COMPILE_ERROR_CODE.into())),
+                source: Some(UNSAVED_SOURCE.into()),
+                message,
+                ..Default::default()
+            });
+        }
+        Err(e) => return LiveOutcome::Unavailable(e.to_string()),
+    };
+    let elapsed = compiled.elapsed;
+    eprintln!("altcfi lsp: live compile: {}", compiled.argv.join(" "));
+    let object = resolution
+        .objects
+        .first()
+        .cloned()
+        .unwrap_or_else(|| source.with_extension("o"));
+    let kb = settings.kbuild.as_ref().map(|k| k.object(&object));
+    let checked = Checked::unsaved(
+        object.clone(),
+        compiled.object,
+        &settings.for_object(kb.as_ref()),
+    );
+    let mut view = DocView {
+        resolution: Some(resolution),
+        objects: Vec::new(),
+        seen: Vec::new(),
+        diagnostics: Vec::new(),
+        notes: Vec::new(),
+        summaries: OnceLock::new(),
+        lenses: OnceLock::new(),
+    };
+    if !current() {
+        return LiveOutcome::Cancelled;
+    }
+    let analysis = checked.analysis();
+    match analysis.as_ref() {
+        Err(e) => {
+            return LiveOutcome::Unavailable(format!(
+                "the object compiled from the unsaved text cannot be analysed: {e}"
+            ))
+        }
+        Ok(a) => {
+            match convert::diagnostics(
+                a,
+                &checked.data,
+                source,
+                text.lines(),
+                true,
+                related_information,
+            ) {
+                Ok(d) => view.diagnostics.extend(d.into_iter().map(|mut d| {
+                    d.source = Some(UNSAVED_SOURCE.into());
+                    d
+                })),
+                Err(e) => {
+                    return LiveOutcome::Unavailable(format!(
+                        "cannot read the source lines of the live object: {e}"
+                    ))
+                }
+            }
+        }
+    }
+    view.objects.push(checked);
+    LiveOutcome::Ready(view, elapsed)
+}

@@ -83,6 +83,11 @@ impl DocText {
         }
     }
 
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Its line table, measured on first use.
     pub fn lines(&self) -> &LineTable {
         self.lines.get_or_init(|| LineTable::new(&self.text))

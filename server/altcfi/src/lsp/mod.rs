@@ -2,8 +2,9 @@
 //!
 //! This module is the adapter: the only place that imports `tower_lsp`. It keeps the per-document state, turns
 //! protocol messages into calls on [`workspace`] (which objects), [`scheduler`] (analysis off the async threads,
-//! newest request wins), [`check`] and [`convert`] (analysis → protocol data), and [`watch`] (objects rewritten by
-//! builds), and it works around tower-lsp's traps (`shared/reference/lsp-notes.md` §3):
+//! newest request wins), [`check`] and [`convert`] (analysis → protocol data), [`watch`] (objects rewritten by
+//! builds), [`edits`] (diagnostics moved with a document's edits), [`crate::live`] (the unsaved buffer compiled on
+//! `didChange`) and [`crate::fix`] (checked quick fixes for code actions), and it works around tower-lsp's traps (`shared/reference/lsp-notes.md` §3):
 //! - the process exits on `exit` and when stdin closes ([`ExitOnExit`], [`run`]);
 //! - document state is changed before any `.await` in a handler;
 //! - a notification handler never awaits a request to the client (those run in spawned tasks);
@@ -14,6 +15,7 @@
 
 pub mod check;
 pub mod convert;
+pub mod edits;
 pub mod scheduler;
 pub mod watch;
 pub mod workspace;
@@ -167,6 +169,10 @@ struct Doc {
     /// The document version and diagnostics last published for it: a rebuild that changes nothing of this
     /// document's results publishes nothing (an edit of the document always publishes, for its new version).
     published: Option<(i32, Vec<Diagnostic>)>,
+    /// Whether `view` was made from a live compile of the buffer ([`crate::live`]) rather than the build's object.
+    live: bool,
+    /// The checked quick fixes computed for (document version, 0-based line).
+    fixes: HashMap<(i32, u32), Vec<CodeAction>>,
 }
 
 /// State shared by the handlers and the background tasks.
@@ -189,10 +195,26 @@ struct Inner {
     /// Files (not open) that the last "check the whole build" published diagnostics for: the next run clears the
     /// ones it no longer has findings for.
     build_published: Mutex<HashSet<Url>>,
+    /// Why live mode gave no result, per file, as already logged (a refused command is said once, not per keystroke).
+    live_warned: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long after the last `didChange` a live compile of the buffer starts.
+const LIVE_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Most quick fixes offered for one conflict.
+const MAX_FIXES: usize = 3;
+
+/// Whether a check went live or falls back to the build's object.
+enum LiveStep {
+    /// The live result (or the compile error) was published, or a newer check took over.
+    Done,
+    /// No live result: check the build's object.
+    UseObject,
 }
 
 /// The server: a client handle and the shared state.
@@ -226,6 +248,7 @@ impl Backend {
                 watcher: Mutex::new(None),
                 progress_tokens: AtomicU64::new(0),
                 build_published: Mutex::new(HashSet::new()),
+                live_warned: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -333,6 +356,18 @@ impl Backend {
             return Ok(());
         }
         let related = lock(&self.inner.caps).related_information;
+        if let Some(command) = self
+            .live_command(uri, &path, &text, resolution.as_ref())
+            .await
+        {
+            match self
+                .check_live(uri, &ticket, &path, &text, resolution.clone(), command)
+                .await
+            {
+                LiveStep::Done => return Ok(()),
+                LiveStep::UseObject => {}
+            }
+        }
         // An object being written gives no result: keep what is shown and look again (a newer check, e.g. from
         // the watcher, supersedes this loop).
         let view = loop {
@@ -373,19 +408,35 @@ impl Backend {
                 return Ok(());
             }
         };
+        self.install_view(uri, &path, resolution.as_ref(), view, false, &ticket)
+            .await;
+        Ok(())
+    }
+
+    /// Makes `view` the document's view and publishes its diagnostics (unless a newer check started, or they are
+    /// the ones already shown); `live`: it was made from the unsaved buffer.
+    async fn install_view(
+        &self,
+        uri: &Url,
+        path: &Path,
+        resolution: Option<&Resolution>,
+        view: DocView,
+        live: bool,
+        ticket: &scheduler::Ticket,
+    ) {
         let publishing = self.inner.publish_lock.lock().await;
-        if !self.inner.generations.is_current(&ticket) {
-            return Ok(());
+        if !self.inner.generations.is_current(ticket) {
+            return;
         }
         for note in &view.notes {
             self.log(MessageType::INFO, note.clone());
         }
-        self.watch_for(&path, resolution.as_ref());
+        self.watch_for(path, resolution);
         let diagnostics = view.diagnostics.clone();
         let (version, view, same) = {
             let mut docs = lock(&self.inner.docs);
             let Some(doc) = docs.get_mut(uri) else {
-                return Ok(());
+                return;
             };
             let previous = doc.view.as_ref().and_then(|v| v.resolution.clone());
             if view.resolution.is_some() && previous != view.resolution {
@@ -403,9 +454,11 @@ impl Backend {
                     );
                 }
             }
-            let changed = doc.view.as_ref().map(|v| v.fingerprint()) != Some(view.fingerprint());
+            let changed =
+                doc.live || doc.view.as_ref().map(|v| v.fingerprint()) != Some(view.fingerprint());
             let view = Arc::new(view);
             doc.view = Some(view.clone());
+            doc.live = live;
             if changed {
                 self.refresh_views();
             }
@@ -422,8 +475,294 @@ impl Backend {
                 .await;
         }
         drop(publishing);
-        self.build_tables(view, ticket);
-        Ok(())
+        self.build_tables(view, ticket.clone());
+    }
+
+    /// The compile command to run on the buffer, if live mode applies: it is on, the document has a compile
+    /// command, and the buffer differs from the file on disk (or it did, its view is still the live one, and the
+    /// build has not yet rewritten the object since the file was saved).
+    async fn live_command(
+        &self,
+        uri: &Url,
+        path: &Path,
+        text: &Arc<DocText>,
+        resolution: Option<&Resolution>,
+    ) -> Option<Arc<crate::live::CompileCommand>> {
+        if !lock(&self.inner.config).live_enable {
+            return None;
+        }
+        let resolution = resolution?;
+        let command = resolution.command.clone()?;
+        let was_live = lock(&self.inner.docs).get(uri).is_some_and(|d| d.live);
+        let (p, t, objects) = (path.to_path_buf(), text.clone(), resolution.objects.clone());
+        let needed = blocking(move || {
+            let differs = std::fs::read(&p).map_or(true, |disk| disk != t.text().as_bytes());
+            differs
+                || (was_live
+                    && objects.iter().any(|o| {
+                        let (Some((_, obj)), Some((_, src))) =
+                            (workspace::stat(o), workspace::stat(&p))
+                        else {
+                            return true;
+                        };
+                        obj < src
+                    }))
+        })
+        .await
+        .unwrap_or(false);
+        needed.then_some(command)
+    }
+
+    /// Checks the unsaved buffer through a live compile ([`check::check_unsaved`]) and publishes the result, with
+    /// `$/progress` for `.c` files. [`LiveStep::UseObject`] when live mode gave no result (refused, timed out):
+    /// the build's object is checked instead.
+    async fn check_live(
+        &self,
+        uri: &Url,
+        ticket: &scheduler::Ticket,
+        path: &Path,
+        text: &Arc<DocText>,
+        resolution: Option<Resolution>,
+        command: Arc<crate::live::CompileCommand>,
+    ) -> LiveStep {
+        let Some(resolution) = resolution else {
+            return LiveStep::UseObject;
+        };
+        let policy = {
+            let c = lock(&self.inner.config);
+            crate::live::Policy {
+                compilers: c.live_compilers.clone(),
+                root: lock(&self.inner.root).clone(),
+                timeout: std::time::Duration::from_millis(c.live_timeout_ms),
+            }
+        };
+        let related = lock(&self.inner.caps).related_information;
+        let progress = if path.extension().is_some_and(|e| e == "c") {
+            self.begin_progress("altcfi: compiling the unsaved text", path)
+                .await
+        } else {
+            None
+        };
+        let inner = self.inner.clone();
+        let settings = lock(&inner.settings).clone();
+        let (p, t, r, this_check) = (
+            path.to_path_buf(),
+            text.clone(),
+            resolution.clone(),
+            ticket.clone(),
+        );
+        let outcome = blocking(move || {
+            let current = || inner.generations.is_current(&this_check);
+            check::check_unsaved(&settings, &p, &t, r, &command, &policy, related, &current)
+        })
+        .await;
+        if let Some(token) = progress {
+            self.end_progress(token).await;
+        }
+        match outcome {
+            Ok(check::LiveOutcome::Ready(view, elapsed)) => {
+                eprintln!(
+                    "altcfi lsp: compiled the unsaved {} in {} ms",
+                    path.display(),
+                    elapsed.as_millis()
+                );
+                self.install_view(uri, path, Some(&resolution), view, true, ticket)
+                    .await;
+                LiveStep::Done
+            }
+            Ok(check::LiveOutcome::Failed(error)) => {
+                self.publish_compile_error(uri, error, ticket).await;
+                LiveStep::Done
+            }
+            Ok(check::LiveOutcome::Cancelled) => LiveStep::Done,
+            Ok(check::LiveOutcome::Unavailable(why)) => {
+                let msg = format!(
+                    "{}: live mode: {why}; showing the build's object",
+                    path.display()
+                );
+                if lock(&self.inner.live_warned).insert(msg.clone()) {
+                    self.log(MessageType::WARNING, msg);
+                }
+                LiveStep::UseObject
+            }
+            Err(e) => {
+                self.log(MessageType::ERROR, format!("{}: {e}", path.display()));
+                LiveStep::UseObject
+            }
+        }
+    }
+
+    /// Publishes the error of a buffer that does not compile, with the previous findings kept and marked stale.
+    async fn publish_compile_error(
+        &self,
+        uri: &Url,
+        error: Diagnostic,
+        ticket: &scheduler::Ticket,
+    ) {
+        let _publishing = self.inner.publish_lock.lock().await;
+        if !self.inner.generations.is_current(ticket) {
+            return;
+        }
+        let published = {
+            let mut docs = lock(&self.inner.docs);
+            let Some(doc) = docs.get_mut(uri) else {
+                return;
+            };
+            let mut diagnostics = vec![error];
+            if let Some((_, previous)) = &doc.published {
+                let compile_error = NumberOrString::String(check::COMPILE_ERROR_CODE.into());
+                diagnostics.extend(
+                    previous
+                        .iter()
+                        .filter(|d| d.code.as_ref() != Some(&compile_error))
+                        .map(edits::mark_stale),
+                );
+            }
+            doc.published = Some((doc.version, diagnostics.clone()));
+            (doc.version, diagnostics)
+        };
+        self.client
+            .publish_diagnostics(uri.clone(), published.1, Some(published.0))
+            .await;
+    }
+
+    /// The checked quick fixes ([`crate::fix`]) for the conflict `diagnostic` on 0-based `line`, computed once per
+    /// document version and line; `None` without a compile command.
+    async fn fixes_for(
+        &self,
+        uri: &Url,
+        line: u32,
+        diagnostic: Diagnostic,
+    ) -> Option<Vec<CodeAction>> {
+        let (path, text, version, resolution) = {
+            let docs = lock(&self.inner.docs);
+            let doc = docs.get(uri)?;
+            if let Some(found) = doc.fixes.get(&(doc.version, line)) {
+                return Some(found.clone());
+            }
+            let resolution = doc.view.as_ref()?.resolution.clone()?;
+            (doc.path.clone(), doc.text.clone(), doc.version, resolution)
+        };
+        let command = resolution.command.clone()?;
+        let object = resolution.objects.first().cloned()?;
+        let policy = {
+            let c = lock(&self.inner.config);
+            crate::live::Policy {
+                compilers: c.live_compilers.clone(),
+                root: lock(&self.inner.root).clone(),
+                timeout: std::time::Duration::from_millis(c.live_timeout_ms),
+            }
+        };
+        let settings = lock(&self.inner.settings).clone();
+        let inner = self.inner.clone();
+        let (u, t) = (uri.clone(), text.clone());
+        let started = Instant::now();
+        let found = blocking(move || {
+            let kb = settings.kbuild.as_ref().map(|k| k.object(&object));
+            let s = settings.for_object(kb.as_ref());
+            let with = crate::fix::CheckWith {
+                command: &command,
+                policy: &policy,
+                options: s.options,
+                features: &s.features,
+            };
+            let edited = || lock(&inner.docs).get(&u).map(|d| d.version) != Some(version);
+            crate::fix::checked_fixes(t.text(), line, &with, MAX_FIXES, &edited)
+        })
+        .await;
+        let fixes = match found {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                self.log(
+                    MessageType::INFO,
+                    format!("{}:{}: no quick fix: {e}", path.display(), line + 1),
+                );
+                Vec::new()
+            }
+            Err(e) => {
+                self.log(MessageType::ERROR, e);
+                return None;
+            }
+        };
+        eprintln!(
+            "altcfi lsp: {} checked fixes for {}:{} in {} ms",
+            fixes.len(),
+            path.display(),
+            line + 1,
+            started.elapsed().as_millis()
+        );
+        let range = text.lines().range(line);
+        let actions: Vec<CodeAction> = fixes
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| CodeAction {
+                title: f.title,
+                kind: Some(CodeActionKind::QUICKFIX),
+                diagnostics: Some(vec![diagnostic.clone()]),
+                edit: Some(WorkspaceEdit {
+                    changes: Some(HashMap::from([(
+                        uri.clone(),
+                        vec![TextEdit {
+                            range,
+                            new_text: f.candidate.new_line,
+                        }],
+                    )])),
+                    ..Default::default()
+                }),
+                is_preferred: Some(i == 0),
+                ..Default::default()
+            })
+            .collect();
+        let mut docs = lock(&self.inner.docs);
+        let doc = docs.get_mut(uri)?;
+        if doc.version == version {
+            doc.fixes.retain(|(v, _), _| *v == version);
+            doc.fixes.insert((version, line), actions.clone());
+        }
+        Some(actions)
+    }
+
+    /// Starts a `$/progress` report (clients that advertise `window.workDoneProgress`); `None` otherwise.
+    async fn begin_progress(&self, title: &str, path: &Path) -> Option<NumberOrString> {
+        if !lock(&self.inner.caps).work_done_progress {
+            return None;
+        }
+        let token = NumberOrString::String(format!(
+            "altcfi/live/{}",
+            self.inner.progress_tokens.fetch_add(1, Ordering::Relaxed)
+        ));
+        self.client
+            .send_request::<WorkDoneProgressCreate>(WorkDoneProgressCreateParams {
+                token: token.clone(),
+            })
+            .await
+            .ok()?;
+        self.client
+            .send_notification::<Progress>(ProgressParams {
+                token: token.clone(),
+                value: ProgressParamsValue::WorkDone(WorkDoneProgress::Begin(
+                    WorkDoneProgressBegin {
+                        title: title.into(),
+                        cancellable: Some(false),
+                        message: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+                        percentage: None,
+                    },
+                )),
+            })
+            .await;
+        Some(token)
+    }
+
+    /// Ends a `$/progress` report.
+    async fn end_progress(&self, token: NumberOrString) {
+        self.client
+            .send_notification::<Progress>(ProgressParams {
+                token,
+                value: ProgressParamsValue::WorkDone(WorkDoneProgress::End(WorkDoneProgressEnd {
+                    message: None,
+                })),
+            })
+            .await;
     }
 
     /// Builds the per-instruction tables of a view's objects in the background, after its diagnostics are out, so
@@ -997,6 +1336,12 @@ impl LanguageServer for Backend {
                     },
                 )),
                 hover_provider: Some(HoverProviderCapability::Simple(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Options(
+                    CodeActionOptions {
+                        code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
+                        ..Default::default()
+                    },
+                )),
                 inlay_hint_provider: Some(OneOf::Left(true)),
                 code_lens_provider: Some(CodeLensOptions {
                     resolve_provider: Some(false),
@@ -1092,18 +1437,64 @@ impl LanguageServer for Backend {
                 version: doc.version,
                 view: None,
                 published: None,
+                live: false,
+                fixes: HashMap::new(),
             },
         );
         self.schedule(doc.uri);
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
-        let mut docs = lock(&self.inner.docs);
-        if let Some(doc) = docs.get_mut(&params.text_document.uri) {
-            if let Some(change) = params.content_changes.into_iter().last() {
-                doc.text = Arc::new(DocText::new(change.text));
-            }
+        let uri = params.text_document.uri;
+        let shift = {
+            let mut docs = lock(&self.inner.docs);
+            let Some(doc) = docs.get_mut(&uri) else {
+                return;
+            };
             doc.version = params.text_document.version;
+            let Some(change) = params.content_changes.into_iter().last() else {
+                return;
+            };
+            let old = std::mem::replace(&mut doc.text, Arc::new(DocText::new(change.text)));
+            edits::LineShift::between(old.text(), doc.text.text())
+        };
+        // Supersede any check of the older text, then move what is shown with the edit while the new results are
+        // computed (after any publication already under way, whose diagnostics are for the older text too).
+        let live = lock(&self.inner.config).live_enable;
+        // (Without live mode nothing is re-checked on a change: a check under way stays current.)
+        let ticket = live.then(|| self.inner.generations.next(uri.as_str()));
+        if !shift.is_identity() {
+            let _publishing = self.inner.publish_lock.lock().await;
+            let moved = {
+                let mut docs = lock(&self.inner.docs);
+                docs.get_mut(&uri).and_then(|doc| {
+                    let (v, d) = doc.published.as_mut()?;
+                    let moved: Vec<Diagnostic> =
+                        d.iter().map(|x| shift.diagnostic(x, &uri)).collect();
+                    *v = doc.version;
+                    if moved == *d {
+                        return None;
+                    }
+                    *d = moved;
+                    Some((doc.version, d.clone()))
+                })
+            };
+            if let Some((version, diagnostics)) = moved {
+                self.client
+                    .publish_diagnostics(uri.clone(), diagnostics, Some(version))
+                    .await;
+            }
+        }
+        if let Some(ticket) = ticket {
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(LIVE_DEBOUNCE).await;
+                if this.inner.generations.is_current(&ticket) {
+                    if let Err(e) = this.check(&uri, ticket).await {
+                        this.log(MessageType::ERROR, format!("{uri}: {e}"));
+                    }
+                }
+            });
         }
     }
 
@@ -1209,6 +1600,32 @@ impl LanguageServer for Backend {
             .show_message(MessageType::INFO, summary.clone())
             .await;
         Ok(Some(Value::String(summary)))
+    }
+
+    async fn code_action(
+        &self,
+        params: CodeActionParams,
+    ) -> jsonrpc::Result<Option<CodeActionResponse>> {
+        let uri = params.text_document.uri;
+        let conflict = NumberOrString::String("alt-stack-conflict".into());
+        let mut lines: Vec<(u32, Diagnostic)> = params
+            .context
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.code.as_ref() == Some(&conflict) && !d.message.starts_with(edits::STALE))
+            .map(|d| (d.range.start.line, d))
+            .collect();
+        lines.dedup_by_key(|(l, _)| *l);
+        if lines.is_empty() || !lock(&self.inner.config).live_enable {
+            return Ok(None);
+        }
+        let mut actions = Vec::new();
+        for (line, diagnostic) in lines {
+            if let Some(found) = self.fixes_for(&uri, line, diagnostic).await {
+                actions.extend(found.into_iter().map(CodeActionOrCommand::CodeAction));
+            }
+        }
+        Ok((!actions.is_empty()).then_some(actions))
     }
 
     async fn code_lens(&self, params: CodeLensParams) -> jsonrpc::Result<Option<Vec<CodeLens>>> {

@@ -247,6 +247,26 @@ impl Checked {
         jobs
     }
 
+    /// An object that is not on disk: compiled from the unsaved buffer ([`crate::live`]). `path` is the build's
+    /// object it stands in for (named in hovers and tables). Not cached.
+    pub fn unsaved(path: PathBuf, data: Vec<u8>, settings: &Settings) -> Arc<Checked> {
+        let now = SystemTime::now();
+        let key = ObjectKey {
+            size: data.len() as u64,
+            mtime: now,
+            hash: content_hash(&data),
+        };
+        Arc::new(Checked {
+            path,
+            key,
+            data: Arc::new(data),
+            read_at: now,
+            analyses: Mutex::new(Arc::new(Analyses::new(settings.clone()))),
+            sources: Mutex::new(None),
+            used: Mutex::new(std::time::Instant::now()),
+        })
+    }
+
     /// Whether [`Checked::table`] has been built.
     pub fn has_table(&self) -> bool {
         self.analyses().full.get().is_some()

@@ -12,13 +12,14 @@
 //! the analysis beyond asking [`LineMap::source_files`] which sources an object was built from; the adapter runs
 //! these functions off the async threads.
 
+use crate::live::CompileCommand;
 use altcfi_analysis::lines::LineMap;
 use altcfi_analysis::Era;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The kernel generation whose formats and objtool rules apply.
@@ -72,6 +73,12 @@ pub struct Config {
     /// About how many MiB the per-instruction tables and source indexes of open objects may take together; past it
     /// the least recently used are dropped (their findings stay) and rebuilt when a hover or hint needs them.
     pub memory_budget_mib: u64,
+    /// Live mode: re-check the unsaved buffer by running its compile command on it (`live.enable`).
+    pub live_enable: bool,
+    /// Compilers live mode may run (`live.compilers`).
+    pub live_compilers: Vec<String>,
+    /// Time limit of one live compile in milliseconds (`live.timeoutMs`).
+    pub live_timeout_ms: u64,
 }
 
 /// Default of [`Config::memory_budget_mib`].
@@ -89,6 +96,12 @@ impl Default for Config {
             build_dirs: Vec::new(),
             eh_frame: false,
             memory_budget_mib: MEMORY_BUDGET_MIB,
+            live_enable: true,
+            live_compilers: crate::live::command::DEFAULT_COMPILERS
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            live_timeout_ms: crate::live::DEFAULT_TIMEOUT_MS,
         }
     }
 }
@@ -143,6 +156,27 @@ impl Config {
                 "ehFrame" | "eh_frame" => match value.as_bool() {
                     Some(b) => self.eh_frame = b,
                     None => bad("true or false"),
+                },
+                "live" => match value.as_object() {
+                    Some(m) => {
+                        for (k, v) in m {
+                            let dotted = serde_json::json!({ format!("live.{k}"): v });
+                            warnings.extend(self.apply(&dotted, origin));
+                        }
+                    }
+                    None => bad("an object (enable, compilers, timeoutMs)"),
+                },
+                "live.enable" => match value.as_bool() {
+                    Some(b) => self.live_enable = b,
+                    None => bad("true or false"),
+                },
+                "live.compilers" => match string_list(value) {
+                    Some(l) if !l.is_empty() => self.live_compilers = l,
+                    _ => bad("a non-empty list of compiler names"),
+                },
+                "live.timeoutMs" | "live.timeout_ms" => match value.as_u64() {
+                    Some(ms) if ms > 0 => self.live_timeout_ms = ms,
+                    _ => bad("a positive number of milliseconds"),
                 },
                 "kernel" => {
                     let text = match value {
@@ -223,17 +257,7 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-pub use altcfi_analysis::lines::normalize;
-
-/// The canonical form of a path if it exists, else its lexical normal form.
-pub fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| normalize(path))
-}
-
-/// Whether two paths name the same file (lexically, or after resolving symbolic links).
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    normalize(a) == normalize(b) || canonical(a) == canonical(b)
-}
+pub use crate::paths::{canonical, normalize, same_file};
 
 /// A file's modification time and size, the cheap part of a cache key.
 pub fn stat(path: &Path) -> Option<(u64, SystemTime)> {
@@ -272,6 +296,8 @@ pub struct Resolution {
     pub objects: Vec<PathBuf>,
     /// How they were found.
     pub found_by: FoundBy,
+    /// The compile command of the source (from the `compile_commands.json` entry), for live compiles.
+    pub command: Option<Arc<CompileCommand>>,
 }
 
 /// One entry of a compilation database: the source and the object it produces.
@@ -282,6 +308,8 @@ struct CompileEntry {
     /// Whether `file` is canonical (the source existed when the database was read).
     resolved: bool,
     output: Option<PathBuf>,
+    /// The entry's command, for live compiles of the unsaved buffer.
+    command: Option<Arc<CompileCommand>>,
 }
 
 /// A parsed `compile_commands.json`, with the stat it was read at.
@@ -437,6 +465,7 @@ impl Workspace {
         let kernel = self.kernel_of(source)?;
         kernel.builds.iter().find_map(|b| {
             crate::kbuild::object_in_build(&kernel.root, b, source).map(|o| Resolution {
+                command: crate::kbuild::compile_command_of(b, &o, &canonical(source)).map(Arc::new),
                 objects: vec![o],
                 found_by: FoundBy::KbuildLayout(b.clone()),
             })
@@ -468,7 +497,11 @@ impl Workspace {
             }
             let Some(parsed) = dbs.get(&db) else { continue };
             let mut objects: Vec<PathBuf> = Vec::new();
+            let mut command = None;
             for e in parsed.entries_for(source, &wanted) {
+                if command.is_none() {
+                    command = e.command.clone();
+                }
                 if let Some(o) = &e.output {
                     let in_kernel = kernel
                         .as_ref()
@@ -493,6 +526,7 @@ impl Workspace {
                 return Some(Resolution {
                     objects,
                     found_by: FoundBy::CompileCommands(db),
+                    command,
                 });
             }
         }
@@ -531,6 +565,7 @@ impl Workspace {
         (!objects.is_empty()).then_some(Resolution {
             objects,
             found_by: FoundBy::DwarfIndex,
+            command: None,
         })
     }
 
@@ -548,6 +583,7 @@ impl Workspace {
         (!objects.is_empty()).then_some(Resolution {
             objects,
             found_by: FoundBy::Config,
+            command: None,
         })
     }
 }
@@ -616,6 +652,7 @@ fn parse_compile_db(bytes: &[u8]) -> Option<Vec<CompileEntry>> {
             file,
             resolved,
             output,
+            command: CompileCommand::from_json(e).map(Arc::new),
         });
     }
     Some(out)
@@ -826,6 +863,32 @@ impl DwarfIndex {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn live_settings_as_an_object_dotted_keys_or_toml() {
+        let mut c = Config::default();
+        assert!(c.live_enable && c.live_compilers.len() == 4);
+        let w = c.apply(
+            &json!({"live": {"enable": false, "compilers": ["gcc-12"], "timeoutMs": 2500}}),
+            "test",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert!(!c.live_enable);
+        assert_eq!(c.live_compilers, vec!["gcc-12".to_string()]);
+        assert_eq!(c.live_timeout_ms, 2500);
+        let w = c.apply(
+            &json!({"live.enable": true, "live.timeoutMs": -1, "live.compilers": []}),
+            "test",
+        );
+        assert!(c.live_enable);
+        assert_eq!(w.len(), 2, "{w:?}");
+        let toml =
+            Config::toml_to_json("[live]\nenable = false\ntimeout_ms = 900\n").expect("toml");
+        let mut t = Config::default();
+        assert!(t.apply(&toml, "altcfi.toml").is_empty());
+        assert!(!t.live_enable);
+        assert_eq!(t.live_timeout_ms, 900);
+    }
 
     #[test]
     fn config_accepts_both_spellings_and_reports_bad_keys() {
