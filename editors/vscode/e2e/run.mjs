@@ -9,7 +9,10 @@
 //   4. the hover on that line shows both sides' CFI (screenshot: vscode-hover.png);
 //   5. "altcfi: Show CFI table" from the command palette opens the read-only table of save_fl_bad;
 //   6. after the source is fixed on disk and the object rebuilt, the problem disappears;
-//   7. a kernel developer's first file: the 6.12 source tree of scripts/kernel-tree.sh (its build is out of tree,
+//   7. live mode: the conflicting replacement typed back without saving is a problem marked `altcfi (unsaved)` on
+//      its line, undo clears it; typed again, the quick fix (Ctrl+.) is applied, the unsaved text is clean, and once
+//      saved and rebuilt both `altcfi check` and objtool 6.12 find the site clean (screenshot: vscode-quickfix.png);
+//   8. a kernel developer's first file: the 6.12 source tree of scripts/kernel-tree.sh (its build is out of tree,
 //      `O=`, and there is no setting) opened as the workspace, arch/x86/entry/entry_64.S opened first through the
 //      file dialog: the status item names the rules and the object, the UNTRAIN_RET line has its code lens and its
 //      ORC inlay hint, and its hover shows the sites with call targets by name (screenshot: vscode-kernel.png).
@@ -59,6 +62,8 @@ const CHECKS = [
     'hover on line 21 shows the CFI of both sides (rsp+8, rsp+24)',
     'command palette "altcfi: Show CFI table" opens the table of save_fl_bad',
     'source fixed and object rebuilt: the conflict disappears',
+    'live: the conflicting replacement typed (not saved) is an "altcfi (unsaved)" problem on line 21; undo clears it',
+    'quick fix (Ctrl+.) "…the site becomes clean" applied: clean unsaved, and after save + build for altcfi and objtool',
     'kernel tree: entry_64.S of the 6.12 source (O= build, no setting) opened first, in the tree as the workspace',
     'kernel tree: status item with the 6.12 rules and the object, code lens and ORC hint on the UNTRAIN_RET line',
     'kernel tree: hover on the UNTRAIN_RET line shows its sites with call targets by name',
@@ -633,9 +638,94 @@ async function main() {
         return `${((Date.now() - rebuilt) / 1000).toFixed(1)} s after the rebuild; status bar: ${status}`;
     });
 
+    // Live mode: the source on disk is the fixed one now; the conflicting line comes back only in the buffer.
+    const badLine = fs.readFileSync(path.join(repo, 'examples/demo.S'), 'utf8').split('\n')[editorLine - 1];
+    const unsavedProblem = async () => {
+        const rows = await page.locator('.markers-panel .monaco-list-row').allInnerTexts().catch(() => []);
+        return rows.find((r) => r.includes('altcfi (unsaved)') && r.includes('conflict') && r.includes(`Ln ${editorLine},`));
+    };
+    const squiggleOnLine = async () => {
+        const top = await lineTopPx(editorLine);
+        for (const sq of await page.locator('.editor-group-container.active .monaco-editor .squiggly-error').all()) {
+            if (top !== null && (await sq.evaluate((el) => el.parentElement?.style.top ?? el.style.top)) === top) {
+                return true;
+            }
+        }
+        return false;
+    };
+    const typeBadLine = async () => {
+        await gotoLine(editorLine);
+        await page.keyboard.press('Home');
+        await page.keyboard.press('Home');
+        await page.keyboard.press('Shift+End');
+        // As pasted text: no auto-closed quotes.
+        await page.keyboard.insertText(badLine);
+    };
+    await check(CHECKS[12], async () => {
+        await setPanelVisible(true);
+        await runCommand('View: Focus Problems (Errors, Warnings, Infos)');
+        await typeBadLine();
+        const row = await until('an altcfi (unsaved) conflict on line 21 and its squiggle', async () =>
+            (await squiggleOnLine()) && (await unsavedProblem()), 30000);
+        const typed = Date.now();
+        await page.keyboard.press('Control+Z');
+        await until('undo to clear the conflict', async () => !(await squiggleOnLine()) && !(await unsavedProblem()), 30000);
+        return `${row.replace(/\s+/g, ' ').slice(0, 100)}…; cleared ${((Date.now() - typed) / 1000).toFixed(1)} s after undo`;
+    });
+
+    await check(CHECKS[13], async () => {
+        await typeBadLine();
+        await until('the unsaved conflict again', async () => (await squiggleOnLine()) && (await unsavedProblem()), 30000);
+        await gotoLine(editorLine);
+        const menu = page.locator('.action-widget .monaco-list-row, .context-view .action-widget .monaco-list-row');
+        const title = await until('a quick fix that makes the site clean', async () => {
+            if (!(await menu.first().isVisible().catch(() => false))) {
+                await page.keyboard.press('Control+.');
+                await page.waitForTimeout(800);
+            }
+            const items = await menu.allInnerTexts().catch(() => []);
+            return items.find((t) => t.includes('the site becomes clean'));
+        }, 30000, 500);
+        // The menu has the keyboard focus on its first fix (every fix offered is a checked one): take it, as with
+        // the keyboard, and name the one taken.
+        const focused = (await menu.filter({ hasText: 'the site becomes clean' }).and(page.locator('.focused'))
+            .first().innerText().catch(() => title)).trim();
+        if (!focused.includes('the site becomes clean')) {
+            throw new Error(`the focused entry of the quick-fix menu is not a fix: ${focused}`);
+        }
+        await page.keyboard.press('Enter');
+        await until('the quick fix to clear the unsaved conflict', async () =>
+            !(await squiggleOnLine()) && !(await unsavedProblem()), 30000);
+        await page.screenshot({ path: path.join(outDir, 'vscode-quickfix.png') });
+        await page.keyboard.press('Control+S');
+        const src = path.join(ws, 'examples/demo.S');
+        await until('the fixed text saved', async () => fs.readFileSync(src, 'utf8').split('\n')[editorLine - 1] !== badLine &&
+            !(await page.locator('.tabs-container .tab.active.dirty').count()), 10000);
+        run(process.env.CC || 'gcc', ['-c', '-g', 'examples/demo.S', '-o', 'build/demo.o'], { cwd: ws });
+        const check = spawnSync(altcfi, ['check', 'build/demo.o'], { cwd: ws, encoding: 'utf8' });
+        if (check.status !== 0) {
+            throw new Error(`altcfi check on the fixed and rebuilt object: exit ${check.status}\n${check.stdout}${check.stderr}`);
+        }
+        const oracle = path.join(repo, '.cache/oracle/root/usr/lib');
+        const objtool = fs.existsSync(oracle)
+            ? fs.readdirSync(oracle).filter((d) => d.startsWith('linux-kbuild-6.12'))
+                .map((d) => path.join(oracle, d, 'tools/objtool/objtool.real-x86')).find((f) => fs.existsSync(f))
+            : undefined;
+        if (!objtool) {
+            throw new Error(`no objtool 6.12 under ${oracle}: bash scripts/deps.sh installs it`);
+        }
+        fs.copyFileSync(path.join(ws, 'build/demo.o'), path.join(ws, 'build/demo-objtool.o'));
+        const ot = spawnSync(objtool, ['--orc', 'build/demo-objtool.o'], { cwd: ws, encoding: 'utf8' });
+        if (/stack layout conflict/.test(ot.stdout + ot.stderr)) {
+            throw new Error(`objtool still reports the conflict:\n${ot.stdout}${ot.stderr}`);
+        }
+        const fixedLine = fs.readFileSync(src, 'utf8').split('\n')[editorLine - 1].trim();
+        return `"${focused.slice(0, 90)}"; saved line: ${fixedLine.slice(0, 90)}; altcfi check exit 0, objtool 6.12 --orc: no conflict`;
+    });
+
     const kernelAsm = path.join(kernelTree, 'arch/x86/entry/entry_64.S');
     let untrainLine = 0;
-    await check(CHECKS[12], async () => {
+    await check(CHECKS[14], async () => {
         if (!fs.existsSync(kernelAsm)) {
             throw new Error(`no kernel tree at ${kernelTree}: bash scripts/kernel-tree.sh 6.12 noibt (scripts/editors-test.sh runs it)`);
         }
@@ -681,7 +771,7 @@ async function main() {
         return `${kernelAsm}, UNTRAIN_RET on line ${untrainLine}`;
     });
 
-    await check(CHECKS[13], async () => {
+    await check(CHECKS[15], async () => {
         const item = await until('the altcfi status bar item for entry_64.S', async () => {
             const texts = await page.locator('.statusbar-item').allInnerTexts().catch(() => []);
             return texts.find((t) => t.includes('altcfi 6.12') && /[1-9]\d* object/.test(t)) ?? false;
@@ -702,7 +792,7 @@ async function main() {
         return `${item.replace(/\s+/g, ' ')}; lens "${lens.trim().slice(0, 80)}"; hint "${hint.trim()}"; screenshot vscode-kernel.png`;
     });
 
-    await check(CHECKS[14], async () => {
+    await check(CHECKS[16], async () => {
         await setPanelVisible(false);
         await gotoLine(untrainLine, 'entry_64.S');
         const hover = page.locator('.monaco-hover:not(.hidden) .monaco-hover-content');
