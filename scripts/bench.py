@@ -322,6 +322,21 @@ def main():
     lines.append('```')
     lines.extend((r.stdout.strip() if r.returncode == 0 else f'failed: {r.stderr.strip()[-400:]}').splitlines())
     lines.append('```')
+    # altcfi against objtool's per-object loop on the real-tree subset (IBT builds: objects objtool has not touched).
+    lines.append('')
+    for gen in ('6.12', '6.1'):
+        build = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '.cache', 'kernel', gen + '-ibt')
+        if not os.path.isdir(build):
+            lines.append(f'Real tree {gen}: skipped (no {gen}-ibt build from scripts/kernel-tree.sh in .cache/kernel).')
+            continue
+        log(f'real tree {gen}: altcfi against the objtool loop')
+        r = subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'tree-bench.py'),
+                            build, '--altcfi', a.altcfi, '--runs', str(max(3, a.runs // 2))],
+                           capture_output=True, text=True)
+        lines.append(f'Real tree {gen} (`scripts/tree-bench.py`; targets: one process ≥ 20×, one per object ≥ 2.5×):')
+        lines.append('```')
+        lines.extend((r.stdout.strip() if r.returncode == 0 else f'failed: {r.stderr.strip()[-400:]}').splitlines())
+        lines.append('```')
     report = '\n'.join(lines) + '\n'
     with open(os.path.join(a.out, 'report.md'), 'w') as f:
         f.write(report)

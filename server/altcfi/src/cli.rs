@@ -257,10 +257,11 @@ impl Common {
         })
     }
 
-    /// Threads to use: `--jobs`, else one per core.
+    /// Threads to use: `--jobs`, else one per core (asked once: the standard library reads the cgroup quota).
     fn threads(&self) -> usize {
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         self.jobs.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             |j| j.get(),
         )
     }
@@ -877,7 +878,11 @@ fn check(
     common: &Common,
 ) -> anyhow::Result<i32> {
     let names = features(common)?;
-    let docs = docs_base(output.docs_base.as_deref());
+    // Only JSON and SARIF name the docs pages (looking for the shipped ones reads the file system).
+    let docs = match format {
+        Format::Text => None,
+        _ => docs_base(output.docs_base.as_deref()),
+    };
     let sarif_opts = match format {
         Format::Sarif => report::SarifOptions {
             roots: sarif_roots(output.sarif_root.as_deref())?,
