@@ -254,17 +254,8 @@ fn dwarf_index_finds_the_object_without_compile_commands() {
 
 /// A frame-pointer function whose replacement pushes and pops `%rax` (`tests/fixtures/alt/rbp-depth-only-612.S`):
 /// the states differ only in stack size below an rbp-based CFA, so every ORC row is right.
-const STRICT_ONLY: &str = r#"#include "../tests/fixtures/alt/alt-macros-612.h"
-	.text
-SYM_FUNC_START(rbp_depth)
-	push %rbp
-	mov %rsp, %rbp
-	ALTERNATIVE "nop; nop", "push %rax; pop %rax", X86_FEATURE_XENPV
-	call ext_fn
-	pop %rbp
-	ret
-SYM_FUNC_END(rbp_depth)
-"#;
+/// A frame-pointer function whose replacement only changes the stack size below the rbp-based CFA.
+const STRICT_ONLY: &str = include_str!("../examples/strict-only.S");
 
 #[test]
 fn strict_only_site_is_a_warning_whose_hover_names_the_field_and_the_verdict() {

@@ -12,7 +12,9 @@
 //   7. live mode: the conflicting replacement typed back without saving is a problem marked `altcfi (unsaved)` on
 //      its line, undo clears it; typed again, the quick fix (Ctrl+.) is applied, the unsaved text is clean, and once
 //      saved and rebuilt both `altcfi check` and objtool 6.12 find the site clean (screenshot: vscode-quickfix.png);
-//   8. a kernel developer's first file: the 6.12 source tree of scripts/kernel-tree.sh (its build is out of tree,
+//   8. examples/strict-only.S, whose conflict objtool reports but the unwinder survives: a warning (not an error)
+//      whose hover names the field that differs and the verdict (screenshot: vscode-strict-only.png);
+//   9. a kernel developer's first file: the 6.12 source tree of scripts/kernel-tree.sh (its build is out of tree,
 //      `O=`, and there is no setting) opened as the workspace, arch/x86/entry/entry_64.S opened first through the
 //      file dialog: the status item names the rules and the object, the UNTRAIN_RET line has its code lens and its
 //      ORC inlay hint, and its hover shows the sites with call targets by name (screenshot: vscode-kernel.png).
@@ -64,6 +66,7 @@ const CHECKS = [
     'source fixed and object rebuilt: the conflict disappears',
     'live: the conflicting replacement typed (not saved) is an "altcfi (unsaved)" problem on line 21; undo clears it',
     'quick fix (Ctrl+.) "…the site becomes clean" applied: clean unsaved, and after save + build for altcfi and objtool',
+    'strict-only.S: the conflict is a warning saying strict-only; its hover names "stack size 16 vs 24" and unwind ✓',
     'kernel tree: entry_64.S of the 6.12 source (O= build, no setting) opened first, in the tree as the workspace',
     'kernel tree: status item with the 6.12 rules and the object, code lens and ORC hint on the UNTRAIN_RET line',
     'kernel tree: hover on the UNTRAIN_RET line shows its sites with call targets by name',
@@ -315,6 +318,7 @@ async function main() {
         ws = path.join(tmp, 'ws');
         for (const rel of [
             'examples/demo.S',
+            'examples/strict-only.S',
             'tests/fixtures/alt/alt-macros-612.h',
             'tests/fixtures/alt/fixture-common.h',
         ]) {
@@ -322,12 +326,17 @@ async function main() {
             fs.copyFileSync(path.join(repo, rel), path.join(ws, rel));
         }
         const args = ['-c', '-g', 'examples/demo.S', '-o', 'build/demo.o'];
+        const strictArgs = ['-c', '-g', 'examples/strict-only.S', '-o', 'build/strict-only.o'];
         fs.writeFileSync(
             path.join(ws, 'compile_commands.json'),
-            JSON.stringify([{ directory: ws, file: 'examples/demo.S', arguments: ['gcc', ...args], output: 'build/demo.o' }], null, 1),
+            JSON.stringify([
+                { directory: ws, file: 'examples/demo.S', arguments: ['gcc', ...args], output: 'build/demo.o' },
+                { directory: ws, file: 'examples/strict-only.S', arguments: ['gcc', ...strictArgs], output: 'build/strict-only.o' },
+            ], null, 1),
         );
         fs.mkdirSync(path.join(ws, 'build'));
         run(process.env.CC || 'gcc', args, { cwd: ws });
+        run(process.env.CC || 'gcc', strictArgs, { cwd: ws });
         const text = fs.readFileSync(path.join(ws, 'examples/demo.S'), 'utf8').split('\n');
         if (!text[editorLine - 1].includes('ALTERNATIVE') || !text[editorLine - 1].includes('push %rcx')) {
             throw new Error(`examples/demo.S line ${editorLine} is not save_fl_bad's ALTERNATIVE: ${text[editorLine - 1]}`);
@@ -723,9 +732,60 @@ async function main() {
         return `"${focused.slice(0, 90)}"; saved line: ${fixedLine.slice(0, 90)}; altcfi check exit 0, objtool 6.12 --orc: no conflict`;
     });
 
+    await check(CHECKS[14], async () => {
+        const strictText = fs.readFileSync(path.join(ws, 'examples/strict-only.S'), 'utf8').split('\n');
+        const strictLine = strictText.findIndex((l) => l.trim().startsWith('ALTERNATIVE')) + 1;
+        await until('quick open to show strict-only.S', async () => {
+            if (!(await page.locator('.quick-input-widget').isVisible())) {
+                await page.keyboard.press('Control+P');
+                await page.locator('.quick-input-widget input').waitFor({ timeout: 3000 });
+                await page.keyboard.type('strict-only.S');
+            }
+            const rows = await page.locator('.quick-input-list .monaco-list-row').allInnerTexts();
+            return rows.some((r) => r.includes('strict-only.S'));
+        }, 30000, 500);
+        await page.keyboard.press('Enter');
+        await until('an editor tab for strict-only.S', async () =>
+            (await page.locator('.tabs-container .tab.active').innerText().catch(() => '')).includes('strict-only.S'), 20000);
+        await setPanelVisible(true);
+        await runCommand('View: Focus Problems (Errors, Warnings, Infos)');
+        const row = await until(`a Problems row on line ${strictLine} saying strict-only`, async () => {
+            const rows = await page.locator('.markers-panel .monaco-list-row').allInnerTexts();
+            return rows.find((r) => r.includes('strict-only') && r.includes(`Ln ${strictLine},`));
+        }, 30000);
+        const label = (await page.locator('#status\\.problems').getAttribute('aria-label').catch(() => '')) ?? '';
+        if (/Errors: [1-9]/.test(label)) {
+            throw new Error(`a strict-only conflict must not be an error: ${label}`);
+        }
+        await setPanelVisible(false);
+        await gotoLine(strictLine, 'strict-only.S');
+        const hover = page.locator('.monaco-hover:not(.hidden) .monaco-hover-content');
+        const text = await until('a hover naming what differs', async () => {
+            if (!(await hover.first().isVisible().catch(() => false))) {
+                const box = await tokenBox(strictLine, 'ALTERNATIVE');
+                await page.mouse.move(box.x - 40, box.y + box.height / 2 + 200);
+                await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 4 });
+                await page.waitForTimeout(500);
+            }
+            const t = await hover.allInnerTexts().catch(() => []);
+            return t.find((x) => x.includes('stack size'));
+        }, 30000, 300);
+        for (const needle of ['stack size 16 vs 24', 'strict-only', 'unwind ✓']) {
+            if (!text.includes(needle)) {
+                throw new Error(`the hover lacks "${needle}":\n${text}`);
+            }
+        }
+        if (text.includes('✗')) {
+            throw new Error(`a strict-only hover shows a wrong unwind:\n${text}`);
+        }
+        await page.screenshot({ path: path.join(outDir, 'vscode-strict-only.png') });
+        await page.keyboard.press('Escape');
+        return `${row.replace(/\s+/g, ' ').slice(0, 100)}…; ${label}; hover ${text.split('\n').length} lines`;
+    });
+
     const kernelAsm = path.join(kernelTree, 'arch/x86/entry/entry_64.S');
     let untrainLine = 0;
-    await check(CHECKS[14], async () => {
+    await check(CHECKS[15], async () => {
         if (!fs.existsSync(kernelAsm)) {
             throw new Error(`no kernel tree at ${kernelTree}: bash scripts/kernel-tree.sh 6.12 noibt (scripts/editors-test.sh runs it)`);
         }
@@ -771,7 +831,7 @@ async function main() {
         return `${kernelAsm}, UNTRAIN_RET on line ${untrainLine}`;
     });
 
-    await check(CHECKS[15], async () => {
+    await check(CHECKS[16], async () => {
         const item = await until('the altcfi status bar item for entry_64.S', async () => {
             const texts = await page.locator('.statusbar-item').allInnerTexts().catch(() => []);
             return texts.find((t) => t.includes('altcfi 6.12') && /[1-9]\d* object/.test(t)) ?? false;
@@ -792,7 +852,7 @@ async function main() {
         return `${item.replace(/\s+/g, ' ')}; lens "${lens.trim().slice(0, 80)}"; hint "${hint.trim()}"; screenshot vscode-kernel.png`;
     });
 
-    await check(CHECKS[16], async () => {
+    await check(CHECKS[17], async () => {
         await setPanelVisible(false);
         await gotoLine(untrainLine, 'entry_64.S');
         const hover = page.locator('.monaco-hover:not(.hidden) .monaco-hover-content');
