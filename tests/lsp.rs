@@ -340,8 +340,9 @@ fn corrupt_object_gives_one_diagnostic_and_the_server_keeps_answering() {
     c.shutdown();
 }
 
-#[test]
-fn conflict_in_an_inlined_header_helper_shows_at_the_c_call_site_and_in_the_header() {
+/// A workspace holding `alt/c-conflict-612.c` and the headers it includes (a C file whose inline helper in a
+/// header has an alternatives conflict).
+fn c_fixture_workspace() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().canonicalize().expect("canonical tempdir");
     let alt = root.join("alt");
@@ -355,6 +356,13 @@ fn conflict_in_an_inlined_header_helper_shows_at_the_c_call_site_and_in_the_head
     ] {
         std::fs::copy(fixtures.join(f), alt.join(f)).expect("copy fixture");
     }
+    (dir, root)
+}
+
+#[test]
+fn conflict_in_an_inlined_header_helper_shows_at_the_c_call_site_and_in_the_header() {
+    let (_dir, root) = c_fixture_workspace();
+    let alt = root.join("alt");
     // The fixture build rules for .c (tests/fixtures/README.md) plus the file's own flags.
     let o = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
         .args([
@@ -1240,19 +1248,8 @@ fn live_mode_refuses_an_unsafe_command_by_name_and_keeps_the_build_object() {
 
 #[test]
 fn live_mode_on_a_c_file_reports_progress_while_compiling() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().canonicalize().expect("canonical tempdir");
+    let (_dir, root) = c_fixture_workspace();
     let alt = root.join("alt");
-    std::fs::create_dir_all(&alt).expect("mkdir");
-    let fixtures = repo_root().join("tests/fixtures/alt");
-    for f in [
-        "c-conflict-612.c",
-        "alt-macros-612.h",
-        "fixture-common.h",
-        "paravirt-inline.h",
-    ] {
-        std::fs::copy(fixtures.join(f), alt.join(f)).expect("copy fixture");
-    }
     let args = [
         "gcc",
         "-c",

@@ -67,6 +67,16 @@ impl CompileCommand {
 /// Splits a command line with POSIX shell quoting (`'…'`, `"…"`, `\`) without a shell. Refuses anything only a
 /// shell could do: pipes, lists, redirections, command substitution, variable expansion, globbing and comments.
 pub fn split_command(s: &str) -> Result<Vec<String>, LiveError> {
+    split_words(s, true)
+}
+
+/// [`split_command`] for reading a command, not running it (the output file of a `compile_commands.json` entry):
+/// shell characters are plain characters and an unterminated quote ends the word.
+pub fn split_command_lenient(s: &str) -> Vec<String> {
+    split_words(s, false).unwrap_or_default()
+}
+
+fn split_words(s: &str, strict: bool) -> Result<Vec<String>, LiveError> {
     let refuse = |what: &str| {
         Err(LiveError::Refused(format!(
             "the compile command needs a shell ({what}); altcfi never runs one"
@@ -90,7 +100,8 @@ pub fn split_command(s: &str) -> Result<Vec<String>, LiveError> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(c) => cur.push(c),
-                        None => return refuse("an unterminated quote"),
+                        None if strict => return refuse("an unterminated quote"),
+                        None => break,
                     }
                 }
             }
@@ -106,12 +117,14 @@ pub fn split_command(s: &str) -> Result<Vec<String>, LiveError> {
                                 cur.push('\\');
                                 cur.push(n);
                             }
-                            None => return refuse("an unterminated quote"),
+                            None if strict => return refuse("an unterminated quote"),
+                            None => break,
                         },
-                        Some('$') => return refuse("`$` inside double quotes"),
-                        Some('`') => return refuse("a backtick"),
+                        Some('$') if strict => return refuse("`$` inside double quotes"),
+                        Some('`') if strict => return refuse("a backtick"),
                         Some(c) => cur.push(c),
-                        None => return refuse("an unterminated quote"),
+                        None if strict => return refuse("an unterminated quote"),
+                        None => break,
                     }
                 }
             }
@@ -120,20 +133,21 @@ pub fn split_command(s: &str) -> Result<Vec<String>, LiveError> {
                 match chars.next() {
                     Some('\n') => {}
                     Some(n) => cur.push(n),
-                    None => return refuse("a trailing backslash"),
+                    None if strict => return refuse("a trailing backslash"),
+                    None => {}
                 }
             }
-            '|' => return refuse("`|`"),
-            ';' => return refuse("`;`"),
-            '&' => return refuse("`&`"),
-            '<' | '>' => return refuse("a redirection"),
-            '`' => return refuse("a backtick"),
-            '$' if chars.peek() == Some(&'(') => return refuse("`$(`"),
-            '$' => return refuse("a `$` expansion"),
-            '(' | ')' => return refuse("a subshell"),
-            '*' | '?' | '[' => return refuse("a glob pattern"),
-            '#' if !in_word => return refuse("a comment"),
-            '~' if !in_word => return refuse("`~` expansion"),
+            '|' if strict => return refuse("`|`"),
+            ';' if strict => return refuse("`;`"),
+            '&' if strict => return refuse("`&`"),
+            '<' | '>' if strict => return refuse("a redirection"),
+            '`' if strict => return refuse("a backtick"),
+            '$' if strict && chars.peek() == Some(&'(') => return refuse("`$(`"),
+            '$' if strict => return refuse("a `$` expansion"),
+            '(' | ')' if strict => return refuse("a subshell"),
+            '*' | '?' | '[' if strict => return refuse("a glob pattern"),
+            '#' if strict && !in_word => return refuse("a comment"),
+            '~' if strict && !in_word => return refuse("`~` expansion"),
             _ => {
                 in_word = true;
                 cur.push(c);
