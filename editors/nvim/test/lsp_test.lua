@@ -258,6 +258,43 @@ local function body()
         vim.wait(timeout, function() return #conflicts() == 0 end, 20), vim.inspect(vim.diagnostic.get(buf)))
     end
   end
+
+  -- A strict-only conflict (examples/strict-only.S): a warning, and the hover names what differs and the verdict.
+  local strict = ws .. '/examples/strict-only.S'
+  vim.cmd('edit ' .. vim.fn.fnameescape(strict))
+  local sbuf = vim.api.nvim_get_current_buf()
+  local sline
+  for i, l in ipairs(vim.api.nvim_buf_get_lines(sbuf, 0, -1, false)) do
+    if l:match('^%s*ALTERNATIVE') then
+      sline = i - 1
+    end
+  end
+  local sdiag
+  vim.wait(timeout, function()
+    for _, d in ipairs(vim.diagnostic.get(sbuf)) do
+      if d.code == 'alt-stack-conflict' and d.lnum == sline then
+        sdiag = d
+      end
+    end
+    return sdiag ~= nil
+  end, 20)
+  if check('strict-only.S: a conflict on its ALTERNATIVE line', sdiag ~= nil, vim.inspect(vim.diagnostic.get(sbuf))) then
+    check('strict-only.S: a warning, not an error', sdiag.severity == vim.diagnostic.severity.WARN, sdiag.severity)
+    check('strict-only.S: the message says strict-only', sdiag.message:find('strict-only', 1, true) ~= nil, sdiag.message)
+    local sh = vim.lsp.buf_request_sync(sbuf, 'textDocument/hover', {
+      textDocument = vim.lsp.util.make_text_document_params(sbuf),
+      position = { line = sline, character = 2 },
+    }, timeout) or {}
+    local stext = ''
+    for _, r in pairs(sh) do
+      if r.result and r.result.contents then
+        stext = stext .. (r.result.contents.value or '')
+      end
+    end
+    check('strict-only.S: the hover names the field that differs and the verdict',
+      stext:find('stack size 16 vs 24', 1, true) ~= nil and stext:find('strict-only', 1, true) ~= nil
+        and stext:find('unwind ✓', 1, true) ~= nil and stext:find('✗', 1, true) == nil, stext)
+  end
 end
 
 -- After startup (filetype detection and plugin/ scripts are on by then), like a user opening a file.

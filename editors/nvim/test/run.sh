@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Headless Neovim test of the plugin against the real `altcfi lsp`: builds a temporary workspace with
-# examples/demo.S, its object (gcc -c -g) and compile_commands.json, then runs test/lsp_test.lua once through
+# examples/demo.S and examples/strict-only.S, their objects (gcc -c -g) and compile_commands.json, then runs test/lsp_test.lua once through
 # require('altcfi').setup{} and once through vim.lsp.enable('altcfi').
 # Usage: run.sh NVIM ALTCFI_BIN. Prints one "ok"/"FAIL" line per check; exits non-zero on any failure.
 set -euo pipefail
@@ -11,9 +11,9 @@ repo=$(cd "$here/../.." && pwd)
 ws=$(mktemp -d /tmp/altcfi-nvim-ws.XXXXXX)
 trap 'rm -rf "$ws"' EXIT
 mkdir -p "$ws/examples" "$ws/tests/fixtures/alt" "$ws/build"
-cp "$repo/examples/demo.S" "$ws/examples/"
+cp "$repo/examples/demo.S" "$repo/examples/strict-only.S" "$ws/examples/"
 cp "$repo"/tests/fixtures/alt/*.h "$ws/tests/fixtures/alt/"
-(cd "$ws" && gcc -c -g examples/demo.S -o build/demo.o)
+(cd "$ws" && gcc -c -g examples/demo.S -o build/demo.o && gcc -c -g examples/strict-only.S -o build/strict-only.o)
 cat > "$ws/compile_commands.json" <<JSON
 [
   {
@@ -21,6 +21,12 @@ cat > "$ws/compile_commands.json" <<JSON
     "arguments": ["gcc", "-c", "-g", "examples/demo.S", "-o", "build/demo.o"],
     "file": "examples/demo.S",
     "output": "build/demo.o"
+  },
+  {
+    "directory": "$ws",
+    "arguments": ["gcc", "-c", "-g", "examples/strict-only.S", "-o", "build/strict-only.o"],
+    "file": "examples/strict-only.S",
+    "output": "build/strict-only.o"
   }
 ]
 JSON
