@@ -252,9 +252,8 @@ fn dwarf_index_finds_the_object_without_compile_commands() {
     assert!(status.code().is_some(), "{status:?}");
 }
 
-/// A frame-pointer function whose replacement pushes and pops `%rax` (`tests/fixtures/alt/rbp-depth-only-612.S`):
+/// A frame-pointer function whose replacement pushes and pops `%rax` (as `tests/fixtures/alt/rbp-depth-only-612.S`):
 /// the states differ only in stack size below an rbp-based CFA, so every ORC row is right.
-/// A frame-pointer function whose replacement only changes the stack size below the rbp-based CFA.
 const STRICT_ONLY: &str = include_str!("../examples/strict-only.S");
 
 #[test]
@@ -1101,6 +1100,43 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         out.push(p);
     }
     out
+}
+
+/// No compilation database: the object is found through the DWARF index, and the command for live mode comes from
+/// the `live.command` template in `altcfi.toml`.
+#[test]
+fn live_mode_uses_the_command_template_of_altcfi_toml() {
+    let (_dir, root) = workspace();
+    let src = root.join("examples/demo.S");
+    let conflicting = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&conflicting, "save_fl_bad");
+    let fixed = conflicting.replace(
+        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
+        "\"call xen_save_fl\"",
+    );
+    std::fs::write(&src, &fixed).expect("write fixed");
+    gcc(&root, "build/demo.o");
+    std::fs::write(
+        root.join("altcfi.toml"),
+        "[live]\ncommand = [\"gcc\", \"-c\", \"-g\", \"{file}\", \"-o\", \"{output}\"]\n",
+    )
+    .expect("write altcfi.toml");
+
+    let mut c = Client::start(&root);
+    c.initialize(&root, json!({}));
+    let uri = c.open(&src, "asm");
+    let first = c.wait_diagnostics(&uri, |_| true);
+    assert!(!first.iter().any(is_conflict), "{first:#?}");
+    change(&mut c, &uri, 2, &conflicting);
+    let diags = c.wait_diagnostics(&uri, |d| d.iter().any(is_unsaved_conflict));
+    let d = diags
+        .iter()
+        .find(|d| is_unsaved_conflict(d))
+        .expect("conflict");
+    assert_eq!(d["range"]["start"]["line"], bad, "{d:#}");
+    // The template's `{output}` is replaced by a temporary object: the build's is untouched.
+    assert!(!root.join("examples/demo.o").exists());
+    c.shutdown();
 }
 
 #[test]

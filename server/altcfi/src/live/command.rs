@@ -51,6 +51,28 @@ impl CompileCommand {
         })
     }
 
+    /// A command from a template (the `live.command` setting): each argument with `{file}` replaced by `file` and
+    /// `{output}` by `output` (or `file` with the extension `.o`), run in `directory`.
+    pub fn from_template(
+        template: &[String],
+        directory: &Path,
+        file: &Path,
+        output: Option<&Path>,
+    ) -> CompileCommand {
+        let object = output.map_or_else(|| file.with_extension("o"), Path::to_path_buf);
+        let (file_s, object_s) = (file.display().to_string(), object.display().to_string());
+        CompileCommand {
+            directory: directory.to_path_buf(),
+            file: file.to_path_buf(),
+            invocation: Invocation::Arguments(
+                template
+                    .iter()
+                    .map(|a| a.replace("{file}", &file_s).replace("{output}", &object_s))
+                    .collect(),
+            ),
+        }
+    }
+
     /// The argument vector (`argv[0]` is the compiler), splitting a `command` string with [`split_command`].
     pub fn argv(&self) -> Result<Vec<String>, LiveError> {
         let argv = match &self.invocation {

@@ -488,11 +488,28 @@ impl Backend {
         text: &Arc<DocText>,
         resolution: Option<&Resolution>,
     ) -> Option<Arc<crate::live::CompileCommand>> {
-        if !lock(&self.inner.config).live_enable {
-            return None;
-        }
+        let template = {
+            let c = lock(&self.inner.config);
+            if !c.live_enable {
+                return None;
+            }
+            c.live_command.clone()
+        };
         let resolution = resolution?;
-        let command = resolution.command.clone()?;
+        // The build's own command, else the `live.command` template (run in the workspace root).
+        let command = match resolution.command.clone() {
+            Some(c) => c,
+            None if !template.is_empty() => {
+                let root = lock(&self.inner.root).clone()?;
+                Arc::new(crate::live::CompileCommand::from_template(
+                    &template,
+                    &root,
+                    path,
+                    resolution.objects.first().map(PathBuf::as_path),
+                ))
+            }
+            None => return None,
+        };
         let was_live = lock(&self.inner.docs).get(uri).is_some_and(|d| d.live);
         let (p, t, objects) = (path.to_path_buf(), text.clone(), resolution.objects.clone());
         let needed = blocking(move || {

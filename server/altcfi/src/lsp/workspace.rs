@@ -79,6 +79,10 @@ pub struct Config {
     pub live_compilers: Vec<String>,
     /// Time limit of one live compile in milliseconds (`live.timeoutMs`).
     pub live_timeout_ms: u64,
+    /// The compile command of files that have none in a compilation database or kbuild's `.cmd` (`live.command`,
+    /// e.g. in `altcfi.toml`): arguments with `{file}` (the document) and `{output}` (its object) put in; run in
+    /// the workspace root. Empty: such files get no live check.
+    pub live_command: Vec<String>,
 }
 
 /// Default of [`Config::memory_budget_mib`].
@@ -102,6 +106,7 @@ impl Default for Config {
                 .map(|c| c.to_string())
                 .collect(),
             live_timeout_ms: crate::live::DEFAULT_TIMEOUT_MS,
+            live_command: Vec::new(),
         }
     }
 }
@@ -164,7 +169,7 @@ impl Config {
                             warnings.extend(self.apply(&dotted, origin));
                         }
                     }
-                    None => bad("an object (enable, compilers, timeoutMs)"),
+                    None => bad("an object (enable, compilers, timeoutMs, command)"),
                 },
                 "live.enable" => match value.as_bool() {
                     Some(b) => self.live_enable = b,
@@ -177,6 +182,12 @@ impl Config {
                 "live.timeoutMs" | "live.timeout_ms" => match value.as_u64() {
                     Some(ms) if ms > 0 => self.live_timeout_ms = ms,
                     _ => bad("a positive number of milliseconds"),
+                },
+                "live.command" => match string_list(value) {
+                    Some(l) if l.is_empty() || l.iter().any(|a| a.contains("{file}")) => {
+                        self.live_command = l
+                    }
+                    _ => bad("a list of arguments naming the source as {file}"),
                 },
                 "kernel" => {
                     let text = match value {
@@ -838,6 +849,14 @@ mod tests {
         assert!(t.apply(&toml, "altcfi.toml").is_empty());
         assert!(!t.live_enable);
         assert_eq!(t.live_timeout_ms, 900);
+        // A command template must name the source.
+        let toml = Config::toml_to_json("[live]\ncommand = [\"gcc\", \"-c\", \"{file}\"]\n")
+            .expect("toml");
+        assert!(t.apply(&toml, "altcfi.toml").is_empty());
+        assert_eq!(t.live_command, ["gcc", "-c", "{file}"]);
+        let w = t.apply(&json!({"live": {"command": ["gcc", "-c", "x.S"]}}), "test");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(t.live_command, ["gcc", "-c", "{file}"]);
     }
 
     #[test]
