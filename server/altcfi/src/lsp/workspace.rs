@@ -318,9 +318,27 @@ struct CompileEntry {
     file: PathBuf,
     /// Whether `file` is canonical (the source existed when the database was read).
     resolved: bool,
+    /// The entry's `output`, if it has one (kbuild's database has none: see [`CompileEntry::output`]).
     output: Option<PathBuf>,
     /// The entry's command, for live compiles of the unsaved buffer.
     command: Option<Arc<CompileCommand>>,
+}
+
+impl CompileEntry {
+    /// The object the entry writes: its `output`, else the `-o` of its command, relative to its directory. Worked
+    /// out when asked: splitting every command of a kernel's database (thousands of 2 KiB lines) when it is read
+    /// would cost more than all the rest of reading it.
+    fn output(&self) -> Option<PathBuf> {
+        if let Some(o) = &self.output {
+            return Some(o.clone());
+        }
+        let c = self.command.as_ref()?;
+        let args = match &c.invocation {
+            crate::live::command::Invocation::Arguments(a) => a.clone(),
+            crate::live::command::Invocation::Command(s) => shell_words(s),
+        };
+        output_arg(&args).map(|o| normalize(&c.directory.join(o)))
+    }
 }
 
 /// A parsed `compile_commands.json`, with the stat it was read at.
@@ -513,7 +531,7 @@ impl Workspace {
                 if command.is_none() {
                     command = e.command.clone();
                 }
-                if let Some(o) = &e.output {
+                if let Some(o) = &e.output() {
                     let in_kernel = kernel
                         .as_ref()
                         .is_some_and(|k| k.dirs().any(|d| canonical(o).starts_with(d)));
@@ -634,30 +652,34 @@ pub fn may_read(object: &Path, source: &Path, root: Option<&Path>, config: &Conf
 fn parse_compile_db(bytes: &[u8]) -> Option<Vec<CompileEntry>> {
     let v: Value = serde_json::from_slice(bytes).ok()?;
     let mut out = Vec::new();
+    // A kernel's database names thousands of files in a few hundred directories: resolve each directory once
+    // (realpath reads every component's link) and only the file's own name per entry.
+    let mut dirs: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
+    let mut resolve = |joined: &Path| -> Option<PathBuf> {
+        let (parent, name) = (joined.parent()?, joined.file_name()?);
+        let meta = std::fs::symlink_metadata(joined).ok()?;
+        if meta.file_type().is_symlink() {
+            return std::fs::canonicalize(joined).ok();
+        }
+        let parent = dirs
+            .entry(parent.to_path_buf())
+            .or_insert_with(|| std::fs::canonicalize(parent).ok())
+            .clone()?;
+        Some(parent.join(name))
+    };
     for e in v.as_array()? {
         let dir = PathBuf::from(e.get("directory").and_then(Value::as_str).unwrap_or("."));
         let Some(file) = e.get("file").and_then(Value::as_str) else {
             continue;
         };
         let joined = dir.join(file);
-        let (file, resolved) = match std::fs::canonicalize(&joined) {
-            Ok(p) => (p, true),
-            Err(_) => (normalize(&joined), false),
+        let (file, resolved) = match resolve(&joined) {
+            Some(p) => (p, true),
+            None => (normalize(&joined), false),
         };
         let output = e
             .get("output")
             .and_then(Value::as_str)
-            .map(str::to_owned)
-            .or_else(|| {
-                let args: Vec<String> = match e.get("arguments").and_then(Value::as_array) {
-                    Some(a) => a
-                        .iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect(),
-                    None => shell_words(e.get("command").and_then(Value::as_str).unwrap_or("")),
-                };
-                output_arg(&args)
-            })
             .map(|o| normalize(&dir.join(o)));
         out.push(CompileEntry {
             file,
@@ -909,7 +931,7 @@ mod tests {
         let names = |entries: Vec<&CompileEntry>| -> Vec<String> {
             entries
                 .iter()
-                .filter_map(|e| e.output.as_ref())
+                .filter_map(|e| e.output())
                 .map(|o| {
                     o.file_name()
                         .unwrap_or_default()
