@@ -528,9 +528,16 @@ fn load_for_check(
     if unwind.eh_frame || unwind.verify_orc {
         return load(path, opts, names);
     }
-    let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let a = analyze_findings(&data, opts, names).with_context(|| path.display().to_string())?;
-    Ok((data, a))
+    // Without the DWARF first: most objects have no finding, and only a finding's source line needs it.
+    let mut file = crate::objfile::ObjectFile::read(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let a =
+        analyze_findings(&file.data, opts, names).with_context(|| path.display().to_string())?;
+    if !a.findings.is_empty() {
+        file.complete()
+            .with_context(|| format!("{}: cannot read its debug information", path.display()))?;
+    }
+    Ok((file.data, a))
 }
 
 /// Source positions of every finding; DWARF is read only when there are findings and it is wanted.

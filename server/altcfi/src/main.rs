@@ -8,6 +8,7 @@ mod fix;
 mod kbuild;
 mod live;
 mod lsp;
+mod objfile;
 mod paths;
 
 #[global_allocator]
