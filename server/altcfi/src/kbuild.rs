@@ -438,10 +438,16 @@ pub fn compile_command_of(
 
 /// The first line of the object's `.NAME.o.cmd` (the command that built it).
 fn read_cmd(obj: &Path) -> Option<String> {
+    use std::io::BufRead;
     let name = obj.file_name()?.to_str()?;
     let path = obj.with_file_name(format!(".{name}.cmd"));
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().next().map(str::to_string)
+    // The command is the first line; the dependency list after it is most of the file.
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(path).ok()?)
+        .read_line(&mut line)
+        .ok()?;
+    let line = line.trim_end_matches('\n');
+    (!line.is_empty()).then(|| line.to_string())
 }
 
 /// objtool's arguments in a kbuild command (`…; ./tools/objtool/objtool ARGS OBJ`): `None` when objtool is not in
@@ -572,7 +578,7 @@ fn kernel_object(tree: &Tree, rel: &Path, cmd: &str) -> Option<KernelObject> {
         for archive in ["built-in.a", "lib.a"] {
             if let Some(bytes) = tree.file(&tree.build.join(d).join(archive)) {
                 any_archive = true;
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                if memchr::memmem::find(&bytes, needle.as_bytes()).is_some() {
                     return Some(KernelObject::Builtin);
                 }
             }
