@@ -9,10 +9,14 @@
 #                  the build log carries objtool's warnings
 #           ibt    CONFIG_X86_KERNEL_IBT on (x86_64_defconfig's default in 6.12): kbuild never runs objtool per
 #                  object; the objects are as gcc/as left them
+#           intree the noibt configuration built in the source tree itself (no O=), as most developers build: in a
+#                  copy of the unpacked tree made of hard links, <cache>/kernel/GEN-intree (default DIR:
+#                  arch/x86/entry/ only)
 #   DIR     kbuild directories to build (default: arch/x86/entry/ arch/x86/xen/ arch/x86/lib/ kernel/sched/)
 #
 # The source tree is unpacked once per generation into <cache>/kernel/src-GEN (never built in: every build is an O=
-# build directory <cache>/kernel/GEN-CONFIG, which also holds compile_commands.json, .config, `source`, build.log).
+# build directory <cache>/kernel/GEN-CONFIG, which also holds compile_commands.json, .config, `source`, build.log;
+# except for `intree`, whose tree is its own build directory).
 # Prints the build directory on stdout. Idempotent: a finished build with the same directory list is not redone.
 #
 # Environment: ALTCFI_CACHE (default <repo>/.cache), JOBS (default: nproc), ALTCFI_TREE_TAG (a suffix for the build
@@ -25,14 +29,16 @@ gen=${1:?usage: kernel-tree.sh 6.12|6.1 ibt|noibt [DIR...]}
 config=${2:?usage: kernel-tree.sh 6.12|6.1 ibt|noibt [DIR...]}
 shift 2
 dirs=("$@")
-[ "${#dirs[@]}" -gt 0 ] || dirs=(arch/x86/entry/ arch/x86/xen/ arch/x86/lib/ kernel/sched/)
+if [ "${#dirs[@]}" -eq 0 ]; then
+    if [ "$config" = intree ]; then dirs=(arch/x86/entry/); else dirs=(arch/x86/entry/ arch/x86/xen/ arch/x86/lib/ kernel/sched/); fi
+fi
 jobs=${JOBS:-$(nproc)}
 
 log() { echo "kernel-tree.sh: $*" >&2; }
 die() { echo "kernel-tree.sh: error: $*" >&2; exit 1; }
 
 case $gen in 6.12 | 6.1) ;; *) die "GEN must be 6.12 or 6.1, not '$gen'" ;; esac
-case $config in ibt | noibt) ;; *) die "CONFIG must be ibt or noibt, not '$config'" ;; esac
+case $config in ibt | noibt | intree) ;; *) die "CONFIG must be ibt, noibt or intree, not '$config'" ;; esac
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"
@@ -106,6 +112,18 @@ if [ -f "$out/.altcfi-built" ] && [ "$(cat "$out/.altcfi-built")" = "$stamp" ]; 
 fi
 rm -f "$out/.altcfi-built"
 kmake() { make -C "$src" O="$out" -j"$jobs" "$@"; }
+if [ "$config" = intree ]; then
+    # The tree is the build directory: a copy of the unpacked sources made of hard links (kbuild writes new files
+    # next to them and never rewrites a source in place), so the shared tree stays clean for the O= builds.
+    if [ ! -f "$out/.altcfi-copied" ]; then
+        log "copying the $gen sources for an in-tree build"
+        rm -rf "$out"
+        cp -al "$src" "$out"
+        touch "$out/.altcfi-copied"
+    fi
+    src=$out
+    kmake() { make -C "$out" -j"$jobs" "$@"; }
+fi
 if [ ! -f "$out/.config" ]; then
     log "configuring $gen-$config"
     kmake x86_64_defconfig >/dev/null

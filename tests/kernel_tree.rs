@@ -6,7 +6,9 @@
 //!   itself and equal the tree's own objtool run with them on copies.
 //!
 //! Objects kbuild never validates (the vdso, `OBJECT_FILES_NON_STANDARD`) must be noted as such and give no finding.
-//! altcfi gets no option in any case. `scripts/kernel-diff.py` holds the oracle side and says what differs.
+//! altcfi gets no option in any case. `scripts/kernel-diff.py` holds the oracle side and says what differs. A third
+//! build, in the 6.12 source tree itself (`intree`: `arch/x86/entry`), covers the in-tree layout, for the
+//! differential and for Neovim.
 //!
 //! The sources are downloaded once into `.cache/kernel` (about 150 MB per generation) and each build takes a few
 //! minutes on two cores; later runs reuse them.
@@ -92,6 +94,21 @@ fn generation(gen: &str) {
     }
 }
 
+/// An in-tree build (objects beside the sources, no `O=`), as most developers build: the same differential.
+#[test]
+fn linux_6_12_in_tree_build_matches_objtool() {
+    let build = tree("6.12", "intree");
+    let summary = differential(&build, None);
+    let n: Vec<u64> = counts(&summary[summary.find(": ").unwrap_or(0)..]);
+    assert!(n.len() >= 7, "unexpected summary: {summary}");
+    assert_eq!(n[0], n[1], "{summary}");
+    assert!(
+        n[2] >= 10 && n[3] == 0,
+        "objtool ran on the entry objects: {summary}"
+    );
+    assert!(n[n.len() - 1] >= 1000, "too few ORC rows: {summary}");
+}
+
 #[test]
 fn linux_6_12_tree_matches_objtool() {
     generation("6.12");
@@ -137,11 +154,12 @@ vim.fn.writefile(out, os.getenv('ALTCFI_OUT'))
 vim.cmd('qall!')
 "#;
 
-/// Opens `arch/x86/entry/entry_64.S` of generation `gen`'s source tree in headless Neovim, whose only build is
-/// out of tree (`O=`, found through its `source` link; 6.1's compile_commands.json has no `.S` entries, so there
-/// it is found through the DWARF index), with no setting: the tree root is the root, the object is found, the
-/// hover of the `UNTRAIN_RET` line shows its sites with symbol names, and a header gets the plugin too.
-fn neovim_in_o_build(gen: &str) {
+/// Opens `arch/x86/entry/entry_64.S` in headless Neovim with no setting, in generation `gen`'s source tree built
+/// as `config` says: `noibt` is an out-of-tree (`O=`) build, found through its `source` link (6.1's
+/// compile_commands.json has no `.S` entries, so there the object is found through kbuild's layout); `intree` is
+/// built in the tree itself. The tree root is the root, the object is found, the hover of the `UNTRAIN_RET` line
+/// shows its sites with symbol names, and a header gets the plugin too.
+fn neovim_in_build(gen: &str, config: &str) {
     let Some(nvim) = std::env::var_os("ALTCFI_NVIM").map(PathBuf::from) else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -150,8 +168,10 @@ fn neovim_in_o_build(gen: &str) {
         eprintln!("skipped: set ALTCFI_NVIM to a Neovim 0.11+ (bash scripts/deps-nvim.sh)");
         return;
     };
-    let build = tree(gen, "noibt");
-    let src = std::fs::canonicalize(build.join("source")).expect("the build's source link");
+    let build = tree(gen, config);
+    let src = std::fs::canonicalize(build.join("source"))
+        .or_else(|_| std::fs::canonicalize(&build))
+        .expect("the source tree");
     let asm = src.join("arch/x86/entry/entry_64.S");
     let text = std::fs::read_to_string(&asm).expect("read entry_64.S");
     let line = text
@@ -230,10 +250,15 @@ fn neovim_in_o_build(gen: &str) {
 
 #[test]
 fn neovim_opens_a_6_12_source_of_an_o_build_with_no_settings() {
-    neovim_in_o_build("6.12");
+    neovim_in_build("6.12", "noibt");
 }
 
 #[test]
 fn neovim_opens_a_6_1_source_of_an_o_build_with_no_settings() {
-    neovim_in_o_build("6.1");
+    neovim_in_build("6.1", "noibt");
+}
+
+#[test]
+fn neovim_opens_a_6_12_source_of_an_in_tree_build_with_no_settings() {
+    neovim_in_build("6.12", "intree");
 }
