@@ -839,7 +839,8 @@ async function main() {
         await gotoLine(untrainLine, 'entry_64.S');
         const lens = await until('the code lens of the UNTRAIN_RET sites', async () => {
             const lenses = await page.locator('.editor-group-container.active .monaco-editor .codelens-decoration').allInnerTexts();
-            return lenses.find((l) => l.includes('X86_FEATURE_UNRET'));
+            // Two sites on the line: their lenses share the row, each written short (`UNRET, SRSO_ALIAS — …`).
+            return lenses.find((l) => l.includes('UNRET, SRSO_ALIAS'));
         }, 30000);
         const hint = await until(`the inlay hint on line ${untrainLine}`, async () => {
             const top = await lineTopPx(untrainLine);

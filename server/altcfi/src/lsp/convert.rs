@@ -17,7 +17,7 @@ use lsp_types::{
     CodeDescription, CodeLens, Command, Diagnostic, DiagnosticRelatedInformation,
     DiagnosticSeverity, InlayHint, InlayHintLabel, Location, NumberOrString, Position, Range, Url,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -756,7 +756,9 @@ pub fn inlay_hints(
 
 /// Code lenses on the lines of alternative sites: the replacements and their features, and "consistent" or the
 /// conflicting offsets. Each lens's command opens the site's function's CFI table (`altcfi.showCfiTable`, with
-/// the `altcfi/cfiTable` parameters as its argument).
+/// the `altcfi/cfiTable` parameters as its argument). Where one line holds several sites (a macro such as
+/// `UNTRAIN_RET` expands to two), the editor puts their lenses on one row: each is then written short, the features
+/// without `X86_FEATURE_` and no replacement count, so that the row fits.
 pub fn code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) -> Vec<CodeLens> {
     view.lenses
         .get_or_init(|| compute_code_lenses(view, doc, text, uri))
@@ -774,15 +776,24 @@ fn compute_code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) ->
         let Ok(sources) = Sources::new(analysis, &c.data) else {
             continue;
         };
+        let site_lines: Vec<Option<u32>> = (0..analysis.sites.len())
+            .map(|s| {
+                sources.site_frames(s).iter().find_map(|fr| {
+                    let file = fr.file.as_ref()?;
+                    let l = fr.line?;
+                    (l > 0 && same_file(file, doc)).then(|| l - 1)
+                })
+            })
+            .collect();
+        let mut per_line: HashMap<u32, usize> = HashMap::new();
+        for l in site_lines.iter().flatten() {
+            *per_line.entry(*l).or_default() += 1;
+        }
         for (s, site) in analysis.sites.iter().enumerate() {
-            let frames = sources.site_frames(s);
-            let Some(line) = frames.iter().find_map(|fr| {
-                let file = fr.file.as_ref()?;
-                let l = fr.line?;
-                (l > 0 && same_file(file, doc)).then(|| l - 1)
-            }) else {
+            let Some(line) = site_lines[s] else {
                 continue;
             };
+            let shared = per_line.get(&line).is_some_and(|&n| n > 1);
             let end = site.orig.1 + site.len as u64;
             let in_site = |sec: usize, off: u64| {
                 sec == site.orig.0 && (site.orig.1..end.max(site.orig.1 + 1)).contains(&off)
@@ -806,10 +817,13 @@ fn compute_code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) ->
                 }
             }
             let n = site.replacements.len();
-            let features: Vec<&str> = site
+            let features: Vec<String> = site
                 .replacements
                 .iter()
-                .map(|r| r.feature.as_str())
+                .map(|r| match shared {
+                    true => short_feature(&r.feature),
+                    false => r.feature.clone(),
+                })
                 .collect();
             let unwind = site.unwind.summary();
             let verdict = if conflicts.is_empty() {
@@ -829,11 +843,15 @@ fn compute_code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) ->
                     }
                 )
             };
-            let title = format!(
-                "{n} replacement{}: {} — {verdict}",
-                if n == 1 { "" } else { "s" },
-                features.join(", ")
-            );
+            let title = if shared {
+                format!("{} — {verdict}", features.join(", "))
+            } else {
+                format!(
+                    "{n} replacement{}: {} — {verdict}",
+                    if n == 1 { "" } else { "s" },
+                    features.join(", ")
+                )
+            };
             let function = site.location.split('+').next().unwrap_or("").to_owned();
             out.push(CodeLens {
                 range: lines.range(line),
@@ -851,6 +869,19 @@ fn compute_code_lenses(view: &DocView, doc: &Path, text: &DocText, uri: &Url) ->
         }
     }
     out
+}
+
+/// A feature name without `X86_FEATURE_`/`X86_BUG_` (`!X86_FEATURE_SMAP` → `!SMAP`), for short lens titles.
+fn short_feature(feature: &str) -> String {
+    let (not, name) = match feature.strip_prefix('!') {
+        Some(rest) => ("!", rest),
+        None => ("", feature),
+    };
+    let short = name
+        .strip_prefix("X86_FEATURE_")
+        .or_else(|| name.strip_prefix("X86_BUG_"))
+        .unwrap_or(name);
+    format!("{not}{short}")
 }
 
 /// The function name of an objtool location (`save_fl_bad+0x2` → `save_fl_bad`).
@@ -1047,6 +1078,14 @@ fn function_table(analysis: &Analysis, name: &str, object: &str) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_feature_names_drop_the_prefix_and_keep_the_negation() {
+        assert_eq!(short_feature("X86_FEATURE_UNRET"), "UNRET");
+        assert_eq!(short_feature("!X86_FEATURE_SMAP"), "!SMAP");
+        assert_eq!(short_feature("X86_BUG_SPECTRE_V2"), "SPECTRE_V2");
+        assert_eq!(short_feature("feature 300"), "feature 300");
+    }
 
     #[test]
     fn line_table_counts_utf16() {
