@@ -74,14 +74,7 @@ fn demo_conflict_hover_table_and_live_rebuild() {
     );
 
     // Hover the conflicting line: CFI of the original and of the replacement.
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 3}}),
-    );
-    let value = hover["contents"]["value"]
-        .as_str()
-        .expect("hover text")
-        .to_owned();
+    let value = c.hover_text(&uri, bad, 3);
     for needle in ["```", "pushf", "%rcx", "rsp+8", "rsp+24"] {
         assert!(value.contains(needle), "hover lacks {needle}:\n{value}");
     }
@@ -94,10 +87,7 @@ fn demo_conflict_hover_table_and_live_rebuild() {
         assert!(value.contains(needle), "hover lacks {needle}:\n{value}");
     }
     // A line that produced no code has no hover.
-    let none = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0}}),
-    );
+    let none = c.hover(&uri, 0, 0);
     assert!(none.is_null(), "{none}");
 
     // Inlay hints: a CFA rule after the lines that produced code.
@@ -281,14 +271,7 @@ fn strict_only_site_is_a_warning_whose_hover_names_the_field_and_the_verdict() {
             .is_some_and(|m| m.contains("strict-only")),
         "{d}"
     );
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": 3}}),
-    );
-    let value = hover["contents"]["value"]
-        .as_str()
-        .expect("hover text")
-        .to_owned();
+    let value = c.hover_text(&uri, line, 3);
     for needle in [
         "<< conflict: stack size 16 vs 24",
         "strict-only: unwind ✓ in every variant",
@@ -321,10 +304,7 @@ fn corrupt_object_gives_one_diagnostic_and_the_server_keeps_answering() {
             .is_some_and(|m| m.contains("cannot analyse")),
         "{diags:#?}"
     );
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": 20, "character": 0}}),
-    );
+    let hover = c.hover(&uri, 20, 0);
     assert!(hover.is_null());
     let table = c.request(
         "altcfi/cfiTable",
@@ -426,14 +406,7 @@ fn conflict_in_an_inlined_header_helper_shows_at_the_c_call_site_and_in_the_head
         .expect("conflict in header");
     assert_eq!(d["range"]["start"]["line"], asm, "{d:#}");
     // Hovering the call in the .c file shows the inlined alternative's CFI.
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": c_uri}, "position": {"line": call, "character": 2}}),
-    );
-    let value = hover["contents"]["value"]
-        .as_str()
-        .expect("hover")
-        .to_owned();
+    let value = c.hover_text(&c_uri, call, 2);
     assert!(
         value.contains("push %rax") && value.contains("CFA=rbp+16"),
         "{value}"
@@ -731,10 +704,7 @@ fn save_during_a_rewrite_publishes_the_new_object_and_hover_follows_it() {
     );
 
     // Right after the diagnostics: hover, inlay hints and the table are the fixed object's.
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 0}}),
-    );
+    let hover = c.hover(&uri, bad, 0);
     let value = hover["contents"]["value"].as_str().unwrap_or("").to_owned();
     assert!(
         value.contains("call") && value.contains("consistent") && !value.contains("<< conflict"),
@@ -802,10 +772,7 @@ fn save_during_a_rewrite_publishes_the_new_object_and_hover_follows_it() {
     );
     let back = c.wait_diagnostics(&uri, |d| d.iter().any(is_conflict));
     assert!(!back.iter().any(is_status), "{back:#?}");
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 0}}),
-    );
+    let hover = c.hover(&uri, bad, 0);
     assert!(
         hover["contents"].to_string().contains("<< conflict"),
         "{hover}"
@@ -1022,10 +989,7 @@ fn live_mode_shows_a_conflict_typed_without_saving_and_clears_it_on_revert() {
         .expect("conflict");
     assert_eq!(d["range"]["start"]["line"], bad, "{d:#}");
     // Hover comes from the unsaved text's object too.
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": bad, "character": 3}}),
-    );
+    let hover = c.hover(&uri, bad, 3);
     let value = hover["contents"]["value"].as_str().unwrap_or_default();
     assert!(
         value.contains("%rcx") && value.contains("rsp+24"),
@@ -1259,10 +1223,7 @@ fn live_mode_refuses_an_unsafe_command_by_name_and_keeps_the_build_object() {
     );
     // Still the build's object's findings (the same as before, so nothing new is published), never the unsaved
     // text's: a hover still answers from the object.
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": alternative_line(&text, "save_fl_bad"), "character": 2}}),
-    );
+    let hover = c.hover(&uri, alternative_line(&text, "save_fl_bad"), 2);
     assert!(
         hover["contents"]["value"]
             .as_str()

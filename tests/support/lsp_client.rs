@@ -113,6 +113,24 @@ impl Client {
         }
     }
 
+    /// `textDocument/hover` at (`line`, `character`) of `uri`: the raw result (`null` when there is none).
+    pub fn hover(&mut self, uri: &str, line: impl Into<Value>, character: u32) -> Value {
+        let params = json!({
+            "textDocument": {"uri": uri},
+            "position": {"line": line.into(), "character": character},
+        });
+        self.request("textDocument/hover", params)
+    }
+
+    /// The markdown of [`Client::hover`]; empty when there is no hover.
+    pub fn hover_text(&mut self, uri: &str, line: impl Into<Value>, character: u32) -> String {
+        let hover = self.hover(uri, line, character);
+        hover["contents"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     pub fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
