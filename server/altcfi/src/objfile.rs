@@ -33,10 +33,11 @@ impl ObjectFile {
         let meta = file.metadata()?;
         let size = meta.len();
         let stamp = (size, meta.modified().ok());
-        let skip = dwarf_ranges(&file, size).unwrap_or_default();
         let len = usize::try_from(size)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the file is too large"))?;
         let mut data = vec![0u8; len];
+        // The headers the section names need are read first; the rest but the DWARF after them.
+        let skip = dwarf_ranges(&file, &mut data).unwrap_or_default();
         let mut at = 0u64;
         for r in skip.iter().chain(std::iter::once(&(size..size))) {
             if r.start > at {
@@ -91,67 +92,52 @@ fn read_exact_at(file: &File, data: &mut [u8], r: Range<u64>) -> io::Result<()> 
     file.read_exact_at(buf, r.start)
 }
 
-/// The file ranges of the DWARF sections to leave out, sorted and disjoint; `None` when the headers say
-/// something unexpected (then everything is read).
-fn dwarf_ranges(file: &File, size: u64) -> Option<Vec<Range<u64>>> {
-    let mut eh = [0u8; 64];
-    file.read_exact_at(&mut eh, 0).ok()?;
-    // ELF64, little-endian.
-    if eh[..4] != *b"\x7fELF" || eh[4] != 2 || eh[5] != 1 {
+/// The file ranges of the DWARF sections to leave out, sorted and disjoint, read with the `object` crate from the
+/// ELF header, the section table and the section-name table, which it puts into `data` (the file's size, zeros
+/// elsewhere); `None` when the headers cannot be read or say something unexpected (then everything is read).
+fn dwarf_ranges(file: &File, data: &mut [u8]) -> Option<Vec<Range<u64>>> {
+    use object::elf::FileHeader64;
+    use object::read::elf::{FileHeader, SectionHeader};
+    use object::Endianness;
+
+    read_exact_at(file, data, 0..64).ok()?;
+    let header = FileHeader64::<Endianness>::parse(&*data).ok()?;
+    let endian = header.endian().ok()?;
+    // Extended section numbering (e_shnum 0) needs section 0 first: read such a file whole.
+    let (shoff, shnum) = (header.e_shoff(endian), u64::from(header.e_shnum(endian)));
+    if endian != Endianness::Little || shnum == 0 {
         return None;
     }
-    let u16_at = |b: &[u8], o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |b: &[u8], o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
-    let u64_at = |b: &[u8], o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
-    let shoff = u64_at(&eh, 0x28)?;
-    let shentsize = u64::from(u16_at(&eh, 0x3a)?);
-    let shnum = u64::from(u16_at(&eh, 0x3c)?);
-    let shstrndx = u64::from(u16_at(&eh, 0x3e)?);
-    if shentsize != 64 || shnum == 0 || shstrndx >= shnum {
-        return None;
-    }
-    let table_len = shnum.checked_mul(64)?;
-    if shoff.checked_add(table_len)? > size {
-        return None;
-    }
-    let mut table = vec![0u8; usize::try_from(table_len).ok()?];
-    file.read_exact_at(&mut table, shoff).ok()?;
-    let header = |i: u64| -> Option<&[u8]> {
-        let o = usize::try_from(i.checked_mul(64)?).ok()?;
-        table.get(o..o + 64)
-    };
-    let str_header = header(shstrndx)?;
-    let (str_off, str_size) = (u64_at(str_header, 0x18)?, u64_at(str_header, 0x20)?);
-    if str_off.checked_add(str_size)? > size || str_size > 1 << 24 {
-        return None;
-    }
-    let mut names = vec![0u8; usize::try_from(str_size).ok()?];
-    file.read_exact_at(&mut names, str_off).ok()?;
-    let name_of = |h: &[u8]| -> Option<&[u8]> {
-        let start = usize::try_from(u32_at(h, 0)?).ok()?;
-        let rest = names.get(start..)?;
-        Some(&rest[..rest.iter().position(|&b| b == 0)?])
-    };
-    const SHT_NOBITS: u32 = 8;
+    let table =
+        shoff..shoff.checked_add(shnum.checked_mul(u64::from(header.e_shentsize(endian)))?)?;
+    read_exact_at(file, data, table.clone()).ok()?;
+    let header = FileHeader64::<Endianness>::parse(&*data).ok()?;
+    let headers = header.section_headers(endian, &*data).ok()?;
+    let names = headers.get(header.shstrndx(endian, &*data).ok()? as usize)?;
+    let (off, len) = names.file_range(endian)?;
+    let strings = off..off.checked_add(len)?;
+    read_exact_at(file, data, strings.clone()).ok()?;
+
+    let header = FileHeader64::<Endianness>::parse(&*data).ok()?;
+    let sections = header.sections(endian, &*data).ok()?;
     let mut out = Vec::new();
-    for i in 0..shnum {
-        let h = header(i)?;
-        let name = name_of(h)?;
+    for section in sections.iter() {
+        let name = sections.section_name(endian, section).ok()?;
         let dwarf = name.strip_prefix(b".rela").unwrap_or(name);
-        if !dwarf.starts_with(b".debug_") || dwarf == b".debug_frame" || u32_at(h, 4)? == SHT_NOBITS
-        {
+        if !dwarf.starts_with(b".debug_") || dwarf == b".debug_frame" {
             continue;
         }
-        let (off, len) = (u64_at(h, 0x18)?, u64_at(h, 0x20)?);
-        let end = off.checked_add(len)?;
-        if end > size {
+        // `None`: SHT_NOBITS, nothing in the file.
+        let Some((off, len)) = section.file_range(endian) else {
+            continue;
+        };
+        let range = off..off.checked_add(len)?;
+        // Never the ELF header or the tables just read, whatever a section claims.
+        let overlaps = |r: &Range<u64>| range.start < r.end && r.start < range.end;
+        if [0..64, table.clone(), strings.clone()].iter().any(overlaps) {
             return None;
         }
-        // Never the ELF header or the section table, whatever a section claims.
-        if off < 64 || (off < shoff + table_len && end > shoff) {
-            return None;
-        }
-        out.push(off..end);
+        out.push(range);
     }
     out.sort_by_key(|r| r.start);
     // Overlapping claims: read everything rather than guess.
