@@ -157,11 +157,7 @@ fn demo_conflict_hover_table_and_live_rebuild() {
     );
 
     // Edit the source (fix the replacement) and save: the object is now older than the source.
-    let fixed = text.replace(
-        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
-        "\"call xen_save_fl\"",
-    );
-    assert_ne!(fixed, text);
+    let fixed = fixed_demo(&text);
     std::thread::sleep(Duration::from_millis(20));
     std::fs::write(&src, &fixed).expect("write fixed source");
     c.notify(
@@ -568,10 +564,7 @@ fn client_side_file_watching_through_did_change_watched_files() {
 
     // Fix and rebuild; the client (here: the test) reports the changed object.
     let text = std::fs::read_to_string(&src).expect("read");
-    let fixed = text.replace(
-        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
-        "\"call xen_save_fl\"",
-    );
+    let fixed = fixed_demo(&text);
     std::fs::write(&src, fixed).expect("write");
     gcc(&root, "build/demo.o");
     c.notify(
@@ -955,10 +948,7 @@ fn live_mode_shows_a_conflict_typed_without_saving_and_clears_it_on_revert() {
     let conflicting = std::fs::read_to_string(&src).expect("read");
     let bad = alternative_line(&conflicting, "save_fl_bad");
     // The file on disk and its object are the fixed version.
-    let fixed = conflicting.replace(
-        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
-        "\"call xen_save_fl\"",
-    );
+    let fixed = fixed_demo(&conflicting);
     std::fs::write(&src, &fixed).expect("write fixed");
     gcc(&root, "build/demo.o");
     let obj_before = std::fs::read(root.join("build/demo.o")).expect("object");
@@ -1074,10 +1064,7 @@ fn live_mode_uses_the_command_template_of_altcfi_toml() {
     let src = root.join("examples/demo.S");
     let conflicting = std::fs::read_to_string(&src).expect("read");
     let bad = alternative_line(&conflicting, "save_fl_bad");
-    let fixed = conflicting.replace(
-        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
-        "\"call xen_save_fl\"",
-    );
+    let fixed = fixed_demo(&conflicting);
     std::fs::write(&src, &fixed).expect("write fixed");
     gcc(&root, "build/demo.o");
     std::fs::write(

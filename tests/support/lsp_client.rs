@@ -298,6 +298,19 @@ pub fn workspace() -> (tempfile::TempDir, PathBuf) {
     (dir, root)
 }
 
+/// `examples/demo.S`'s text with save_fl_bad's conflicting replacement fixed (`call xen_save_fl`, as save_fl_ok).
+pub fn fixed_demo(text: &str) -> String {
+    let fixed = text.replace(
+        "\"push %rcx; push %rcx; pop %rax; pop %rcx\"",
+        "\"call xen_save_fl\"",
+    );
+    assert_ne!(
+        fixed, text,
+        "save_fl_bad's replacement is not in the demo any more"
+    );
+    fixed
+}
+
 /// Assembles `examples/demo.S` of the workspace `root` into `out` (relative to `root`), as its compilation
 /// database says.
 pub fn gcc(root: &Path, out: &str) {
