@@ -202,6 +202,12 @@ impl InsnLines {
     }
 }
 
+/// Whether the `len` bytes at `at` (section, offset) hold (`section`, `offset`); an empty range holds its start (an
+/// empty original or replacement still names its site).
+fn covers(at: (usize, u64), len: u64, section: usize, offset: u64) -> bool {
+    at.0 == section && at.1 <= offset && offset < at.1.saturating_add(len.max(1))
+}
+
 /// An `.altinstructions` entry's original and replacement positions.
 #[derive(Debug, Clone, Copy)]
 struct AltEntryPos {
@@ -686,7 +692,6 @@ impl<'a> Sources<'a> {
         })
     }
 
-    /// The site whose original or one of whose replacements contains (section, offset).
     /// The source frames of alternative site `s`, i.e. the line of its macro or `asm` statement: the
     /// original's, when the assembler gave the original's bytes a row of their own; else the first replacement's
     /// that has one (an empty original is only `.skip` padding, with no row); else whatever row covers the original.
@@ -726,9 +731,7 @@ impl<'a> Sources<'a> {
     fn variant_at(&self, section: usize, offset: u64) -> Option<(usize, (usize, u64, u64))> {
         let s = self.site_of(section, offset)?;
         let site = &self.analysis.sites[s];
-        let within = |(sec, start): (usize, u64), len: u64| {
-            sec == section && start <= offset && offset < start.saturating_add(len.max(1))
-        };
+        let within = |at: (usize, u64), len: u64| covers(at, len, section, offset);
         if within(site.orig, site.len as u64) {
             return Some((s, (site.orig.0, site.orig.1, site.len as u64)));
         }
@@ -738,14 +741,13 @@ impl<'a> Sources<'a> {
         })
     }
 
+    /// The site whose original or one of whose replacements contains (section, offset).
     fn site_of(&self, section: usize, offset: u64) -> Option<usize> {
         // An instruction knows its site; only bytes that start no instruction need the search.
         if let Some(i) = self.insn_at(section, offset) {
             return self.analysis.insns[i].site.map(|(s, _)| s);
         }
-        let within = |start: (usize, u64), len: u64| {
-            start.0 == section && start.1 <= offset && offset < start.1.saturating_add(len.max(1))
-        };
+        let within = |at: (usize, u64), len: u64| covers(at, len, section, offset);
         let sites = &self.analysis.sites;
         sites
             .iter()
