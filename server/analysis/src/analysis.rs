@@ -121,6 +121,22 @@ impl Analysis {
         self.states.get(id)
     }
 
+    /// A copy without the per-instruction table ([`Analysis::insns`] empty): what [`analyze_lean`] returns for the
+    /// same object, for a holder that lets the table go and keeps the findings.
+    pub fn without_table(&self) -> Analysis {
+        Analysis {
+            era: self.era,
+            era_source: self.era_source,
+            findings: self.findings.clone(),
+            orc: self.orc.clone(),
+            existing_orc: self.existing_orc.clone(),
+            insns: Vec::new(),
+            states: self.states.clone(),
+            sites: self.sites.clone(),
+            section_names: self.section_names.clone(),
+        }
+    }
+
     /// Whether any finding stopped the analysis.
     pub fn is_fatal(&self) -> bool {
         self.findings.iter().any(|f| f.fatal)

@@ -305,17 +305,7 @@ impl Checked {
             return sources_gone;
         };
         let lean: AnalysisResult = match full.as_ref() {
-            Ok(a) => Ok(Analysis {
-                era: a.era,
-                era_source: a.era_source,
-                findings: a.findings.clone(),
-                orc: a.orc.clone(),
-                existing_orc: a.existing_orc.clone(),
-                insns: Vec::new(),
-                states: a.states.clone(),
-                sites: a.sites.clone(),
-                section_names: a.section_names.clone(),
-            }),
+            Ok(a) => Ok(a.without_table()),
             Err(e) => Err(e.clone()),
         };
         let fresh = Analyses::new(current.settings.clone());
