@@ -806,8 +806,7 @@ impl Backend {
                     );
                 }
             }
-            let bytes = usize::try_from(budget.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-            inner.cache.enforce_budget(bytes);
+            within_budget(&inner, budget);
         }));
     }
 
@@ -816,15 +815,7 @@ impl Backend {
     fn keep_budget(&self) {
         let budget = lock(&self.inner.config).memory_budget_mib;
         let inner = self.inner.clone();
-        tokio::spawn(blocking(move || {
-            let bytes = usize::try_from(budget.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-            let shed = inner.cache.enforce_budget(bytes);
-            if shed > 0 {
-                eprintln!(
-                    "altcfi lsp: memory budget {budget} MiB: let the tables of {shed} least recently used objects go"
-                );
-            }
-        }));
+        tokio::spawn(blocking(move || within_budget(&inner, budget)));
     }
 
     /// Asks the client to re-query inlay hints and code lenses (in the background; never awaited by a handler).
@@ -1200,6 +1191,16 @@ impl Backend {
 }
 
 /// A JSON-RPC internal error for a custom request whose background work failed.
+/// Keeps the cached objects' tables and source indexes within `mib` MiB ([`scheduler::ObjectCache::enforce_budget`]).
+/// Blocking.
+fn within_budget(inner: &Inner, mib: u64) {
+    let bytes = usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let shed = inner.cache.enforce_budget(bytes);
+    if shed > 0 {
+        eprintln!("altcfi lsp: memory budget {mib} MiB: let the tables of {shed} least recently used objects go");
+    }
+}
+
 fn internal_error(message: String) -> jsonrpc::Error {
     jsonrpc::Error {
         code: jsonrpc::ErrorCode::InternalError,
