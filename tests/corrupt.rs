@@ -1087,3 +1087,43 @@ f:
         }
     }
 }
+
+/// The walk recurses once per branch level like objtool's. It used to run on a thread of its own with a 256 MiB
+/// stack; now it grows the stack of whatever thread it runs on. 30,000 nested conditional jumps (each jumps to the
+/// next instruction, so each level recurses), walked on a thread with a 256 KiB stack, must reach the bottom: the
+/// `ret` with a pushed register there is reported.
+#[test]
+fn deep_branch_nesting_on_a_small_stack() {
+    const LEVELS: usize = 30_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut src = String::from(".text\n.globl deep\n.type deep,@function\ndeep:\n");
+    for _ in 0..LEVELS {
+        src.push_str("\ttest %eax,%eax\n\tjz 1f\n1:\n");
+    }
+    src.push_str("\tpush %rbx\n\tret\n.size deep, .-deep\n");
+    let data = assemble(dir.path(), "deep", &src);
+    let findings = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || {
+            analyze(&data, Options::default(), &FeatureNames::default()).map(|a| {
+                a.findings
+                    .iter()
+                    .map(|f| f.message.clone())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .expect("spawn")
+        .join()
+        .expect("the walk overflowed its stack or panicked")
+        .expect("analysis");
+    assert!(
+        findings
+            .iter()
+            .any(|m| m.contains("return with modified stack")),
+        "{findings:?}"
+    );
+    assert!(
+        !findings.iter().any(|m| m.contains("nests too deeply")),
+        "{findings:?}"
+    );
+}

@@ -268,13 +268,21 @@ impl Common {
 
     /// Worker threads for `items` objects.
     fn workers(&self, items: usize) -> usize {
-        self.threads().min(items).max(1)
+        if items <= 1 {
+            return 1;
+        }
+        self.threads().min(items)
     }
 
     /// [`Options::parallel_min_code`] for `items` objects: split an object over two threads only when there
-    /// are spare threads (fewer objects than workers).
+    /// are spare threads (fewer objects than workers). For one object, the CPUs this process may run on decide
+    /// (one system call; the cgroup quota behind [`Common::threads`] takes a dozen file reads, which a build that
+    /// runs `altcfi check` once per object would pay for every object).
     fn parallel_min_code(&self, items: usize) -> u64 {
-        let threads = self.threads();
+        let threads = match (items, self.jobs) {
+            (1, None) => affinity_cpus(),
+            _ => self.threads(),
+        };
         if threads >= 2 && items < threads {
             Options::default().parallel_min_code
         } else {
@@ -283,89 +291,174 @@ impl Common {
     }
 }
 
+/// How many CPUs this process may run on (`sched_getaffinity`); 1 if that cannot be known.
+fn affinity_cpus() -> usize {
+    // SAFETY: `set` is a plain bit array the kernel fills in; its size is passed along.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            usize::try_from(libc::CPU_COUNT(&set)).map_or(1, |n| n.max(1))
+        } else {
+            1
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the language server on stdin/stdout (diagnostics, hover, inlay hints, code lens; see docs/lsp.md).
-    Lsp {
-        /// Accepted for clients that always pass it (vscode-languageclient, some Neovim configs); stdio is the only
-        /// transport.
-        #[arg(long)]
-        stdio: bool,
-    },
+    Lsp(Deferred<LspArgs>),
     /// Check objects: every stack-validation finding objtool would report, with explanations.
-    Check {
-        /// Add the frame-pointer rules (objtool --stackval).
-        #[arg(long)]
-        frame_pointer: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-        /// Do not read DWARF: report machine locations only, without source lines.
-        #[arg(long)]
-        no_source: bool,
-        /// Also compare the emitted .eh_frame/.debug_frame (the .cfi_* directives) with the computed CFI.
-        #[arg(long)]
-        eh_frame: bool,
-        /// Also compare the .orc_unwind already in the object (objtool ran on it) with the computed ORC.
-        #[arg(long)]
-        verify_orc: bool,
-        #[command(flatten)]
-        output: ReportArgs,
-        #[command(flatten)]
-        common: Common,
-        /// Object files, or directories to walk for them (a kernel build directory, `arch/x86/`).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Check(Deferred<CheckArgs>),
     /// Explain what the unwinder sees for one source line (SRC:LINE, needs DWARF) or one location (func+0xOFF,
     /// .text+0xOFF): every instruction with its CFI and ORC row, and alternative sites side by side.
-    Explain {
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: ExplainFormat,
-        #[command(flatten)]
-        common: Common,
-        /// Object file.
-        file: PathBuf,
-        /// `path/to/file.S:LINE`, `func+0xOFF` or `.section+0xOFF`.
-        what: String,
-    },
+    Explain(Deferred<ExplainArgs>),
     /// Find checked fixes for the stack layout conflicts in alternatives of a source file: NOP paddings that
     /// change no variant's behaviour, each compiled with the file's compile command and analysed; printed as unified
     /// diffs only if the site becomes clean, every variant unwinds right and nothing else changes.
-    Fix {
-        /// The compilation database with the file's compile command.
-        #[arg(long, value_name = "PATH")]
-        compile_commands: PathBuf,
-        /// Write the first checked fix of each site into the file.
-        #[arg(long)]
-        apply: bool,
-        #[command(flatten)]
-        common: Common,
-        /// The source file (`.S` or `.c`).
-        file: PathBuf,
-    },
+    Fix(Deferred<FixArgs>),
     /// Print the ORC table altcfi computes, in objtool's --dump=orc format.
-    Orc {
-        /// Line format.
-        #[arg(long, value_enum, default_value = "auto")]
-        dump_format: DumpFmt,
-        /// Compare with the .orc_unwind already in the object and list every difference.
-        #[arg(long)]
-        verify: bool,
-        #[command(flatten)]
-        common: Common,
-        /// Object file.
-        file: PathBuf,
-    },
+    Orc(Deferred<OrcArgs>),
+}
+
+/// The arguments of `altcfi lsp`.
+#[derive(clap::Args)]
+struct LspArgs {
+    /// Accepted for clients that always pass it (vscode-languageclient, some Neovim configs); stdio is the only
+    /// transport.
+    #[arg(long)]
+    stdio: bool,
+}
+
+/// The arguments of `altcfi check`.
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Add the frame-pointer rules (objtool --stackval).
+    #[arg(long)]
+    frame_pointer: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Do not read DWARF: report machine locations only, without source lines.
+    #[arg(long)]
+    no_source: bool,
+    /// Also compare the emitted .eh_frame/.debug_frame (the .cfi_* directives) with the computed CFI.
+    #[arg(long)]
+    eh_frame: bool,
+    /// Also compare the .orc_unwind already in the object (objtool ran on it) with the computed ORC.
+    #[arg(long)]
+    verify_orc: bool,
+    #[command(flatten)]
+    output: ReportArgs,
+    #[command(flatten)]
+    common: Common,
+    /// Object files, or directories to walk for them (a kernel build directory, `arch/x86/`).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// The arguments of `altcfi explain`.
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: ExplainFormat,
+    #[command(flatten)]
+    common: Common,
+    /// Object file.
+    file: PathBuf,
+    /// `path/to/file.S:LINE`, `func+0xOFF` or `.section+0xOFF`.
+    what: String,
+}
+
+/// The arguments of `altcfi fix`.
+#[derive(clap::Args)]
+struct FixArgs {
+    /// The compilation database with the file's compile command.
+    #[arg(long, value_name = "PATH")]
+    compile_commands: PathBuf,
+    /// Write the first checked fix of each site into the file.
+    #[arg(long)]
+    apply: bool,
+    #[command(flatten)]
+    common: Common,
+    /// The source file (`.S` or `.c`).
+    file: PathBuf,
+}
+
+/// The arguments of `altcfi orc`.
+#[derive(clap::Args)]
+struct OrcArgs {
+    /// Line format.
+    #[arg(long, value_enum, default_value = "auto")]
+    dump_format: DumpFmt,
+    /// Compare with the .orc_unwind already in the object and list every difference.
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    common: Common,
+    /// Object file.
+    file: PathBuf,
+}
+
+/// A subcommand's arguments, built only when that subcommand is the one given ([`clap::Command::defer`]): the
+/// others' are never built. `check`, `orc` and `explain` each carry objtool's two dozen options, and a build that
+/// runs `altcfi check` once per object would build all of them for every object.
+struct Deferred<T>(T);
+
+impl<T: clap::FromArgMatches> clap::FromArgMatches for Deferred<T> {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Deferred)
+    }
+
+    fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(m).map(Deferred)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+
+    fn update_from_arg_matches_mut(&mut self, m: &mut clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(m)
+    }
+}
+
+impl<T: clap::Args> clap::Args for Deferred<T> {
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|c| keeping_about(c, T::augment_args))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|c| keeping_about(c, T::augment_args_for_update))
+    }
+}
+
+/// `augment(cmd)` with `cmd`'s help text kept: the subcommand's own (its doc comment in [`Command`]) was set before
+/// the deferred arguments are added, and a flattened group's doc comment would replace it.
+fn keeping_about(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    let about = cmd.get_about().cloned();
+    let long_about = cmd.get_long_about().cloned();
+    let mut cmd = augment(cmd);
+    if let Some(a) = about {
+        cmd = cmd.about(a);
+    }
+    if let Some(a) = long_about {
+        cmd = cmd.long_about(a);
+    }
+    cmd
 }
 
 /// Runs the command line; returns the exit status.
 pub fn run() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Lsp { stdio: _ } => crate::lsp::run().map(|()| 0),
-        Command::Check {
+        Command::Lsp(Deferred(LspArgs { stdio: _ })) => crate::lsp::run().map(|()| 0),
+        Command::Check(Deferred(CheckArgs {
             frame_pointer,
             format,
             no_source,
@@ -374,7 +467,7 @@ pub fn run() -> i32 {
             output,
             common,
             files,
-        } => check(
+        })) => check(
             &files,
             frame_pointer,
             format,
@@ -386,24 +479,24 @@ pub fn run() -> i32 {
             &output,
             &common,
         ),
-        Command::Explain {
+        Command::Explain(Deferred(ExplainArgs {
             format,
             common,
             file,
             what,
-        } => explain(&file, &what, format, &common),
-        Command::Orc {
+        })) => explain(&file, &what, format, &common),
+        Command::Orc(Deferred(OrcArgs {
             dump_format,
             verify,
             common,
             file,
-        } => orc_cmd(&file, dump_format, verify, &common),
-        Command::Fix {
+        })) => orc_cmd(&file, dump_format, verify, &common),
+        Command::Fix(Deferred(FixArgs {
             compile_commands,
             apply,
             common,
             file,
-        } => fix_cmd(&file, &compile_commands, apply, &common),
+        })) => fix_cmd(&file, &compile_commands, apply, &common),
     };
     match result {
         Ok(code) => code,
@@ -1248,4 +1341,40 @@ fn unwind_findings(
         out.extend(altcfi_analysis::ehframe::verify_orc_findings(a));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// The subcommands' arguments are built only when given ([`Deferred`]); their help text stays the
+    /// subcommand's own, and their arguments parse.
+    #[test]
+    fn deferred_subcommands_keep_their_help_and_parse() {
+        let mut cli = Cli::command();
+        cli.build();
+        let check = cli.find_subcommand("check").expect("check");
+        assert_eq!(
+            check.get_about().map(ToString::to_string).as_deref(),
+            Some("Check objects: every stack-validation finding objtool would report, with explanations")
+        );
+        assert!(check.get_arguments().any(|a| a.get_id() == "jobs"));
+        let parsed =
+            Cli::try_parse_from(["altcfi", "check", "-j", "1", "--orc", "--prefix=16", "a.o"])
+                .expect("parse");
+        let Command::Check(Deferred(args)) = parsed.command else {
+            panic!("not check");
+        };
+        assert_eq!(args.files, [PathBuf::from("a.o")]);
+        assert_eq!(args.common.jobs.map(|j| j.get()), Some(1));
+        assert!(args.common.objtool.orc);
+        assert_eq!(args.common.objtool.prefix, Some(16));
+        assert!(Cli::try_parse_from(["altcfi", "orc", "--no-such-option", "a.o"]).is_err());
+    }
 }

@@ -20,9 +20,10 @@ pub struct Tree {
     pub build: PathBuf,
     /// The source tree (`build/source` for an `O=` build, else `build`).
     pub source: PathBuf,
-    /// `CONFIG_*` values of `include/config/auto.conf` (`y`, `m`, numbers and strings without quotes), read when
-    /// first asked for (an object kbuild ran objtool on needs none of it).
-    config: std::sync::OnceLock<HashMap<String, String>>,
+    /// `include/config/auto.conf`, read when first asked for (an object kbuild ran objtool on needs none of it).
+    config: std::sync::OnceLock<Config>,
+    /// [`Tree::objtool_args`] for built-in objects and for modules, built once.
+    args: [std::sync::OnceLock<ObjtoolArgs>; 2],
     /// The kernel version and where it was read (`6.12.118` from `include/config/kernel.release`).
     pub version: Option<(u32, u32, String)>,
     /// The directory Makefiles and thin archives read so far, each with the size and mtime it was read at: every
@@ -53,6 +54,7 @@ impl Tree {
             build: build.to_path_buf(),
             source,
             config: std::sync::OnceLock::new(),
+            args: Default::default(),
             version,
             files: Mutex::new(HashMap::new()),
         })
@@ -74,23 +76,18 @@ impl Tree {
     }
 
     /// The configuration (`include/config/auto.conf`), read once.
-    fn config(&self) -> &HashMap<String, String> {
+    fn config(&self) -> &Config {
         self.config.get_or_init(|| {
-            std::fs::read_to_string(self.build.join("include/config/auto.conf"))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.split_once('='))
-                .filter(|(k, _)| k.starts_with("CONFIG_"))
-                .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-                .collect()
+            Config::new(
+                &std::fs::read_to_string(self.build.join("include/config/auto.conf"))
+                    .unwrap_or_default(),
+            )
         })
     }
 
     /// Whether `CONFIG_name` is `y`.
     pub fn enabled(&self, name: &str) -> bool {
-        self.config()
-            .get(&format!("CONFIG_{name}"))
-            .is_some_and(|v| v == "y")
+        self.config().get(name) == Some("y")
     }
 
     /// The generation whose rules apply, and why (`6.12.118 (include/config/kernel.release)`).
@@ -107,6 +104,10 @@ impl Tree {
     /// objtool's arguments as `scripts/Makefile.lib` builds `objtool-args` from this configuration (6.1–6.12
     /// spellings; the `MITIGATION_` renames of 6.9 accepted under both names).
     pub fn objtool_args(&self, module: bool) -> ObjtoolArgs {
+        *self.args[usize::from(module)].get_or_init(|| self.build_objtool_args(module))
+    }
+
+    fn build_objtool_args(&self, module: bool) -> ObjtoolArgs {
         let y = |n: &str| self.enabled(n);
         let mut a = ObjtoolArgs {
             hack_jump_label: y("HAVE_JUMP_LABEL_HACK"),
@@ -131,11 +132,35 @@ impl Tree {
         if y("PREFIX_SYMBOLS") {
             a.prefix = self
                 .config()
-                .get("CONFIG_FUNCTION_PADDING_BYTES")
+                .get("FUNCTION_PADDING_BYTES")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
         }
         a
+    }
+}
+
+/// The text of `include/config/auto.conf` (`CONFIG_NAME=value` lines), looked up in place: a process asks for a
+/// few dozen of its thousands of symbols, so no map is built.
+#[derive(Debug)]
+struct Config {
+    /// The file's text after a newline, so every line starts after one.
+    text: String,
+}
+
+impl Config {
+    fn new(text: &str) -> Config {
+        Config {
+            text: format!("\n{text}"),
+        }
+    }
+
+    /// The value of `CONFIG_name` (`y`, `m`, a number, a string without its quotes), if set.
+    fn get(&self, name: &str) -> Option<&str> {
+        let needle = format!("\nCONFIG_{name}=");
+        let at = memchr::memmem::find(self.text.as_bytes(), needle.as_bytes())? + needle.len();
+        let value = self.text.get(at..)?.lines().next().unwrap_or("");
+        Some(value.trim_matches('"'))
     }
 }
 
@@ -611,6 +636,20 @@ fn kernel_object(tree: &Tree, rel: &Path, cmd: &str) -> Option<KernelObject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_values_looked_up_in_place() {
+        let c = Config::new(
+            "CONFIG_RETPOLINE_EXTRA=y\n#\n# CONFIG_SLS is not set\nCONFIG_RETPOLINE=y\nCONFIG_NAME=\"x86 64\"\nCONFIG_PAD=16",
+        );
+        assert_eq!(c.get("RETPOLINE_EXTRA"), Some("y"));
+        assert_eq!(c.get("RETPOLINE"), Some("y"));
+        assert_eq!(c.get("RETPOLINE_EXT"), None);
+        assert_eq!(c.get("SLS"), None);
+        assert_eq!(c.get("NAME"), Some("x86 64"));
+        assert_eq!(c.get("PAD"), Some("16"));
+        assert_eq!(Config::new("").get("PAD"), None);
+    }
 
     #[test]
     fn compile_step_of_a_cmd_file() {

@@ -149,7 +149,7 @@ pub fn analyze(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_on_big_stack(data, opts, features, Extent::Full, &mut |_| {})
+    analyze_here(data, opts, features, Extent::Full, &mut |_| {})
 }
 
 /// [`analyze`] without the per-instruction table: [`Analysis::insns`] is left empty; findings, ORC, sites and
@@ -160,7 +160,7 @@ pub fn analyze_lean(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_on_big_stack(data, opts, features, Extent::Lean, &mut |_| {})
+    analyze_here(data, opts, features, Extent::Lean, &mut |_| {})
 }
 
 /// [`analyze_lean`] that also leaves [`Analysis::sites`] empty when there are no findings (the sites only serve
@@ -170,7 +170,7 @@ pub fn analyze_findings(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_on_big_stack(data, opts, features, Extent::Findings, &mut |_| {})
+    analyze_here(data, opts, features, Extent::Findings, &mut |_| {})
 }
 
 /// [`analyze`] in two stages from one walk: `on_lean` receives what [`analyze_lean`] returns as soon as it is
@@ -184,7 +184,7 @@ pub fn analyze_staged(
     features: &FeatureNames,
     mut on_lean: impl FnMut(Analysis) + Send,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_on_big_stack(data, opts, features, Extent::Staged, &mut on_lean)
+    analyze_here(data, opts, features, Extent::Staged, &mut on_lean)
 }
 
 /// How much of [`Analysis`] to compute besides findings, ORC and states.
@@ -200,25 +200,8 @@ enum Extent {
     Staged,
 }
 
-fn analyze_on_big_stack(
-    data: &[u8],
-    opts: Options,
-    features: &FeatureNames,
-    extent: Extent,
-    on_lean: &mut (dyn FnMut(Analysis) + Send),
-) -> Result<Analysis, AnalysisError> {
-    // The walk recurses on branches like objtool; give it a stack that real code cannot exhaust.
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .name("altcfi-analysis".into())
-            .stack_size(256 << 20)
-            .spawn_scoped(s, || analyze_here(data, opts, features, extent, on_lean))
-            .map_err(|e| AnalysisError::Internal(e.to_string()))?
-            .join()
-            .map_err(|_| AnalysisError::Internal("the analysis thread panicked".into()))?
-    })
-}
-
+/// The walk recurses on branches like objtool and grows its stack as it goes ([`validate`]), so this runs on the
+/// caller's thread: no thread of its own (a process that checks one object pays for every one it starts).
 fn analyze_here(
     data: &[u8],
     opts: Options,

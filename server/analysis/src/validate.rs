@@ -58,6 +58,13 @@ pub struct ConflictSeen {
 /// How deep branch recursion may go before the walk gives up (a path this deep is not real code).
 const MAX_DEPTH: u32 = 200_000;
 
+/// Stack the walk keeps free below it before it recurses; with less, it continues on a new segment of
+/// [`STACK_SEGMENT`] bytes (one branch level takes well under a kilobyte).
+const STACK_RED_ZONE: usize = 256 << 10;
+
+/// Size of each stack segment the walk adds when it nests deeper than its thread's stack allows.
+const STACK_SEGMENT: usize = 8 << 20;
+
 /// The parts of objtool's `insn_state` beside the CFI, carried along a branch: the UACCESS state (`--uaccess`:
 /// STAC/CLAC, saved by PUSHF/POPF inside alternatives) and the direction flag (STD/CLD).
 #[derive(Debug, Clone, Copy, Default)]
@@ -304,7 +311,6 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
         let (v1, joined) = std::thread::scope(|s| {
             let handle = std::thread::Builder::new()
                 .name("altcfi-walk".into())
-                .stack_size(256 << 20)
                 .spawn_scoped(s, move || {
                     let v = other.validate_functions(second);
                     (v, other)
@@ -1110,7 +1116,11 @@ impl<'a, 'o, 'd> Walker<'a, 'o, 'd> {
             );
             1
         } else {
-            self.validate_branch_inner(func, start, state, known, flags)
+            // Real code nests branches a few thousand deep at most; the stack grows in segments as needed, on
+            // whatever thread the walk runs.
+            stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+                self.validate_branch_inner(func, start, state, known, flags)
+            })
         };
         self.depth -= 1;
         r
