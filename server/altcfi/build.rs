@@ -23,7 +23,22 @@ fn main() {
     let Some(out) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
         return;
     };
-    let script = "/* altcfi build.rs: the unwinder is linked statically */\nINPUT(-lgcc_eh)\n";
+    // Only with a C compiler that has the archive (gcc does; a clang-only system may not): else nothing changes.
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let Some(archive) = std::process::Command::new(cc)
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|p| PathBuf::from(p.trim()))
+        .filter(|p| p.is_absolute() && p.is_file())
+    else {
+        return;
+    };
+    let script = format!(
+        "/* altcfi build.rs: the unwinder is linked statically */\nINPUT({})\n",
+        archive.display()
+    );
     if std::fs::write(out.join("libgcc_s.so"), script).is_ok() {
         println!("cargo:rustc-link-search=native={}", out.display());
     }

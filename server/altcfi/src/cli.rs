@@ -1348,6 +1348,28 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    /// build.rs links GCC's unwinder statically: a panic must still unwind and be caught (the language server's
+    /// worker threads and `check`'s parallel map rely on it), with its destructors run.
+    #[test]
+    fn panics_unwind_with_the_static_unwinder() {
+        struct Flag<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Flag<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dropped = std::sync::atomic::AtomicBool::new(false);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _f = Flag(&dropped);
+            panic!("expected by the test");
+        }));
+        assert!(r.is_err());
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(std::thread::spawn(|| panic!("expected by the test"))
+            .join()
+            .is_err());
+    }
+
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
