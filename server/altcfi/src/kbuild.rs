@@ -390,12 +390,12 @@ impl std::fmt::Debug for Kbuild {
 }
 
 impl Kbuild {
-    /// The tree that `dir` lies in: the nearest ancestor (or `dir`) with `include/config/auto.conf`.
-    pub fn tree_of(&self, dir: &Path) -> Option<Arc<Tree>> {
-        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    /// The tree that `dir` (a canonical path) lies in: the nearest ancestor (or `dir`) with
+    /// `include/config/auto.conf`.
+    fn tree_of(&self, dir: &Path) -> Option<Arc<Tree>> {
         let mut seen = Vec::new();
         let mut found = None;
-        let mut cur = Some(dir.as_path());
+        let mut cur = Some(dir);
         while let Some(d) = cur {
             if let Some(known) = self.lock().get(d) {
                 found = known.clone();
@@ -425,7 +425,13 @@ impl Kbuild {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tree = self.tree_of(dir);
+        // The object's real path: its directory's (resolved once, for the tree too), unless it is a link itself.
+        let real_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let real = match (std::fs::symlink_metadata(obj), obj.file_name()) {
+            (Ok(m), Some(name)) if !m.file_type().is_symlink() => Some(real_dir.join(name)),
+            _ => std::fs::canonicalize(obj).ok(),
+        };
+        let tree = self.tree_of(&real_dir);
         let cmd = read_cmd(obj);
         let validation = match (cmd.as_deref().and_then(objtool_in_cmd), &tree) {
             // objtool validates the stack only with --orc, --stackval or --uaccess; `vmlinux.o` in a tree without
@@ -436,7 +442,7 @@ impl Kbuild {
             )),
             (Some(Ok(a)), _) => Validation::Ran(a),
             (Some(Err(_)), _) | (None, None) => Validation::Unknown,
-            (None, Some(tree)) => validation_in_tree(tree, obj, cmd.as_deref()),
+            (None, Some(tree)) => validation_in_tree(tree, real.as_deref(), cmd.as_deref()),
         };
         ObjectKbuild { tree, validation }
     }
@@ -489,8 +495,9 @@ fn objtool_in_cmd(cmd: &str) -> Option<Result<ObjtoolArgs, String>> {
     Some(ObjtoolArgs::parse(args.iter().copied()).map_err(|e| e.to_string()))
 }
 
-/// Whether kbuild validates an object objtool has not run on, from the tree's configuration and Makefiles.
-fn validation_in_tree(tree: &Tree, obj: &Path, cmd: Option<&str>) -> Validation {
+/// Whether kbuild validates an object objtool has not run on, from the tree's configuration and Makefiles. `obj`
+/// is the object's real path (`None` if it could not be resolved).
+fn validation_in_tree(tree: &Tree, obj: Option<&Path>, cmd: Option<&str>) -> Validation {
     if !tree.enabled("OBJTOOL")
         && !tree.enabled("STACK_VALIDATION")
         && !tree.enabled("UNWINDER_ORC")
@@ -515,7 +522,7 @@ fn validation_in_tree(tree: &Tree, obj: &Path, cmd: Option<&str>) -> Validation 
             Validation::Unknown
         };
     }
-    let Some(rel) = obj_rel(tree, obj) else {
+    let Some(rel) = obj.and_then(|o| o.strip_prefix(&tree.build).ok()) else {
         return Validation::Unknown;
     };
     if !compiled {
@@ -532,12 +539,6 @@ fn validation_in_tree(tree: &Tree, obj: &Path, cmd: Option<&str>) -> Validation 
                 .into(),
         ),
     }
-}
-
-/// The object's path relative to the build directory.
-fn obj_rel(tree: &Tree, obj: &Path) -> Option<PathBuf> {
-    let abs = std::fs::canonicalize(obj).ok()?;
-    abs.strip_prefix(&tree.build).ok().map(Path::to_path_buf)
 }
 
 /// `OBJECT_FILES_NON_STANDARD` of the object's directory Makefile (or Kbuild), as scripts/Makefile.build reads it:

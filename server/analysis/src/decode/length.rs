@@ -3,11 +3,12 @@
 //! Compiled kernel code is nearly all plain integer instructions (moves, ALU, push/pop, branches, calls, NOPs). Their
 //! lengths follow from the prefixes, the opcode and the ModRM/SIB bytes, which a few tables answer several times more
 //! cheaply than a full decode; and a process that meets no other instruction never builds iced-x86's decoder tables
-//! (about a millisecond, most of the run for a small object). [`fast_len`] answers only where the answer is certainly
-//! iced-x86's — a valid legacy-encoded instruction of exactly that length — and returns `None` for everything else:
-//! VEX/EVEX/XOP, x87, `lock` where it is invalid, moffs and far forms, the 16-bit branch forms, most system and SIMD instructions,
-//! reserved and invalid encodings, truncated bytes. Those go to iced-x86, which stays the authority; the unit tests
-//! hold the two equal on random byte sequences and on every opcode.
+//! (400–480 µs on the 2-core machine the benchmarks run on, more than the rest of the run for a small object).
+//! [`fast_len`] answers only where the answer is certainly iced-x86's — a valid legacy-encoded instruction of exactly
+//! that length — and returns `None` for everything else: VEX/EVEX/XOP, x87, `lock` where it is invalid, moffs and far
+//! forms, the 16-bit branch forms, most system and SIMD instructions, reserved and invalid encodings, truncated bytes.
+//! Those go to iced-x86, which stays the authority; the unit tests hold the two equal on random byte sequences and on
+//! every opcode.
 
 /// What follows the opcode byte(s) of an instruction [`fast_len`] knows.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -18,6 +19,8 @@ enum Shape {
     Bare,
     /// ModRM (+ SIB + displacement).
     M,
+    /// ModRM alone, its mode field ignored (`mov` to and from control registers).
+    R,
     /// ModRM, then an 8-bit immediate.
     MI8,
     /// ModRM, then a 16-bit (0x66 without REX.W) or 32-bit immediate.
@@ -99,7 +102,9 @@ static ONE_BYTE: [Entry; 256] = {
         t[op] = e(M, true, false); // test, xchg, mov
         op += 1;
     }
+    t[0x8c] = e(Group, true, false); // mov %sreg, r/m: /0../5
     t[0x8d] = e(Group, true, false); // lea: memory forms only
+    t[0x8e] = e(Group, true, false); // mov r/m, %sreg: /0, /2../5
     t[0x8f] = e(Group, true, false); // pop r/m: /0 only (else XOP)
     let mut op = 0x90;
     while op < 0xa0 {
@@ -173,15 +178,19 @@ static ONE_BYTE: [Entry; 256] = {
 static TWO_BYTE: [Entry; 256] = {
     use Shape::*;
     let mut t = [ASK; 256];
-    t[0x01] = e(Group, false, false); // clac, stac, swapgs, rdtscp, xgetbv, xsetbv
+    t[0x00] = e(Group, false, false); // verr, verw
+    t[0x01] = e(Group, false, false); // clac, stac, swapgs, rdtscp, xgetbv, xsetbv, serialize, monitorx, mwaitx
     t[0x05] = e(Bare, false, false); // syscall
     t[0x06] = e(Bare, false, false); // clts
     t[0x07] = e(Bare, false, false); // sysret
     t[0x08] = e(Bare, false, false); // invd
     t[0x09] = e(Bare, false, false); // wbinvd
     t[0x0b] = e(Bare, false, false); // ud2
+    t[0x18] = e(Group, false, false); // prefetch
     t[0x1e] = e(Group, false, true); // endbr64/endbr32 (f3 only)
     t[0x1f] = e(Group, true, false); // nopl r/m: /0 only
+    t[0x20] = e(Group, false, false); // mov %crN, %reg
+    t[0x22] = e(Group, false, false); // mov %reg, %crN
     t[0x30] = e(Bare, false, false); // wrmsr
     t[0x31] = e(Bare, false, false); // rdtsc
     t[0x32] = e(Bare, false, false); // rdmsr
@@ -206,7 +215,7 @@ static TWO_BYTE: [Entry; 256] = {
     t[0xab] = e(M, true, false); // bts
     t[0xac] = e(MI8, true, false); // shrd $imm8
     t[0xad] = e(M, true, false); // shrd %cl
-    t[0xae] = e(Group, false, false); // lfence, mfence, sfence
+    t[0xae] = e(Group, true, true); // lfence, mfence, sfence, clflush(opt), clwb, rd/wr{fs,gs}base
     t[0xaf] = e(M, true, false); // imul
     t[0xb0] = e(M, true, false); // cmpxchg
     t[0xb1] = e(M, true, false);
@@ -216,12 +225,14 @@ static TWO_BYTE: [Entry; 256] = {
     t[0xba] = e(Group, true, false); // bt/bts/btr/btc $imm8: /4../7
     t[0xbb] = e(M, true, false); // btc
     t[0xb8] = e(Group, true, true); // popcnt (f3 only)
+    t[0xb9] = e(M, true, false); // ud1 (the kernel's BUG/WARN traps)
     t[0xbc] = e(Group, true, true); // bsf, tzcnt (f3)
     t[0xbd] = e(Group, true, true); // bsr, lzcnt (f3)
     t[0xbe] = e(M, true, false); // movsb
     t[0xbf] = e(M, true, false); // movsw
     t[0xc0] = e(M, true, false); // xadd
     t[0xc1] = e(M, true, false);
+    t[0xc3] = e(Group, false, false); // movnti: memory forms only
     let mut op = 0xc8;
     while op < 0xd0 {
         t[op] = e(Bare, false, false); // bswap
@@ -238,6 +249,8 @@ fn group(two_byte: bool, op: u8, modrm: u8, rep: Option<u8>, opsize: bool) -> Sh
     let reg_form = modrm >> 6 == 3;
     if !two_byte {
         return match op {
+            0x8c if reg <= 5 => M,
+            0x8e if reg <= 5 && reg != 1 => M,
             0x8d if !reg_form => M,
             0x8f if reg == 0 => M,
             0xc0 | 0xc1 if reg != 6 => MI8,
@@ -255,20 +268,32 @@ fn group(two_byte: bool, op: u8, modrm: u8, rep: Option<u8>, opsize: bool) -> Sh
         };
     }
     match op {
+        0x00 if matches!(reg, 4 | 5) => M,
         0x01 if rep.is_none()
             && !opsize
-            && matches!(modrm, 0xca | 0xcb | 0xd0 | 0xd1 | 0xf8 | 0xf9) =>
+            && matches!(
+                modrm,
+                0xca | 0xcb | 0xd0 | 0xd1 | 0xe8 | 0xf8 | 0xf9 | 0xfa | 0xfb
+            ) =>
         {
             M
         }
+        // CR0, CR2, CR3, CR4 (REX.R, for CR8, is left to iced-x86 by the caller).
+        0x20 | 0x22 if matches!(reg, 0 | 2 | 3 | 4) => R,
         0x1e if rep == Some(0xf3) && !opsize && matches!(modrm, 0xfa | 0xfb) => M,
         0x1e => Ask,
+        0x18 if !reg_form && reg <= 3 => M, // prefetchnta, prefetcht0..2
         0x1f if reg == 0 => M,
         0x90..=0x9f if reg == 0 => M,
         0xae if rep.is_none() && !opsize && matches!(modrm, 0xe8 | 0xf0 | 0xf8) => M,
+        // clflush; clwb, clflushopt (0x66).
+        0xae if rep.is_none() && !reg_form && (reg == 7 || (opsize && reg == 6)) => M,
+        // rdfsbase, rdgsbase, wrfsbase, wrgsbase.
+        0xae if rep == Some(0xf3) && !opsize && reg_form && reg <= 3 => M,
         0xba if reg >= 4 => MI8,
         0xb8 if rep == Some(0xf3) => M,
         0xbc | 0xbd if rep != Some(0xf2) => M,
+        0xc3 if !reg_form => M,
         _ => Ask,
     }
 }
@@ -319,9 +344,11 @@ pub(super) fn fast_len(bytes: &[u8]) -> Option<usize> {
         i += 1;
     }
     let mut rex_w = false;
+    let mut rex_r = false;
     let mut b = *bytes.get(i)?;
     if b & 0xf0 == 0x40 {
         rex_w = b & 8 != 0;
+        rex_r = b & 4 != 0;
         i += 1;
         b = *bytes.get(i)?;
     }
@@ -347,7 +374,7 @@ pub(super) fn fast_len(bytes: &[u8]) -> Option<usize> {
         i += 1;
         if shape == Shape::Group {
             shape = group(two_byte, op, modrm, rep, opsize);
-            if shape == Shape::Ask {
+            if shape == Shape::Ask || (shape == Shape::R && rex_r) {
                 return None;
             }
         }
@@ -356,7 +383,7 @@ pub(super) fn fast_len(bytes: &[u8]) -> Option<usize> {
         }
         let mode = modrm >> 6;
         let rm = modrm & 7;
-        if mode != 3 {
+        if mode != 3 && shape != Shape::R {
             if rm == 4 {
                 let sib = *bytes.get(i)?;
                 i += 1;
