@@ -140,26 +140,85 @@ impl Tree {
     }
 }
 
-/// The text of `include/config/auto.conf` (`CONFIG_NAME=value` lines), looked up in place: a process asks for a
-/// few dozen of its thousands of symbols, so no map is built.
+/// The symbols kbuild's objtool rules read (`scripts/Makefile.lib`'s `objtool-args`, and whether objtool runs and
+/// when): [`Config`] finds them all in one pass.
+const OBJTOOL_SYMBOLS: [&str; 24] = [
+    "OBJTOOL",
+    "STACK_VALIDATION",
+    "UNWINDER_ORC",
+    "X86_KERNEL_IBT",
+    "LTO_CLANG",
+    "HAVE_JUMP_LABEL_HACK",
+    "HAVE_NOINSTR_HACK",
+    "MITIGATION_CALL_DEPTH_TRACKING",
+    "CALL_DEPTH_TRACKING",
+    "FINEIBT",
+    "FTRACE_MCOUNT_USE_OBJTOOL",
+    "HAVE_OBJTOOL_NOP_MCOUNT",
+    "MITIGATION_RETPOLINE",
+    "RETPOLINE",
+    "MITIGATION_RETHUNK",
+    "RETHUNK",
+    "MITIGATION_SLS",
+    "SLS",
+    "HAVE_STATIC_CALL_INLINE",
+    "HAVE_UACCESS_VALIDATION",
+    "GCOV_KERNEL",
+    "KCOV",
+    "PREFIX_SYMBOLS",
+    "FUNCTION_PADDING_BYTES",
+];
+
+/// The text of `include/config/auto.conf` (`CONFIG_NAME=value` lines). A process asks for a couple of dozen of its
+/// ~1,800 symbols, each once: the ones in [`OBJTOOL_SYMBOLS`] are found in one pass when the file is read, any
+/// other is looked up in the text; no map of the whole file is built.
 #[derive(Debug)]
 struct Config {
     /// The file's text after a newline, so every line starts after one.
     text: String,
+    /// Where the value of each of [`OBJTOOL_SYMBOLS`] lies in `text`, if set.
+    known: [Option<std::ops::Range<usize>>; OBJTOOL_SYMBOLS.len()],
 }
 
 impl Config {
     fn new(text: &str) -> Config {
-        Config {
-            text: format!("\n{text}"),
+        let text = format!("\n{text}");
+        let mut known: [Option<std::ops::Range<usize>>; OBJTOOL_SYMBOLS.len()] = Default::default();
+        let bytes = text.as_bytes();
+        let mut start = 1;
+        for end in memchr::memchr_iter(b'\n', bytes)
+            .skip(1)
+            .chain([bytes.len()])
+        {
+            let line = bytes.get(start..end).unwrap_or(&[]);
+            let at = start;
+            start = end + 1;
+            let Some(rest) = line.strip_prefix(b"CONFIG_") else {
+                continue;
+            };
+            let Some(eq) = memchr::memchr(b'=', rest) else {
+                continue;
+            };
+            let key = &rest[..eq];
+            if let Some(i) = OBJTOOL_SYMBOLS.iter().position(|s| s.as_bytes() == key) {
+                let value = at + "CONFIG_".len() + eq + 1;
+                known[i].get_or_insert(value..end);
+            }
         }
+        Config { text, known }
     }
 
     /// The value of `CONFIG_name` (`y`, `m`, a number, a string without its quotes), if set.
     fn get(&self, name: &str) -> Option<&str> {
-        let needle = format!("\nCONFIG_{name}=");
-        let at = memchr::memmem::find(self.text.as_bytes(), needle.as_bytes())? + needle.len();
-        let value = self.text.get(at..)?.lines().next().unwrap_or("");
+        let value = match OBJTOOL_SYMBOLS.iter().position(|s| *s == name) {
+            Some(i) => self.text.get(self.known[i].clone()?)?,
+            None => {
+                let needle = format!("\nCONFIG_{name}=");
+                let at =
+                    memchr::memmem::find(self.text.as_bytes(), needle.as_bytes())? + needle.len();
+                self.text.get(at..)?.lines().next().unwrap_or("")
+            }
+        };
         Some(value.trim_matches('"'))
     }
 }
@@ -528,7 +587,7 @@ fn validation_in_tree(tree: &Tree, obj: Option<&Path>, cmd: Option<&str>) -> Val
     if !compiled {
         return Validation::Unknown;
     }
-    if let Some(why) = non_standard(tree, &rel) {
+    if let Some(why) = non_standard(tree, rel) {
         return Validation::Never(why);
     }
     match kernel_object(tree, &rel, cmd) {
@@ -650,6 +709,17 @@ mod tests {
         assert_eq!(c.get("NAME"), Some("x86 64"));
         assert_eq!(c.get("PAD"), Some("16"));
         assert_eq!(Config::new("").get("PAD"), None);
+        // The symbols found in the first pass, and any other, answer alike; the first definition counts.
+        let c = Config::new(
+            "CONFIG_RETPOLINE_X=n\nCONFIG_RETPOLINE=y\nCONFIG_FUNCTION_PADDING_BYTES=16\nCONFIG_X86_KERNEL_IBT=y\nCONFIG_RETPOLINE=n\nCONFIG_OTHER=\"a b\"\nCONFIG_KCOV=",
+        );
+        assert_eq!(c.get("RETPOLINE"), Some("y"));
+        assert_eq!(c.get("FUNCTION_PADDING_BYTES"), Some("16"));
+        assert_eq!(c.get("X86_KERNEL_IBT"), Some("y"));
+        assert_eq!(c.get("KCOV"), Some(""));
+        assert_eq!(c.get("SLS"), None);
+        assert_eq!(c.get("OTHER"), Some("a b"));
+        assert_eq!(c.get("RETPOLINE_X"), Some("n"));
     }
 
     #[test]
