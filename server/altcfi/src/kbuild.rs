@@ -590,7 +590,7 @@ fn validation_in_tree(tree: &Tree, obj: Option<&Path>, cmd: Option<&str>) -> Val
     if let Some(why) = non_standard(tree, rel) {
         return Validation::Never(why);
     }
-    match kernel_object(tree, &rel, cmd) {
+    match kernel_object(tree, rel, cmd) {
         Some(KernelObject::Builtin) => Validation::Delayed(tree.objtool_args(false)),
         Some(KernelObject::Module) => Validation::Delayed(tree.objtool_args(true)),
         None => Validation::Never(
