@@ -18,7 +18,7 @@ pub enum AnalysisError {
     /// The ELF container is unreadable or not x86-64.
     #[error(transparent)]
     Object(#[from] ObjectError),
-    /// The analysis thread could not be started or died.
+    /// The analysis panicked (a bug: reported instead of ending the process).
     #[error("analysis failed: {0}")]
     Internal(String),
 }
@@ -149,7 +149,7 @@ pub fn analyze(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_here(data, opts, features, Extent::Full, &mut |_| {})
+    analyze_guarded(data, opts, features, Extent::Full, &mut |_| {})
 }
 
 /// [`analyze`] without the per-instruction table: [`Analysis::insns`] is left empty; findings, ORC, sites and
@@ -160,7 +160,7 @@ pub fn analyze_lean(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_here(data, opts, features, Extent::Lean, &mut |_| {})
+    analyze_guarded(data, opts, features, Extent::Lean, &mut |_| {})
 }
 
 /// [`analyze_lean`] that also leaves [`Analysis::sites`] empty when there are no findings (the sites only serve
@@ -170,21 +170,21 @@ pub fn analyze_findings(
     opts: Options,
     features: &FeatureNames,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_here(data, opts, features, Extent::Findings, &mut |_| {})
+    analyze_guarded(data, opts, features, Extent::Findings, &mut |_| {})
 }
 
 /// [`analyze`] in two stages from one walk: `on_lean` receives what [`analyze_lean`] returns as soon as it is
 /// known, then the per-instruction table is built and the full analysis returned. For a caller that publishes
-/// findings before it needs the table (the language server); `on_lean` runs on the analysis thread, so it should
-/// hand the value over and return. It is not called when the analysis stops before the walk (an unreadable
-/// object, or a fatal finding while building): the returned value is then the whole answer.
+/// findings before it needs the table (the language server); `on_lean` runs on the calling thread before the table
+/// is built, so it should hand the value over and return. It is not called when the analysis stops before the walk
+/// (an unreadable object, or a fatal finding while building): the returned value is then the whole answer.
 pub fn analyze_staged(
     data: &[u8],
     opts: Options,
     features: &FeatureNames,
     mut on_lean: impl FnMut(Analysis) + Send,
 ) -> Result<Analysis, AnalysisError> {
-    analyze_here(data, opts, features, Extent::Staged, &mut on_lean)
+    analyze_guarded(data, opts, features, Extent::Staged, &mut on_lean)
 }
 
 /// How much of [`Analysis`] to compute besides findings, ORC and states.
@@ -200,8 +200,23 @@ enum Extent {
     Staged,
 }
 
-/// The walk recurses on branches like objtool and grows its stack as it goes ([`validate`]), so this runs on the
-/// caller's thread: no thread of its own (a process that checks one object pays for every one it starts).
+/// [`analyze_here`] with a panic turned into [`AnalysisError::Internal`]: the last line of defence for the CLI and
+/// the language server, which go on with their other objects. It runs on the caller's thread: the walk recurses on
+/// branches like objtool and grows its stack as it goes ([`validate`]), so it needs no thread of its own (a process
+/// that checks one object would pay for every thread it starts).
+fn analyze_guarded(
+    data: &[u8],
+    opts: Options,
+    features: &FeatureNames,
+    extent: Extent,
+    on_lean: &mut (dyn FnMut(Analysis) + Send),
+) -> Result<Analysis, AnalysisError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        analyze_here(data, opts, features, extent, on_lean)
+    }))
+    .unwrap_or_else(|_| Err(AnalysisError::Internal("the analysis panicked".into())))
+}
+
 fn analyze_here(
     data: &[u8],
     opts: Options,
