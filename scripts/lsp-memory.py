@@ -64,14 +64,16 @@ def main():
         lines = text.count('\n') + 1
         if args.diagnostics_only:
             uris.append(uri)
-            print(f'{rel}: {time.monotonic() - started:.1f} s, rss {mb(status_kb(pid, "VmRSS")):.0f} MB', flush=True)
+            print(f'{rel}: {(time.monotonic() - started) * 1000:.0f} ms, rss {mb(status_kb(pid, "VmRSS")):.0f} MB',
+                  flush=True)
             continue
         server.request('textDocument/inlayHint', {'textDocument': {'uri': uri}, 'range': {
             'start': {'line': 0, 'character': 0}, 'end': {'line': lines, 'character': 0}}})
         server.request('textDocument/hover', {'textDocument': {'uri': uri},
                                               'position': {'line': lines // 2, 'character': 1}})
         uris.append(uri)
-        print(f'{rel}: {time.monotonic() - started:.1f} s, rss {mb(status_kb(pid, "VmRSS")):.0f} MB', flush=True)
+        print(f'{rel}: {(time.monotonic() - started) * 1000:.0f} ms, rss {mb(status_kb(pid, "VmRSS")):.0f} MB',
+                  flush=True)
     time.sleep(1.0)
     rss_open = mb(status_kb(pid, 'VmRSS'))
     hwm = mb(status_kb(pid, 'VmHWM'))

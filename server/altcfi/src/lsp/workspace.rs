@@ -399,12 +399,18 @@ pub const MAX_OBJECTS_PER_FILE: usize = 8;
 #[derive(Default)]
 pub struct Workspace {
     dbs: Mutex<HashMap<PathBuf, CompileDb>>,
+    /// Databases left unparsed because they do not name a file looked up in them: the version (stat) they were read
+    /// at and the file names they do not contain.
+    unnamed: Mutex<HashMap<PathBuf, Unnamed>>,
     index: Mutex<DwarfIndex>,
     /// Objects a compilation database names outside the readable places, already reported (each is logged once).
     refused: Mutex<HashSet<(PathBuf, PathBuf)>>,
     /// Kernel source trees seen, by root: their build directories and when they were looked for.
     kernels: Mutex<HashMap<PathBuf, (Instant, Vec<PathBuf>)>>,
 }
+
+/// A database's version (its stat) and the file names it was found not to contain.
+type Unnamed = ((u64, SystemTime), HashSet<std::ffi::OsString>);
 
 /// How long the build directories of a kernel tree are trusted before they are looked for again (a first `make
 /// O=…` while the editor is open is found within this time).
@@ -518,8 +524,26 @@ impl Workspace {
             let mut dbs = self.dbs.lock().unwrap_or_else(|e| e.into_inner());
             let fresh = dbs.get(&db).is_some_and(|d| d.key == Some(key));
             if !fresh {
-                let entries = std::fs::read(&db)
-                    .ok()
+                if self.known_not_to_name(&db, key, source, &wanted) {
+                    continue;
+                }
+                let bytes = std::fs::read(&db).ok();
+                if bytes
+                    .as_deref()
+                    .is_some_and(|b| !may_name(b, source, &wanted))
+                {
+                    let mut unnamed = lock(&self.unnamed);
+                    let (at, names) = unnamed
+                        .entry(db.clone())
+                        .or_insert_with(|| (key, HashSet::new()));
+                    if *at != key {
+                        *at = key;
+                        names.clear();
+                    }
+                    names.extend(source.file_name().map(ToOwned::to_owned));
+                    continue;
+                }
+                let entries = bytes
                     .and_then(|bytes| parse_compile_db(&bytes))
                     .unwrap_or_default();
                 dbs.insert(db.clone(), CompileDb::new(Some(key), entries));
@@ -560,6 +584,23 @@ impl Workspace {
             }
         }
         None
+    }
+
+    /// Whether the database `db`, at version `key`, was read and found not to name `source`'s file.
+    fn known_not_to_name(
+        &self,
+        db: &Path,
+        key: (u64, SystemTime),
+        source: &Path,
+        wanted: &Path,
+    ) -> bool {
+        let unnamed = lock(&self.unnamed);
+        let Some((at, names)) = unnamed.get(db) else {
+            return false;
+        };
+        *at == key
+            && source.file_name() == wanted.file_name()
+            && source.file_name().is_some_and(|n| names.contains(n))
     }
 
     /// Brings the DWARF index up to date (re-reading only objects whose size or mtime changed) and reports
@@ -646,6 +687,26 @@ pub fn may_read(object: &Path, source: &Path, root: Option<&Path>, config: &Conf
         };
         glob::Pattern::new(&pattern).is_ok_and(|p| p.matches_path(&object))
     })
+}
+
+/// Whether the text of a compilation database may have an entry for `source` (canonical form `wanted`): `false`
+/// only when neither file name appears in it anywhere. A kernel 6.1 database lists no assembler sources, and one of
+/// a whole kernel is tens of megabytes: opening `entry_64.S` would parse it for nothing. Names JSON may spell
+/// otherwise (quotes, backslashes, control or non-ASCII characters) always answer `true`; so does a database entry
+/// that is a link with another name to the source (never seen in generated databases), which this misses.
+fn may_name(db: &[u8], source: &Path, wanted: &Path) -> bool {
+    [source.file_name(), wanted.file_name()]
+        .into_iter()
+        .flatten()
+        .any(|name| {
+            let Some(name) = name.to_str() else {
+                return true;
+            };
+            let plain = name
+                .bytes()
+                .all(|b| b.is_ascii() && !b.is_ascii_control() && b != b'"' && b != b'\\');
+            !plain || memchr::memmem::find(db, name.as_bytes()).is_some()
+        })
 }
 
 /// Parses a compilation database; `None` if it is not one.
@@ -957,6 +1018,64 @@ mod tests {
         assert!(outputs(&root.join("src/late.S")).contains(&"late.o".to_string()));
         std::fs::write(root.join("src/late.S"), "").expect("write");
         assert_eq!(outputs(&root.join("link/late.S")), ["late.o"]);
+    }
+
+    /// A database that does not name the file anywhere is not parsed (6.1's lists no `.S` file), and the answer
+    /// is the same as parsing it: none. Once it names the file (a new version), it is parsed and answers.
+    #[test]
+    fn database_that_does_not_name_the_file_is_not_parsed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::write(root.join("entry.S"), "").expect("write");
+        std::fs::write(root.join("main.c"), "").expect("write");
+        std::fs::write(root.join("entry.o"), "").expect("write");
+        let db = root.join("compile_commands.json");
+        std::fs::write(
+            &db,
+            json!([{"directory": root, "file": "main.c", "output": "main.o"}]).to_string(),
+        )
+        .expect("write");
+        let ws = Workspace::default();
+        let config = Config::default();
+        let mut refused = Vec::new();
+        let entry = root.join("entry.S");
+        assert!(ws
+            .by_compile_commands(&entry, Some(&root), &config, &mut refused)
+            .is_none());
+        assert!(
+            !lock(&ws.dbs).contains_key(&db),
+            "parsed a database that does not name entry.S"
+        );
+        assert!(ws.known_not_to_name(&db, stat(&db).expect("stat"), &entry, &entry));
+        // A file it does name: parsed.
+        assert!(ws
+            .by_compile_commands(&root.join("main.c"), Some(&root), &config, &mut refused)
+            .is_some());
+        assert!(lock(&ws.dbs).contains_key(&db));
+        // A new version that names entry.S (another size): read again and found.
+        std::fs::write(
+            &db,
+            json!([{"directory": root, "file": "main.c", "output": "main.o"},
+                   {"directory": root, "file": "entry.S", "output": "entry.o"}])
+            .to_string(),
+        )
+        .expect("write");
+        let found = ws
+            .by_compile_commands(&entry, Some(&root), &config, &mut refused)
+            .expect("found once named");
+        assert_eq!(found.objects, [root.join("entry.o")]);
+        // Names JSON may escape are never ruled out.
+        assert!(may_name(
+            b"[]",
+            Path::new("/x/caf\u{e9}.S"),
+            Path::new("/x/caf\u{e9}.S")
+        ));
+        assert!(may_name(
+            b"[]",
+            Path::new("/x/a\"b.S"),
+            Path::new("/x/a\"b.S")
+        ));
+        assert!(!may_name(b"[]", Path::new("/x/a.S"), Path::new("/x/a.S")));
     }
 
     #[test]
