@@ -18,6 +18,18 @@ fn altcfi(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
         .expect("run altcfi")
 }
 
+/// `altcfi fix examples/demo.S --compile-commands compile_commands.json [extra…]` in `root`.
+fn fix_demo(root: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "fix",
+        "examples/demo.S",
+        "--compile-commands",
+        "compile_commands.json",
+    ];
+    args.extend_from_slice(extra);
+    altcfi(&args, root)
+}
+
 #[test]
 fn fix_prints_checked_diffs_and_apply_makes_the_file_clean() {
     let (_dir, root) = workspace();
@@ -26,15 +38,7 @@ fn fix_prints_checked_diffs_and_apply_makes_the_file_clean() {
     let text = std::fs::read_to_string(&src).expect("read");
     let bad = alternative_line(&text, "save_fl_bad") + 1;
 
-    let out = altcfi(
-        &[
-            "fix",
-            "examples/demo.S",
-            "--compile-commands",
-            "compile_commands.json",
-        ],
-        &root,
-    );
+    let out = fix_demo(&root, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -57,16 +61,7 @@ fn fix_prints_checked_diffs_and_apply_makes_the_file_clean() {
         "fix without --apply changed the file"
     );
 
-    let out = altcfi(
-        &[
-            "fix",
-            "examples/demo.S",
-            "--compile-commands",
-            "compile_commands.json",
-            "--apply",
-        ],
-        &root,
-    );
+    let out = fix_demo(&root, &["--apply"]);
     assert_eq!(out.status.code(), Some(0));
     assert_ne!(std::fs::read_to_string(&src).expect("read"), text);
     gcc(&root, "build/demo.o");
@@ -77,15 +72,7 @@ fn fix_prints_checked_diffs_and_apply_makes_the_file_clean() {
         String::from_utf8_lossy(&check.stdout)
     );
     // Nothing left to fix.
-    let out = altcfi(
-        &[
-            "fix",
-            "examples/demo.S",
-            "--compile-commands",
-            "compile_commands.json",
-        ],
-        &root,
-    );
+    let out = fix_demo(&root, &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("no stack layout conflict"));
 }
 
@@ -98,15 +85,7 @@ fn fix_refuses_a_plugin_and_names_it() {
         "arguments": ["gcc", "-fplugin=./evil.so", "-c", "-g", "examples/demo.S", "-o", "build/demo.o"],
     }]);
     std::fs::write(root.join("compile_commands.json"), db.to_string()).expect("write db");
-    let out = altcfi(
-        &[
-            "fix",
-            "examples/demo.S",
-            "--compile-commands",
-            "compile_commands.json",
-        ],
-        &root,
-    );
+    let out = fix_demo(&root, &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

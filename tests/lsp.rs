@@ -19,12 +19,13 @@ use support::repo_root;
 
 #[test]
 fn demo_conflict_hover_table_and_live_rebuild() {
-    let (_dir, root) = workspace();
-    compile_commands(&root, "build/demo.o");
-    gcc(&root, "build/demo.o");
-    let src = root.join("examples/demo.S");
-    let text = std::fs::read_to_string(&src).expect("read");
-    let bad = alternative_line(&text, "save_fl_bad");
+    let BuiltDemo {
+        dir: _dir,
+        root,
+        src,
+        text,
+        bad,
+    } = built_demo();
     let ok = alternative_line(&text, "save_fl_ok");
 
     let mut c = Client::start(&root);
@@ -486,11 +487,12 @@ fn neovim_headless_shows_the_conflict_hover_and_the_rebuild() {
         );
         return;
     };
-    let (_dir, root) = workspace();
-    compile_commands(&root, "build/demo.o");
-    gcc(&root, "build/demo.o");
-    let text = std::fs::read_to_string(root.join("examples/demo.S")).expect("read");
-    let bad = alternative_line(&text, "save_fl_bad");
+    let BuiltDemo {
+        dir: _dir,
+        root,
+        bad,
+        ..
+    } = built_demo();
     let script = root.join("test.lua");
     std::fs::write(&script, NVIM_SCRIPT).expect("write script");
     let out = root.join("result.txt");
@@ -1092,12 +1094,13 @@ fn live_mode_uses_the_command_template_of_altcfi_toml() {
 
 #[test]
 fn code_action_offers_a_checked_fix_that_makes_the_site_clean() {
-    let (_dir, root) = workspace();
-    compile_commands(&root, "build/demo.o");
-    gcc(&root, "build/demo.o");
-    let src = root.join("examples/demo.S");
-    let text = std::fs::read_to_string(&src).expect("read");
-    let bad = alternative_line(&text, "save_fl_bad");
+    let BuiltDemo {
+        dir: _dir,
+        root,
+        src,
+        text,
+        bad,
+    } = built_demo();
 
     let mut c = Client::start(&root);
     let init = c.initialize(&root, json!({}));

@@ -137,12 +137,13 @@ fn settle(
 #[test]
 fn thousands_of_rapid_edits_saves_and_hovers() {
     let started = Instant::now();
-    let (_dir, root) = workspace();
-    compile_commands(&root, "build/demo.o");
-    gcc(&root, "build/demo.o");
-    let src = root.join("examples/demo.S");
-    let text = std::fs::read_to_string(&src).expect("read");
-    let bad = alternative_line(&text, "save_fl_bad");
+    let BuiltDemo {
+        dir: _dir,
+        root,
+        src,
+        text,
+        bad,
+    } = built_demo();
 
     let mut c = Client::start(&root);
     c.initialize(&root, json!({}));

@@ -298,6 +298,37 @@ pub fn workspace() -> (tempfile::TempDir, PathBuf) {
     (dir, root)
 }
 
+/// A [`workspace`] whose demo is built as its compilation database says (`build/demo.o`, with the conflict).
+pub struct BuiltDemo {
+    /// The temporary directory (removed when dropped).
+    pub dir: tempfile::TempDir,
+    /// The workspace root.
+    pub root: PathBuf,
+    /// `examples/demo.S`.
+    pub src: PathBuf,
+    /// Its text.
+    pub text: String,
+    /// 0-based line of `save_fl_bad`'s `ALTERNATIVE`.
+    pub bad: u32,
+}
+
+/// Makes a [`BuiltDemo`].
+pub fn built_demo() -> BuiltDemo {
+    let (dir, root) = workspace();
+    compile_commands(&root, "build/demo.o");
+    gcc(&root, "build/demo.o");
+    let src = root.join("examples/demo.S");
+    let text = std::fs::read_to_string(&src).expect("read");
+    let bad = alternative_line(&text, "save_fl_bad");
+    BuiltDemo {
+        dir,
+        root,
+        src,
+        text,
+        bad,
+    }
+}
+
 /// `examples/demo.S`'s text with save_fl_bad's conflicting replacement fixed (`call xen_save_fl`, as save_fl_ok).
 pub fn fixed_demo(text: &str) -> String {
     let fixed = text.replace(

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// What altcfi knows about one open document after a check.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct DocView {
     /// How its objects were found (`None`: no object found).
     pub resolution: Option<Resolution>,
@@ -93,12 +93,7 @@ pub fn check_document(
 ) -> Outcome {
     let mut view = DocView {
         resolution: resolution.clone(),
-        objects: Vec::new(),
-        seen: Vec::new(),
-        diagnostics: Vec::new(),
-        notes: Vec::new(),
-        summaries: OnceLock::new(),
-        lenses: OnceLock::new(),
+        ..DocView::default()
     };
     let Some(resolution) = resolution else {
         let why =
@@ -302,12 +297,7 @@ pub fn check_unsaved(
     );
     let mut view = DocView {
         resolution: Some(resolution),
-        objects: Vec::new(),
-        seen: Vec::new(),
-        diagnostics: Vec::new(),
-        notes: Vec::new(),
-        summaries: OnceLock::new(),
-        lenses: OnceLock::new(),
+        ..DocView::default()
     };
     if !current() {
         return LiveOutcome::Cancelled;
